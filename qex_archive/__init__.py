@@ -1,0 +1,65 @@
+"""qex-archive: keep, find and share quantum experiment runs.
+
+>>> import qex_archive as qa
+>>> arch = qa.open_archive("qex_data")                         # doctest: +SKIP
+>>> run = arch.record("ghz", params={"shots": 1024}, backend="aer_simulator",
+...                   state=rho)                                # doctest: +SKIP
+
+Names are imported on first use so that ``import qex_archive`` (and the CLI's start-up)
+does not pay for numpy or SQLite.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "open_archive": "archive",
+    "resolve_data_dir": "archive",
+    "Archive": "archive",
+    "Run": "run",
+    "Artifact": "run",
+    "RunFilter": "query",
+    "QexError": "errors",
+    "ArchiveError": "errors",
+    "ArchiveNotFound": "errors",
+    "SchemaTooNew": "errors",
+    "RunNotFound": "errors",
+    "AmbiguousRunId": "errors",
+    "InvalidInput": "errors",
+    "InvalidState": "errors",
+    "InvalidJSON": "errors",
+    "InvalidFilter": "errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:
+    from .archive import Archive as Archive
+    from .archive import open_archive as open_archive
+    from .archive import resolve_data_dir as resolve_data_dir
+    from .errors import AmbiguousRunId as AmbiguousRunId
+    from .errors import ArchiveError as ArchiveError
+    from .errors import ArchiveNotFound as ArchiveNotFound
+    from .errors import InvalidFilter as InvalidFilter
+    from .errors import InvalidInput as InvalidInput
+    from .errors import InvalidJSON as InvalidJSON
+    from .errors import InvalidState as InvalidState
+    from .errors import QexError as QexError
+    from .errors import RunNotFound as RunNotFound
+    from .errors import SchemaTooNew as SchemaTooNew
+    from .query import RunFilter as RunFilter
+    from .run import Artifact as Artifact
+    from .run import Run as Run
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'qex_archive' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

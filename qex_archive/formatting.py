@@ -1,0 +1,128 @@
+"""Plain-text views of runs for people at a terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from .jsonvalues import dumps
+from .run import Run
+from .timeutil import iso_local
+
+PARAMS_WIDTH = 60
+
+
+def short_time(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def format_params(params: dict[str, Any], width: int | None = None) -> str:
+    text = " ".join(f"{key}={dumps(value)}" for key, value in params.items())
+    if width is not None and len(text) > width:
+        text = text[: width - 1] + "…"
+    return text
+
+
+def format_dims(dims: Sequence[int] | None) -> str:
+    if not dims:
+        return "?"
+    if all(d == 2 for d in dims):
+        return f"{len(dims)}q"
+    return "x".join(str(d) for d in dims)
+
+
+def _number(value: object, spec: str = ".4f") -> str:
+    return format(value, spec) if isinstance(value, (int, float)) else "?"
+
+
+def run_line(run: Run) -> str:
+    return (
+        f"{run.run_id[:8]}  {short_time(run.timestamp)}  {run.experiment_name}  {run.backend_name}"
+    )
+
+
+def runs_table(runs: Sequence[Run]) -> str:
+    header = ("RUN", "TIME", "EXPERIMENT", "BACKEND", "DIMS", "PURITY", "VALID", "PARAMS")
+    rows = [header]
+    for run in runs:
+        validation = run.validation
+        is_valid = validation.get("is_valid")
+        valid = "?" if is_valid is None else "yes" if is_valid else "NO"
+        rows.append(
+            (
+                run.run_id[:8],
+                short_time(run.timestamp),
+                run.experiment_name,
+                run.backend_name,
+                format_dims(run.dims),
+                _number(validation.get("purity")),
+                valid,
+                format_params(run.params, PARAMS_WIDTH),
+            )
+        )
+    if len(rows) == 1:
+        return "no runs match"
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+        + "  "
+        + row[-1]
+        for row in rows
+    ).rstrip()
+
+
+def run_details(run: Run) -> str:
+    state = run.state_info
+    validation = run.validation
+    lines = [
+        ("run", run.run_id),
+        ("experiment", run.experiment_name),
+        ("backend", run.backend_name),
+        ("time", f"{iso_local(run.timestamp)}  ({run.timestamp})"),
+        ("params", format_params(run.params) or "(none)"),
+    ]
+    if state:
+        shape = "x".join(str(n) for n in state.get("shape", []))
+        lines.append(
+            (
+                "state",
+                f"dims {state.get('dims')} ({format_dims(state.get('dims'))}), "
+                f"{shape} {state.get('dtype', '')}, ordering {state.get('ordering')}"
+                + (
+                    f" (from {state['source_ordering']})"
+                    if state.get("source_ordering") not in (None, state.get("ordering"))
+                    else ""
+                ),
+            )
+        )
+    if validation:
+        verdict = "physical" if validation.get("is_valid") else "NOT PHYSICAL"
+        lines.append(
+            (
+                "validation",
+                f"{verdict}: trace {_number(validation.get('trace'), '.6g')}, "
+                f"purity {_number(validation.get('purity'))}, "
+                f"entropy {_number(validation.get('von_neumann_entropy_bits'))} bits, "
+                f"eigenvalues [{_number(validation.get('min_eigenvalue'), '.4g')}, "
+                f"{_number(validation.get('max_eigenvalue'), '.4g')}]",
+            )
+        )
+        lines.extend(("finding", text) for text in validation.get("findings") or [])
+    lines.append(("density", f"{run.density_matrix_path}  sha256 {state.get('sha256', '?')}"))
+    artifacts = run.artifacts
+    if artifacts:
+        lines.extend(
+            ("artifact", f"{a.name}: {a.relative_path} ({a.media_type})") for a in artifacts
+        )
+    else:
+        lines.append(("artifacts", "(none)"))
+    reserved = {"state", "validation", "backend", "qex"}
+    extra = {k: v for k, v in (run.metadata or {}).items() if k not in reserved}
+    if extra:
+        lines.append(("metadata", dumps(extra)))
+    backend = (run.metadata or {}).get("backend")
+    if backend:
+        lines.append(("backend info", dumps(backend)))
+    width = max(len(label) for label, _ in lines)
+    return "\n".join(f"{label.ljust(width)}  {value}" for label, value in lines)

@@ -1,0 +1,107 @@
+"""Plain-JSON values: checking what users hand us, and writing it canonically.
+
+The archive stores params and metadata as JSON text that any tool can read back, so only
+strict JSON goes in: string keys, finite numbers, no objects JSON cannot express.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import InvalidJSON
+
+MAX_DEPTH = 64
+
+JSONValue = Any
+
+
+def dumps(value: JSONValue) -> str:
+    """Canonical JSON text: sorted keys, no NaN, compact, UTF-8 kept as is."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=False
+    )
+
+
+def json_safe(value: object, where: str, _depth: int = 0) -> JSONValue:
+    """Return ``value`` as plain JSON data, or raise :class:`InvalidJSON` naming ``where``.
+
+    Tuples and numpy arrays become lists and numpy scalars become Python numbers, since
+    that is what a scientist hands over from a notebook; anything without an obvious JSON
+    spelling is refused rather than stringified.
+    """
+    if _depth > MAX_DEPTH:
+        raise InvalidJSON(f"{where}: nested deeper than {MAX_DEPTH} levels; flatten it")
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidJSON(
+                f"{where} is {value!r}, which JSON cannot store; use null or a string instead"
+            )
+        return float(value)
+    if isinstance(value, str):
+        _check_text(value, where)
+        return value
+    if isinstance(value, Mapping):
+        out: dict[str, JSONValue] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidJSON(
+                    f"{where} has the key {key!r} of type {type(key).__name__}; "
+                    "keys must be strings"
+                )
+            _check_text(key, f"{where} key {key!r}")
+            out[key] = json_safe(item, f"{where}[{key!r}]", _depth + 1)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item, f"{where}[{i}]", _depth + 1) for i, item in enumerate(value)]
+    if type(value).__module__ == "numpy":
+        # numpy scalars and arrays, without importing numpy here
+        converted = value.tolist()  # type: ignore[attr-defined]
+        if isinstance(converted, complex):
+            raise InvalidJSON(
+                f"{where} is a complex number; store its real and imaginary parts separately"
+            )
+        return json_safe(converted, where, _depth)
+    if isinstance(value, complex):
+        raise InvalidJSON(
+            f"{where} is a complex number; store its real and imaginary parts separately"
+        )
+    raise InvalidJSON(
+        f"{where} is a {type(value).__name__}, which is not JSON; "
+        "use numbers, strings, booleans, null, lists and dicts"
+    )
+
+
+def json_object(value: object, where: str) -> dict[str, JSONValue]:
+    """Check that ``value`` is a dict of plain JSON and return a clean copy."""
+    if not isinstance(value, Mapping):
+        raise InvalidJSON(f"{where} must be a dict, not {type(value).__name__}")
+    result: dict[str, JSONValue] = json_safe(value, where)
+    return result
+
+
+def parse_loose(text: str) -> JSONValue:
+    """A command-line value: JSON when it parses as JSON (``3``, ``0.5``, ``true``, ``[1,2]``),
+    otherwise the text itself, so ``--param backend=aer`` needs no quotes."""
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except ValueError:
+        return text
+    return value
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(name)
+
+
+def _check_text(text: str, where: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidJSON(f"{where} contains a lone surrogate, which is not valid UTF-8") from None

@@ -1,0 +1,114 @@
+"""Named, ordered schema migrations.
+
+Version N of the schema is the state after the first N migrations. Each applied migration is
+recorded in ``qex_migrations`` and the version is kept in ``PRAGMA user_version`` so opening an
+archive costs one pragma read when nothing is pending. Migrations are only ever appended.
+
+The first migration creates the user's seed schema exactly (``spec/sqlite-schema.md``); it
+uses ``IF NOT EXISTS`` so a ``qex.db`` made by hand from that document is adopted as it is.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+
+from .database import write_transaction
+from .errors import SchemaTooNew
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def m001_seed_schema(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS runs (
+            run_id TEXT PRIMARY KEY,
+            experiment_name TEXT NOT NULL,
+            params TEXT NOT NULL,
+            backend_name TEXT NOT NULL,
+            timestamp REAL NOT NULL,
+            density_matrix_path TEXT NOT NULL,
+            metadata TEXT
+        )"""
+    )
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS artifacts (
+            artifact_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id TEXT NOT NULL,
+            artifact_name TEXT NOT NULL,
+            artifact_path TEXT NOT NULL,
+            artifact_type TEXT NOT NULL,
+            FOREIGN KEY (run_id) REFERENCES runs(run_id)
+        )"""
+    )
+    conn.execute("CREATE INDEX IF NOT EXISTS idx_runs_experiment_name ON runs(experiment_name)")
+    conn.execute("CREATE INDEX IF NOT EXISTS idx_runs_timestamp ON runs(timestamp)")
+    conn.execute("CREATE INDEX IF NOT EXISTS idx_artifacts_run_id ON artifacts(run_id)")
+
+
+def m002_file_checksums(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        """CREATE TABLE qex_files (
+            path TEXT PRIMARY KEY,
+            run_id TEXT NOT NULL REFERENCES runs(run_id),
+            size INTEGER NOT NULL,
+            sha256 TEXT NOT NULL
+        )"""
+    )
+    conn.execute("CREATE INDEX idx_qex_files_run_id ON qex_files(run_id)")
+
+
+MIGRATIONS: tuple[tuple[str, Migration], ...] = (
+    ("m001_seed_schema", m001_seed_schema),
+    ("m002_file_checksums", m002_file_checksums),
+)
+
+LATEST_VERSION = len(MIGRATIONS)
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    return version
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Bring the database to :data:`LATEST_VERSION`; return the names of migrations applied."""
+    if schema_version(conn) == LATEST_VERSION:
+        return []
+    applied: list[str] = []
+    with write_transaction(conn):
+        # Another process may have migrated while we waited for the write lock.
+        version = schema_version(conn)
+        _refuse_newer(version)
+        conn.execute(
+            """CREATE TABLE IF NOT EXISTS qex_migrations (
+                version INTEGER PRIMARY KEY,
+                name TEXT NOT NULL UNIQUE,
+                applied_at REAL NOT NULL
+            )"""
+        )
+        for number, (name, migration) in enumerate(MIGRATIONS[version:], start=version + 1):
+            migration(conn)
+            conn.execute(
+                "INSERT INTO qex_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (number, name, time.time()),
+            )
+            applied.append(name)
+        conn.execute(f"PRAGMA user_version = {LATEST_VERSION}")
+    return applied
+
+
+def check_version(conn: sqlite3.Connection) -> None:
+    _refuse_newer(schema_version(conn))
+
+
+def _refuse_newer(version: int) -> None:
+    if version > LATEST_VERSION:
+        from . import __version__
+
+        raise SchemaTooNew(
+            f"this archive has schema version {version}, but qex-archive {__version__} "
+            f"understands up to version {LATEST_VERSION}; upgrade with "
+            "'pip install --upgrade qex-archive'"
+        )

@@ -1,0 +1,95 @@
+"""The ``.npy`` file format, written and read without numpy.
+
+Reading parses the header strictly (magic, version, a literal dict with exactly the three
+keys numpy writes) so a file can be checked, and an untrusted one refused, before any
+array is allocated. Only the archive's one layout is produced: ``<c16`` in C order.
+"""
+
+from __future__ import annotations
+
+import ast
+import struct
+from dataclasses import dataclass
+from typing import BinaryIO
+
+MAGIC = b"\x93NUMPY"
+ALIGNMENT = 64
+MAX_HEADER_BYTES = 4096
+COMPLEX128 = "<c16"
+ITEM_SIZES = {"<c16": 16, "<c8": 8, "<f8": 8, "<f4": 4}
+
+
+class NpyFormatError(ValueError):
+    """The bytes are not a ``.npy`` file this module accepts."""
+
+
+@dataclass(frozen=True)
+class NpyHeader:
+    descr: str
+    fortran_order: bool
+    shape: tuple[int, ...]
+    data_offset: int
+
+    @property
+    def data_size(self) -> int:
+        """Bytes of array data the header promises (for the dtypes in ITEM_SIZES)."""
+        count = 1
+        for n in self.shape:
+            count *= n
+        return count * ITEM_SIZES[self.descr]
+
+
+def header_bytes(shape: tuple[int, ...], descr: str = COMPLEX128) -> bytes:
+    """A version 1.0 header for a C-ordered array, padded as numpy pads it."""
+    text = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape!r}, }}"
+    unpadded = len(MAGIC) + 4 + len(text) + 1
+    text += " " * (-unpadded % ALIGNMENT) + "\n"
+    return MAGIC + b"\x01\x00" + struct.pack("<H", len(text)) + text.encode("latin1")
+
+
+def read_header(stream: BinaryIO) -> NpyHeader:
+    """Parse the header at the start of ``stream``; raise :class:`NpyFormatError` if malformed."""
+    prefix = stream.read(len(MAGIC) + 2)
+    if len(prefix) < len(MAGIC) + 2 or prefix[: len(MAGIC)] != MAGIC:
+        raise NpyFormatError("not a .npy file (bad magic bytes)")
+    major, minor = prefix[len(MAGIC)], prefix[len(MAGIC) + 1]
+    if (major, minor) == (1, 0):
+        size_bytes, encoding = stream.read(2), "latin1"
+        length_format = "<H"
+    elif (major, minor) in ((2, 0), (3, 0)):
+        size_bytes, encoding = stream.read(4), "latin1" if major == 2 else "utf-8"
+        length_format = "<I"
+    else:
+        raise NpyFormatError(f"unsupported .npy version {major}.{minor}")
+    if len(size_bytes) != struct.calcsize(length_format):
+        raise NpyFormatError("truncated .npy header")
+    (header_length,) = struct.unpack(length_format, size_bytes)
+    if header_length > MAX_HEADER_BYTES:
+        raise NpyFormatError(f".npy header of {header_length} bytes is larger than allowed")
+    raw = stream.read(header_length)
+    if len(raw) != header_length:
+        raise NpyFormatError("truncated .npy header")
+    try:
+        fields = ast.literal_eval(raw.decode(encoding))
+    except (ValueError, SyntaxError, UnicodeDecodeError, MemoryError, RecursionError):
+        raise NpyFormatError(".npy header is not a Python literal") from None
+    if not isinstance(fields, dict) or set(fields) != {"descr", "fortran_order", "shape"}:
+        raise NpyFormatError(".npy header must hold exactly descr, fortran_order and shape")
+    descr, fortran, shape = fields["descr"], fields["fortran_order"], fields["shape"]
+    if not isinstance(descr, str):
+        raise NpyFormatError(f".npy dtype {descr!r} is not a simple dtype")
+    if not isinstance(fortran, bool):
+        raise NpyFormatError(".npy fortran_order must be True or False")
+    if not isinstance(shape, tuple) or not all(type(n) is int and n >= 0 for n in shape):
+        raise NpyFormatError(f".npy shape {shape!r} is not a tuple of non-negative integers")
+    return NpyHeader(descr, fortran, shape, len(MAGIC) + 2 + len(size_bytes) + header_length)
+
+
+def check_density_matrix_header(header: NpyHeader) -> None:
+    """Refuse anything but what the archive writes: ``<c16``, C order, square, 2-D."""
+    if header.descr != COMPLEX128:
+        raise NpyFormatError(f".npy dtype is {header.descr!r}, expected '{COMPLEX128}'")
+    if header.fortran_order:
+        raise NpyFormatError(".npy array is in Fortran order, expected C order")
+    if len(header.shape) != 2 or header.shape[0] != header.shape[1] or header.shape[0] < 1:
+        raise NpyFormatError(f".npy shape {header.shape} is not a square matrix")

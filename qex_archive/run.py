@@ -1,0 +1,146 @@
+"""A run as read back from the archive."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .timeutil import iso_local
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from .archive import Archive
+
+RUN_COLUMNS = (
+    "run_id",
+    "experiment_name",
+    "params",
+    "backend_name",
+    "timestamp",
+    "density_matrix_path",
+    "metadata",
+)
+RunRow = tuple[str, str, str, str, float, str, "str | None"]
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A file rendered from a run, e.g. its Bloch-sphere page."""
+
+    name: str
+    relative_path: str
+    media_type: str
+    path: Path
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "path": self.relative_path, "media_type": self.media_type}
+
+
+class Run:
+    """One archived run: the seed columns as attributes, JSON columns parsed on first use,
+    and the density matrix loaded lazily as a read-only memory map."""
+
+    def __init__(self, archive: Archive, row: RunRow) -> None:
+        self._archive = archive
+        (
+            self.run_id,
+            self.experiment_name,
+            self._params_json,
+            self.backend_name,
+            self.timestamp,
+            self.density_matrix_path,
+            self._metadata_json,
+        ) = row
+
+    @cached_property
+    def params(self) -> dict[str, Any]:
+        params: dict[str, Any] = json.loads(self._params_json)
+        return params
+
+    @cached_property
+    def metadata(self) -> dict[str, Any] | None:
+        if self._metadata_json is None:
+            return None
+        metadata: dict[str, Any] = json.loads(self._metadata_json)
+        return metadata
+
+    @property
+    def time(self) -> datetime:
+        """The run's timestamp as an aware local datetime."""
+        return datetime.fromtimestamp(self.timestamp).astimezone()
+
+    @property
+    def state_info(self) -> dict[str, Any]:
+        """``metadata["state"]``: dims, ordering, labels, checksum (empty if not recorded)."""
+        return dict((self.metadata or {}).get("state") or {})
+
+    @property
+    def dims(self) -> list[int] | None:
+        dims = self.state_info.get("dims")
+        return list(dims) if dims is not None else None
+
+    @property
+    def validation(self) -> dict[str, Any]:
+        """``metadata["validation"]``: trace, purity, entropy, eigenvalue range, is_valid."""
+        return dict((self.metadata or {}).get("validation") or {})
+
+    @property
+    def rho_path(self) -> Path:
+        return self._archive.resolve_path(self.density_matrix_path)
+
+    @cached_property
+    def rho(self) -> npt.NDArray[np.complex128]:
+        """The density matrix, memory-mapped read-only from its ``.npy`` file."""
+        import numpy as np
+
+        array: npt.NDArray[np.complex128] = np.load(
+            self.rho_path, mmap_mode="r", allow_pickle=False
+        )
+        return array
+
+    @cached_property
+    def artifacts(self) -> list[Artifact]:
+        return self._archive.artifacts_of(self.run_id)
+
+    def row(self) -> RunRow:
+        """The run's ``runs`` row exactly as stored."""
+        return (
+            self.run_id,
+            self.experiment_name,
+            self._params_json,
+            self.backend_name,
+            self.timestamp,
+            self.density_matrix_path,
+            self._metadata_json,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "experiment_name": self.experiment_name,
+            "params": self.params,
+            "backend_name": self.backend_name,
+            "timestamp": self.timestamp,
+            "time": iso_local(self.timestamp),
+            "density_matrix_path": self.density_matrix_path,
+            "metadata": self.metadata,
+            "artifacts": [artifact.to_dict() for artifact in self.artifacts],
+        }
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Run) and self.row() == other.row()
+
+    def __hash__(self) -> int:
+        return hash(self.run_id)
+
+    def __repr__(self) -> str:
+        return (
+            f"Run({self.run_id[:8]!r}, experiment={self.experiment_name!r}, "
+            f"backend={self.backend_name!r}, time={iso_local(self.timestamp)!r})"
+        )

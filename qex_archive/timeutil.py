@@ -1,0 +1,57 @@
+"""Points in time as users write them, turned into Unix timestamps."""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from datetime import datetime, timezone
+
+from .errors import InvalidInput
+
+_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def to_timestamp(value: object, what: str) -> float:
+    """A Unix timestamp from a number, a ``datetime``, an ISO 8601 text or a relative age.
+
+    Naive datetimes and ISO texts without an offset are local time; ``"3d"``/``"12h"``/``"30m"``
+    mean that long before now.
+    """
+    if isinstance(value, bool):
+        raise InvalidInput(f"{what} must be a time, not a boolean")
+    if isinstance(value, (int, float)):
+        number = float(value)
+        if not math.isfinite(number):
+            raise InvalidInput(f"{what} must be a finite Unix timestamp, got {value!r}")
+        return number
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, str):
+        relative = _RELATIVE.match(value)
+        if relative:
+            return time.time() - float(relative.group(1)) * _UNIT_SECONDS[relative.group(2)]
+        text = value.strip()
+        try:
+            return to_timestamp(float(text), what)
+        except ValueError:
+            pass
+        try:
+            return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            pass
+        raise InvalidInput(
+            f"{what} {value!r} is not a time; use ISO 8601 (2026-11-26 or 2026-11-26T14:30), "
+            "a Unix timestamp, or an age like 3d, 12h, 30m"
+        )
+    raise InvalidInput(f"{what} must be a time, not {type(value).__name__}")
+
+
+def iso_local(timestamp: float) -> str:
+    """Local time with its UTC offset, to the second."""
+    return datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="seconds")
+
+
+def iso_utc(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(timespec="microseconds")
