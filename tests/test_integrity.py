@@ -1,0 +1,85 @@
+"""``check`` finds missing, orphaned and damaged files; ``gc`` removes orphans."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import qex_archive as qa
+from qex_archive.integrity import check_archive, collect_garbage
+
+from .conftest import bell_state, snapshot
+
+
+def codes(archive: qa.Archive, **kwargs: bool) -> list[tuple[str, str | None]]:
+    return [(f.code, f.path) for f in check_archive(archive, **kwargs)]
+
+
+def test_a_healthy_archive_has_no_findings(archive: qa.Archive) -> None:
+    for _ in range(3):
+        archive.record("e", backend="b", state=bell_state())
+    assert check_archive(archive) == []
+
+
+def test_a_deleted_npy_is_reported(archive: qa.Archive) -> None:
+    run = archive.record("e", backend="b", state=bell_state())
+    run.rho_path.unlink()
+    assert codes(archive) == [("QEX-C001", run.density_matrix_path)]
+
+
+def test_an_orphan_file_is_reported_and_collected(archive: qa.Archive) -> None:
+    run = archive.record("e", backend="b", state=bell_state())
+    orphan = archive.results_dir / "0000_rho.npy"
+    orphan.write_bytes(b"x")
+    temp = archive.artifacts_dir / ".tmp-123-abcd-x_bloch.html"
+    temp.write_bytes(b"half")
+    assert sorted(codes(archive)) == [
+        ("QEX-C005", "results/0000_rho.npy"),
+        ("QEX-C006", "artifacts/.tmp-123-abcd-x_bloch.html"),
+    ]
+    assert collect_garbage(archive, dry_run=True) == [
+        "artifacts/.tmp-123-abcd-x_bloch.html",
+        "results/0000_rho.npy",
+    ]
+    assert orphan.exists() and temp.exists()
+    collect_garbage(archive)
+    assert not orphan.exists() and not temp.exists()
+    assert check_archive(archive) == []
+    assert run.rho_path.exists()
+
+
+def test_a_flipped_byte_is_reported(archive: qa.Archive) -> None:
+    run = archive.record("e", backend="b", state=bell_state())
+    data = bytearray(run.rho_path.read_bytes())
+    data[-3] ^= 0x01
+    run.rho_path.write_bytes(bytes(data))
+    assert codes(archive) == [("QEX-C003", run.density_matrix_path)]
+    # without hashing, a same-size flip in the data is invisible, which is why hashing is the default
+    assert codes(archive, verify_checksums=False) == []
+
+
+def test_a_truncated_or_mangled_npy_is_reported(archive: qa.Archive) -> None:
+    short = archive.record("e", backend="b", state=bell_state())
+    short.rho_path.write_bytes(short.rho_path.read_bytes()[:-16])
+    mangled = archive.record("e", backend="b", state=bell_state())
+    data = mangled.rho_path.read_bytes()
+    mangled.rho_path.write_bytes(data.replace(b"<c16", b"<f16"))
+    found = dict(codes(archive))
+    assert {code: path for code, path in found.items()} == {
+        "QEX-C002": short.density_matrix_path,
+        "QEX-C004": mangled.density_matrix_path,
+    }
+
+
+def test_non_physical_states_are_warnings(archive: qa.Archive) -> None:
+    run = archive.record("tomo", backend="b", state=np.array([[1.2, 0], [0, -0.2]]))
+    (finding,) = check_archive(archive)
+    assert (finding.code, finding.severity, finding.run_id) == ("QEX-C008", "warning", run.run_id)
+    assert "positive semidefinite" in finding.message
+
+
+def test_check_changes_nothing(archive: qa.Archive) -> None:
+    archive.record("e", backend="b", state=bell_state())
+    (archive.results_dir / "orphan.npy").write_bytes(b"x")
+    before = snapshot(archive.root)
+    check_archive(archive)
+    assert snapshot(archive.root) == before

@@ -1,0 +1,121 @@
+"""Finding runs: by ID prefix, experiment, backend, time and parameter values."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import qex_archive as qa
+from qex_archive.query import Condition, parse_condition
+
+from .conftest import bell_state
+
+
+@pytest.fixture
+def filled(archive: qa.Archive) -> qa.Archive:
+    with archive.batch():
+        for i in range(12):
+            archive.record(
+                "sweep" if i % 2 else "ghz",
+                params={"i": i, "theta": i / 10, "label": f"L{i % 3}", "flag": i % 4 == 0, "opt": None if i == 5 else i},
+                backend="aer" if i < 6 else "hw",
+                state=bell_state(),
+                timestamp=1_700_000_000 + i * 100,
+            )
+    return archive
+
+
+def ids(runs: list[qa.Run]) -> list[int]:
+    return [run.params["i"] for run in runs]
+
+
+def test_newest_first_by_default_and_oldest_first_on_request(filled: qa.Archive) -> None:
+    assert ids(filled.runs()) == list(range(11, -1, -1))
+    assert ids(filled.runs(newest_first=False)) == list(range(12))
+
+
+def test_limit_and_offset(filled: qa.Archive) -> None:
+    assert ids(filled.runs(limit=3)) == [11, 10, 9]
+    assert ids(filled.runs(limit=3, offset=3)) == [8, 7, 6]
+    assert ids(filled.runs(limit=0)) == []
+
+
+def test_filters_combine(filled: qa.Archive) -> None:
+    assert ids(filled.runs(experiment="ghz")) == [10, 8, 6, 4, 2, 0]
+    assert ids(filled.runs(backend="hw", experiment="sweep")) == [11, 9, 7]
+    assert ids(filled.runs(since=1_700_000_500, until=1_700_000_700)) == [7, 6, 5]
+    assert filled.runs(experiment="nothing") == []
+
+
+def test_parameter_equality_and_ranges(filled: qa.Archive) -> None:
+    assert ids(filled.runs(where={"i": 3})) == [3]
+    assert ids(filled.runs(where={"theta": {">=": 0.4, "<": 0.7}})) == [6, 5, 4]
+    assert ids(filled.runs(where={"label": "L1"})) == [10, 7, 4, 1]
+    assert ids(filled.runs(where={"label": {"!=": "L1"}, "i": {"<": 4}})) == [3, 2, 0]
+    assert ids(filled.runs(where={"flag": True})) == [8, 4, 0]
+    assert ids(filled.runs(where={"opt": None})) == [5]
+    assert len(filled.runs(where={"opt": {"!=": None}})) == 11
+    assert filled.runs(where={"missing": 1}) == []
+    # a string never equals a number
+    assert filled.runs(where={"i": "3"}) == []
+
+
+def test_count_uses_the_same_filter(filled: qa.Archive) -> None:
+    selection = qa.RunFilter.build(experiment="ghz", where={"i": {">": 4}})
+    assert filled.count(selection) == 3 == len(filled.select(selection))
+    assert filled.count() == 12
+
+
+def test_relative_and_iso_times(archive: qa.Archive) -> None:
+    now = time.time()
+    archive.record("e", params={"i": 0}, backend="b", state=bell_state(), timestamp=now - 3 * 86400)
+    archive.record("e", params={"i": 1}, backend="b", state=bell_state(), timestamp=now - 3600)
+    assert ids(archive.runs(since="2d")) == [1]
+    assert ids(archive.runs(until="1d")) == [0]
+    assert len(archive.runs(since="1970-01-02")) == 2
+
+
+def test_unique_prefixes_resolve_like_git(archive: qa.Archive) -> None:
+    runs = [archive.record("e", backend="b", state=bell_state()) for _ in range(40)]
+    target = runs[0]
+    assert archive.get(target.run_id) == target
+    assert archive.get(target.run_id.upper()) == target
+    unique = next(
+        n for n in range(1, 37) if sum(r.run_id.startswith(target.run_id[:n]) for r in runs) == 1
+    )
+    assert archive.get(target.run_id[:unique]) == target
+
+
+def test_ambiguous_prefix_lists_candidates(archive: qa.Archive) -> None:
+    run_ids = ["abcd0000-0000-4000-8000-000000000001", "abcd0000-0000-4000-8000-000000000002"]
+    for run_id in run_ids:
+        archive.conn.execute(
+            "INSERT INTO runs VALUES (?, 'e', '{}', 'b', 0, 'results/x', NULL)", (run_id,)
+        )
+    with pytest.raises(qa.AmbiguousRunId, match="'abcd' matches several runs.*give more characters"):
+        archive.get("abcd")
+    assert archive.get("abcd0000-0000-4000-8000-000000000002").run_id == run_ids[1]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("shots=1024", Condition("shots", "=", 1024)),
+        ("theta>=0.1", Condition("theta", ">=", 0.1)),
+        ("theta < 2", Condition("theta", "<", 2)),
+        ("name!=ghz", Condition("name", "!=", "ghz")),
+        ('name="3"', Condition("name", "=", "3")),
+        ("flag=true", Condition("flag", "=", True)),
+        ("x=null", Condition("x", "=", None)),
+        ("date>=2026-01-01", Condition("date", ">=", "2026-01-01")),
+    ],
+)
+def test_command_line_conditions(text: str, expected: Condition) -> None:
+    assert parse_condition(text) == expected
+
+
+@pytest.mark.parametrize("text", ["shots", "=3", ">=1", "x=[1]"])
+def test_bad_command_line_conditions(text: str) -> None:
+    with pytest.raises(qa.InvalidFilter):
+        parse_condition(text)

@@ -1,0 +1,147 @@
+"""The live database matches the user's schema document exactly."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import qex_archive as qa
+from qex_archive.migrations import LATEST_VERSION, MIGRATIONS
+
+REPO = Path(__file__).resolve().parents[1]
+SPEC = REPO / "docs" / "sqlite-schema.md"
+SHARED_SPEC = REPO.parent / "shared" / "spec" / "sqlite-schema.md"
+
+
+def parse_spec(text: str) -> tuple[dict[str, list[tuple[str, str, str]]], list[tuple[str, str]]]:
+    """Tables as {table: [(column, type, constraints)]} and indexes as [(table, column)]."""
+    tables: dict[str, list[tuple[str, str, str]]] = {}
+    current = None
+    for line in text.splitlines():
+        heading = re.match(r"^### `(\w+)`", line)
+        if heading:
+            current = heading.group(1)
+            tables[current] = []
+            continue
+        row = re.match(r"^\| `(\w+)` \| (\w+) \|\s*([^|]*?)\s*\|", line)
+        if row and current:
+            tables[current].append((row.group(1), row.group(2), row.group(3).strip()))
+    indexes = re.findall(r"^- Index on `(\w+)\.(\w+)`", text, flags=re.M)
+    return tables, indexes
+
+
+def test_spec_copy_is_the_users_document() -> None:
+    if not SHARED_SPEC.exists():
+        pytest.skip("the shared schema document is not beside this checkout")
+    assert SPEC.read_text() == SHARED_SPEC.read_text()
+
+
+def test_live_schema_matches_the_document(archive: qa.Archive) -> None:
+    tables, indexes = parse_spec(SPEC.read_text())
+    assert set(tables) == {"runs", "artifacts"} and len(indexes) == 3
+    conn = archive.conn
+    for table, columns in tables.items():
+        info = conn.execute(f"PRAGMA table_info({table})").fetchall()
+        # (cid, name, type, notnull, default, pk): exactly the documented columns, in order
+        assert [row[1] for row in info] == [c[0] for c in columns]
+        for (_, name, col_type, notnull, _default, pk), (_, doc_type, constraints) in zip(
+            info, columns, strict=True
+        ):
+            assert col_type == doc_type, name
+            documented_pk = "PRIMARY KEY" in constraints
+            assert bool(pk) == documented_pk, name
+            if "NOT NULL" in constraints:
+                assert notnull == 1, name
+            elif not documented_pk:
+                assert notnull == 0, f"{name} is documented as nullable"
+        table_sql = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type='table' AND name=?", (table,)
+        ).fetchone()[0]
+        has_autoincrement = any("AUTOINCREMENT" in c[2] for c in columns)
+        assert ("AUTOINCREMENT" in table_sql.upper()) == has_autoincrement
+        expected_fks = sorted(
+            (c[0],) + tuple(re.search(r"→ (\w+)\((\w+)\)", c[2]).groups())  # type: ignore[union-attr]
+            for c in columns
+            if "FOREIGN KEY" in c[2]
+        )
+        fks = sorted((row[3], row[2], row[4]) for row in conn.execute(f"PRAGMA foreign_key_list({table})"))
+        assert fks == expected_fks
+
+    live_indexes = []
+    for table in tables:
+        for _seq, name, _unique, origin, _partial in conn.execute(f"PRAGMA index_list({table})"):
+            if origin == "c":  # created by CREATE INDEX, not by a PRIMARY KEY/UNIQUE
+                cols = [r[2] for r in conn.execute(f"PRAGMA index_info({name})")]
+                live_indexes.append((table, *cols))
+    assert sorted(live_indexes) == sorted(indexes)
+
+
+def test_connection_settings(archive: qa.Archive) -> None:
+    conn = archive.conn
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
+
+
+def test_foreign_keys_are_enforced(archive: qa.Archive) -> None:
+    with pytest.raises(sqlite3.IntegrityError):
+        archive.conn.execute(
+            "INSERT INTO artifacts (run_id, artifact_name, artifact_path, artifact_type) "
+            "VALUES ('nope', 'x', 'artifacts/x', 'text/html')"
+        )
+
+
+def test_migrations_are_named_in_sequence_and_recorded(archive: qa.Archive) -> None:
+    names = [name for name, _ in MIGRATIONS]
+    assert len(set(names)) == len(names)
+    assert [int(name[1:4]) for name in names] == list(range(1, len(names) + 1))
+    recorded = archive.conn.execute(
+        "SELECT version, name FROM qex_migrations ORDER BY version"
+    ).fetchall()
+    assert recorded == list(enumerate(names, start=1))
+    assert archive.conn.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION
+
+
+def test_a_database_made_by_hand_from_the_document_is_adopted(data_dir: Path) -> None:
+    data_dir.mkdir()
+    conn = sqlite3.connect(data_dir / "qex.db")
+    conn.executescript(
+        """
+        CREATE TABLE runs (run_id TEXT PRIMARY KEY, experiment_name TEXT NOT NULL,
+            params TEXT NOT NULL, backend_name TEXT NOT NULL, timestamp REAL NOT NULL,
+            density_matrix_path TEXT NOT NULL, metadata TEXT);
+        CREATE TABLE artifacts (artifact_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id TEXT NOT NULL, artifact_name TEXT NOT NULL, artifact_path TEXT NOT NULL,
+            artifact_type TEXT NOT NULL, FOREIGN KEY (run_id) REFERENCES runs(run_id));
+        CREATE INDEX idx_runs_experiment_name ON runs(experiment_name);
+        CREATE INDEX idx_runs_timestamp ON runs(timestamp);
+        CREATE INDEX idx_artifacts_run_id ON artifacts(run_id);
+        INSERT INTO runs VALUES ('11111111-2222-4333-8444-555555555555', 'old', '{}', 'sim',
+            1700000000.0, 'results/11111111-2222-4333-8444-555555555555_rho.npy', NULL);
+        """
+    )
+    conn.close()
+    with qa.open_archive(data_dir) as arch:
+        run = arch.get("1111")
+        assert run.experiment_name == "old" and run.metadata is None
+        assert arch.conn.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION
+
+
+def test_an_archive_from_a_newer_version_is_refused(data_dir: Path) -> None:
+    qa.open_archive(data_dir).close()
+    conn = sqlite3.connect(data_dir / "qex.db")
+    conn.execute(f"PRAGMA user_version = {LATEST_VERSION + 3}")
+    conn.commit()
+    conn.close()
+    with pytest.raises(qa.SchemaTooNew, match=rf"version {LATEST_VERSION + 3}.*pip install --upgrade"):
+        qa.open_archive(data_dir)
+
+
+def test_a_file_that_is_not_a_database_is_a_clear_error(data_dir: Path) -> None:
+    data_dir.mkdir()
+    (data_dir / "qex.db").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(qa.ArchiveError, match="not a usable SQLite database"):
+        qa.open_archive(data_dir)
