@@ -379,7 +379,7 @@ def _check_summary(total_runs: int, findings: list[Finding]) -> str:
 @click.option("--dry-run", "-n", is_flag=True, help="List what would be removed.")
 @click.pass_context
 def gc(ctx: click.Context, dry_run: bool) -> None:
-    """Remove orphan files: ones no run refers to, e.g. left by an interrupted write.
+    """Remove orphan files that no run refers to (left by interrupted writes).
 
     Example:
 

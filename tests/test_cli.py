@@ -51,13 +51,29 @@ def test_runs_table(demo_dir: Path) -> None:
     result = invoke(demo_dir, "runs", "-e", "ghz_depolarizing", "-p", "n_qubits=2")
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["RUN", "TIME", "EXPERIMENT", "BACKEND", "DIMS", "PURITY", "VALID", "PARAMS"]
-    assert len(lines) == 6 and all("ghz_depolarizing" in line and " 2q " in line for line in lines[1:])
+    assert lines[0].split() == [
+        "RUN",
+        "TIME",
+        "EXPERIMENT",
+        "BACKEND",
+        "DIMS",
+        "PURITY",
+        "VALID",
+        "PARAMS",
+    ]
+    assert len(lines) == 6 and all(
+        "ghz_depolarizing" in line and " 2q " in line for line in lines[1:]
+    )
 
 
 def test_runs_json_and_jsonl_carry_the_same_runs(demo_dir: Path) -> None:
     as_json = json.loads(invoke(demo_dir, "runs", "--json", "-p", "depolarizing>=0.2").stdout)
-    as_jsonl = [json.loads(line) for line in invoke(demo_dir, "runs", "--jsonl", "-p", "depolarizing>=0.2").stdout.splitlines()]
+    as_jsonl = [
+        json.loads(line)
+        for line in invoke(
+            demo_dir, "runs", "--jsonl", "-p", "depolarizing>=0.2"
+        ).stdout.splitlines()
+    ]
     assert as_json == as_jsonl and len(as_json) == 6
     assert all(run["params"]["depolarizing"] >= 0.2 for run in as_json)
     with qa.open_archive(demo_dir) as arch:
@@ -85,9 +101,23 @@ def test_record_from_a_npy_file(tmp_path: Path, data_dir: Path) -> None:
     state_file = tmp_path / "rho.npy"
     np.save(state_file, bell_state())
     result = invoke(
-        data_dir, "record", str(state_file), "-e", "bell", "-b", "aer",
-        "-p", "shots=1024", "-p", "theta=0.25", "-p", "label=first", "-p", "tags=[1,2]",
-        "--metadata", '{"operator": "ada"}',
+        data_dir,
+        "record",
+        str(state_file),
+        "-e",
+        "bell",
+        "-b",
+        "aer",
+        "-p",
+        "shots=1024",
+        "-p",
+        "theta=0.25",
+        "-p",
+        "label=first",
+        "-p",
+        "tags=[1,2]",
+        "--metadata",
+        '{"operator": "ada"}',
     )
     assert result.exit_code == 0, result.output
     run_id = result.stdout.strip()
@@ -104,7 +134,9 @@ def test_record_qudits_and_non_physical_warning(tmp_path: Path, data_dir: Path) 
     result = invoke(data_dir, "record", str(state_file), "-e", "q", "-b", "b", "--dims", "3")
     assert result.exit_code == 0
     assert "warning: stored a non-physical state" in result.stderr
-    strict = invoke(data_dir, "record", str(state_file), "-e", "q", "-b", "b", "--dims", "3", "--strict")
+    strict = invoke(
+        data_dir, "record", str(state_file), "-e", "q", "-b", "b", "--dims", "3", "--strict"
+    )
     assert_one_line_error(strict, "state is not physical")
 
 
@@ -122,7 +154,9 @@ def test_record_qudits_and_non_physical_warning(tmp_path: Path, data_dir: Path) 
         (["-e", ""], "experiment name is empty"),
     ],
 )
-def test_record_bad_options(tmp_path: Path, data_dir: Path, extra: list[str], fragment: str | None) -> None:
+def test_record_bad_options(
+    tmp_path: Path, data_dir: Path, extra: list[str], fragment: str | None
+) -> None:
     state_file = tmp_path / "rho.npy"
     np.save(state_file, bell_state())
     qa.open_archive(data_dir).close()
@@ -140,10 +174,14 @@ def test_record_bad_options(tmp_path: Path, data_dir: Path, extra: list[str], fr
 def test_record_refuses_pickled_and_broken_files(tmp_path: Path, data_dir: Path) -> None:
     pickled = tmp_path / "obj.npy"
     np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    assert_one_line_error(invoke(data_dir, "record", str(pickled), "-e", "x", "-b", "b"), "cannot read")
+    assert_one_line_error(
+        invoke(data_dir, "record", str(pickled), "-e", "x", "-b", "b"), "cannot read"
+    )
     junk = tmp_path / "junk.npy"
     junk.write_bytes(b"not numpy")
-    assert_one_line_error(invoke(data_dir, "record", str(junk), "-e", "x", "-b", "b"), "cannot read")
+    assert_one_line_error(
+        invoke(data_dir, "record", str(junk), "-e", "x", "-b", "b"), "cannot read"
+    )
 
 
 def test_unknown_run_is_a_one_line_error(demo_dir: Path) -> None:
@@ -210,7 +248,9 @@ def test_every_command_has_an_example_in_its_help() -> None:
         assert "Example:" in (command.help or ""), name
 
 
-@pytest.mark.parametrize("args", [["--help"], ["runs"], ["show", "x"], ["check"], ["runs", "--json"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["runs"], ["show", "x"], ["check"], ["runs", "--json"]]
+)
 def test_commands_that_do_not_need_numpy_do_not_import_it(demo_dir: Path, args: list[str]) -> None:
     script = (
         "import sys\n"
@@ -219,17 +259,24 @@ def test_commands_that_do_not_need_numpy_do_not_import_it(demo_dir: Path, args: 
         "except SystemExit:\n    pass\n"
         "print('NUMPY' if 'numpy' in sys.modules else 'NO-NUMPY', file=sys.stderr)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
     assert done.stderr.strip().splitlines()[-1] == "NO-NUMPY", done.stderr
 
 
 def test_the_console_script_and_module_entry_points_work(demo_dir: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "qex_archive", "--data-dir", str(demo_dir), "runs", "--limit", "1"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert done.stdout.startswith("RUN")
     version = subprocess.run(
-        [sys.executable, "-m", "qex_archive", "--version"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "qex_archive", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert qa.__version__ in version.stdout

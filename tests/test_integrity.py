@@ -53,7 +53,7 @@ def test_a_flipped_byte_is_reported(archive: qa.Archive) -> None:
     data[-3] ^= 0x01
     run.rho_path.write_bytes(bytes(data))
     assert codes(archive) == [("QEX-C003", run.density_matrix_path)]
-    # without hashing, a same-size flip in the data is invisible, which is why hashing is the default
+    # without hashing a same-size flip is invisible: that is why hashing is the default
     assert codes(archive, verify_checksums=False) == []
 
 

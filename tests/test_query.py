@@ -18,7 +18,13 @@ def filled(archive: qa.Archive) -> qa.Archive:
         for i in range(12):
             archive.record(
                 "sweep" if i % 2 else "ghz",
-                params={"i": i, "theta": i / 10, "label": f"L{i % 3}", "flag": i % 4 == 0, "opt": None if i == 5 else i},
+                params={
+                    "i": i,
+                    "theta": i / 10,
+                    "label": f"L{i % 3}",
+                    "flag": i % 4 == 0,
+                    "opt": None if i == 5 else i,
+                },
                 backend="aer" if i < 6 else "hw",
                 state=bell_state(),
                 timestamp=1_700_000_000 + i * 100,
@@ -93,7 +99,9 @@ def test_ambiguous_prefix_lists_candidates(archive: qa.Archive) -> None:
         archive.conn.execute(
             "INSERT INTO runs VALUES (?, 'e', '{}', 'b', 0, 'results/x', NULL)", (run_id,)
         )
-    with pytest.raises(qa.AmbiguousRunId, match="'abcd' matches several runs.*give more characters"):
+    with pytest.raises(
+        qa.AmbiguousRunId, match=r"'abcd' matches several runs.*give more characters"
+    ):
         archive.get("abcd")
     assert archive.get("abcd0000-0000-4000-8000-000000000002").run_id == run_ids[1]
 

@@ -106,7 +106,7 @@ def test_non_physical_states_are_stored_flagged_and_not_fixed(archive: qa.Archiv
 
 
 def test_strict_refuses_a_non_physical_state(archive: qa.Archive) -> None:
-    with pytest.raises(qa.InvalidState, match="not physical.*strict=False"):
+    with pytest.raises(qa.InvalidState, match=r"not physical.*strict=False"):
         archive.record("tomo", backend="b", state=[[1.1, 0], [0, -0.1]], strict=True)
     assert archive.count() == 0
     assert archive.record("tomo", backend="b", state=np.eye(2) / 2, strict=True)
@@ -159,7 +159,10 @@ def test_params_from_numpy_are_plain_json(archive: qa.Archive) -> None:
 
 def test_timestamps_accept_datetimes_and_iso_text(archive: qa.Archive) -> None:
     when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
-    assert archive.record("e", backend="b", state=bell_state(), timestamp=when).timestamp == when.timestamp()
+    assert (
+        archive.record("e", backend="b", state=bell_state(), timestamp=when).timestamp
+        == when.timestamp()
+    )
     run = archive.record("e", backend="b", state=bell_state(), timestamp="2026-01-02T03:04:05Z")
     assert run.timestamp == when.timestamp()
 
@@ -185,7 +188,8 @@ def test_delete_removes_row_and_files(archive: qa.Archive) -> None:
     keep = archive.record("e", backend="b", state=bell_state())
     gone = archive.record("e", backend="b", state=bell_state())
     archive.conn.execute(
-        "INSERT INTO artifacts (run_id, artifact_name, artifact_path, artifact_type) VALUES (?, ?, ?, ?)",
+        "INSERT INTO artifacts (run_id, artifact_name, artifact_path, artifact_type) "
+        "VALUES (?, ?, ?, ?)",
         (gone.run_id, "bloch", f"artifacts/{gone.run_id}_bloch.html", "text/html"),
     )
     (archive.artifacts_dir / f"{gone.run_id}_bloch.html").write_text("<html></html>")

@@ -63,11 +63,13 @@ def test_live_schema_matches_the_document(archive: qa.Archive) -> None:
         has_autoincrement = any("AUTOINCREMENT" in c[2] for c in columns)
         assert ("AUTOINCREMENT" in table_sql.upper()) == has_autoincrement
         expected_fks = sorted(
-            (c[0],) + tuple(re.search(r"→ (\w+)\((\w+)\)", c[2]).groups())  # type: ignore[union-attr]
+            (c[0], *re.search(r"→ (\w+)\((\w+)\)", c[2]).groups())  # type: ignore[union-attr]
             for c in columns
             if "FOREIGN KEY" in c[2]
         )
-        fks = sorted((row[3], row[2], row[4]) for row in conn.execute(f"PRAGMA foreign_key_list({table})"))
+        fks = sorted(
+            (row[3], row[2], row[4]) for row in conn.execute(f"PRAGMA foreign_key_list({table})")
+        )
         assert fks == expected_fks
 
     live_indexes = []
@@ -136,7 +138,9 @@ def test_an_archive_from_a_newer_version_is_refused(data_dir: Path) -> None:
     conn.execute(f"PRAGMA user_version = {LATEST_VERSION + 3}")
     conn.commit()
     conn.close()
-    with pytest.raises(qa.SchemaTooNew, match=rf"version {LATEST_VERSION + 3}.*pip install --upgrade"):
+    with pytest.raises(
+        qa.SchemaTooNew, match=rf"version {LATEST_VERSION + 3}.*pip install --upgrade"
+    ):
         qa.open_archive(data_dir)
 
 

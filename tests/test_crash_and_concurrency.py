@@ -1,0 +1,177 @@
+"""A writer killed at any point leaves at most orphan files; concurrent writers all succeed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import qex_archive as qa
+from qex_archive.integrity import check_archive, collect_garbage
+
+pytestmark = pytest.mark.slow
+
+# The child records three runs that must survive, then starts the interrupted operation.
+# Each scenario swaps in a function that announces the point it reached and then waits
+# to be killed, so the kill lands exactly there.
+CHILD = textwrap.dedent(
+    """
+    import os, sys, time
+    import numpy as np
+    import qex_archive as qa
+    from qex_archive import archive as archive_module, storage
+
+    data_dir, point = sys.argv[1], sys.argv[2]
+
+    def stop_here(*args, **kwargs):
+        print("REACHED", flush=True)
+        time.sleep(60)
+        raise SystemExit("not killed")
+
+    def after(original):
+        def wrapper(*args, **kwargs):
+            result = original(*args, **kwargs)
+            stop_here()
+            return result
+        return wrapper
+
+    arch = qa.open_archive(data_dir)
+    for i in range(3):
+        rho = np.diag([1.0, 0.0, 0.0, 0.0]).astype(complex)
+        rho[0, 0], rho[i + 1, i + 1] = 0.5, 0.5
+        arch.record("kept", params={"i": i}, backend="b", state=rho)
+    print("COMMITTED", flush=True)
+
+    state = np.eye(4) / 4
+    if point == "before-rename":
+        storage.os.replace = stop_here
+        arch.record("doomed", backend="b", state=state)
+    elif point == "after-rename":
+        archive_module.atomic_write = after(storage.atomic_write)
+        arch.record("doomed", backend="b", state=state)
+    elif point == "before-commit":
+        arch._store = after(arch._store)
+        arch.record("doomed", backend="b", state=state)
+    elif point == "mid-batch":
+        count = {"n": 0}
+        original = arch._store
+        def store(prepared):
+            original(prepared)
+            count["n"] += 1
+            if count["n"] == 5:
+                stop_here()
+        arch._store = store
+        with arch.batch():
+            for i in range(10):
+                arch.record("doomed", params={"i": i}, backend="b", state=state)
+    elif point == "delete-before-unlink":
+        archive_module.remove_quietly = stop_here
+        arch.delete(arch.runs(where={"i": 2})[0].run_id)
+    elif point == "after-commit":
+        arch.record("late", backend="b", state=state)
+        stop_here()
+    """
+)
+
+POINTS = [
+    "before-rename",
+    "after-rename",
+    "before-commit",
+    "mid-batch",
+    "delete-before-unlink",
+    "after-commit",
+]
+
+
+def expected_kept(i: int) -> np.ndarray:
+    rho = np.zeros((4, 4), dtype=complex)
+    rho[0, 0] = rho[i + 1, i + 1] = 0.5
+    return rho
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_a_killed_writer_leaves_at_most_orphans(data_dir: Path, point: str) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(data_dir), point],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "COMMITTED"
+    assert child.stdout.readline().strip() == "REACHED", child.stderr.read() if child.stderr else ""
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+
+    with qa.open_archive(data_dir, create=False) as arch:
+        findings = check_archive(arch)
+        assert {f.code for f in findings} <= {"QEX-C005", "QEX-C006"}, findings
+        if point in (
+            "before-rename",
+            "after-rename",
+            "before-commit",
+            "mid-batch",
+            "delete-before-unlink",
+        ):
+            assert findings, "the interrupted write should have left a file behind"
+        collect_garbage(arch)
+        assert check_archive(arch) == []
+
+        names = sorted(r.experiment_name for r in arch.runs())
+        kept = {r.params["i"]: r for r in arch.runs(experiment="kept")}
+        if point == "delete-before-unlink":
+            assert sorted(kept) == [0, 1]  # the delete committed; only its files were left
+        else:
+            assert sorted(kept) == [0, 1, 2]
+        for i, run in kept.items():
+            np.testing.assert_array_equal(run.rho, expected_kept(i))
+        assert "doomed" not in names
+        if point == "after-commit":
+            late = arch.runs(experiment="late")[0]
+            np.testing.assert_array_equal(late.rho, np.eye(4) / 4)
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import qex_archive as qa
+    data_dir, worker = sys.argv[1], int(sys.argv[2])
+    with qa.open_archive(data_dir) as arch:
+        for i in range(250):
+            arch.record("concurrent", params={"worker": worker, "i": i}, backend="b",
+                        state=np.eye(4) / 4)
+    print("DONE", worker)
+    """
+)
+
+
+def test_four_processes_record_250_runs_each(data_dir: Path) -> None:
+    # The archive does not exist yet: creating it concurrently is part of the test.
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(data_dir), str(worker)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for worker in range(4)
+    ]
+    for worker, proc in enumerate(writers):
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        assert out.strip() == f"DONE {worker}"
+    with qa.open_archive(data_dir, create=False) as arch:
+        assert arch.count() == 1000
+        for worker in range(4):
+            params = [
+                r.params["i"] for r in arch.runs(where={"worker": worker}, newest_first=False)
+            ]
+            assert sorted(params) == list(range(250))
+        assert check_archive(arch) == []

@@ -1,0 +1,45 @@
+"""The README stays true: its two commands, its library example and its CLI output."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text()
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    first_block = re.search(r"```bash\n(.*?)```", README, re.S)
+    assert first_block is not None
+    commands = [
+        line.split("  #")[0].strip() for line in first_block.group(1).splitlines() if line.strip()
+    ]
+    assert commands == [
+        "pip install . && qex-archive demo",
+        'pip install -e ".[test]" && python -m pytest',
+    ]
+    assert "grep -m1 -E '^pip install -e" in (REPO / ".ci" / "run").read_text()
+
+
+def test_readme_library_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    example = re.search(r"```python\n(.*?)```", README, re.S)
+    assert example is not None
+    namespace: dict[str, object] = {}
+    exec(compile(example.group(1), "README.md", "exec"), namespace)
+    arch = namespace["arch"]
+    assert arch.count() == 51  # type: ignore[attr-defined]
+
+
+def test_readme_table_header_is_the_real_one(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from qex_archive.cli import cli
+
+    runner = CliRunner()
+    assert runner.invoke(cli, ["-d", str(tmp_path), "demo"]).exit_code == 0
+    header = runner.invoke(cli, ["-d", str(tmp_path), "runs"]).stdout.splitlines()[0]
+    assert header in README
