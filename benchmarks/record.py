@@ -1,0 +1,194 @@
+"""Recording and querying cost against bare numpy + SQLite doing the same work.
+
+    python benchmarks/record.py              # 2,000 records; queries on 1,000 and 1,000,000 runs
+    python benchmarks/record.py --quick      # 500 records; queries on 1,000 and 100,000 runs
+
+Prints per-operation times and ratios; every baseline is measured in this same process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+import qex_archive as qa
+from qex_archive.database import connect
+from qex_archive.migrations import migrate
+from qex_archive.run import RUN_COLUMNS
+from qex_archive.storage import fsync_directory
+
+BELL = np.outer([1, 0, 0, 1], [1, 0, 0, 1]).astype(np.complex128) / 2
+QUERY = (
+    f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE experiment_name = ? "
+    "ORDER BY timestamp DESC, run_id DESC LIMIT ? OFFSET ?"
+)
+
+
+def time_record(root: Path, n: int) -> float:
+    with qa.open_archive(root) as arch:
+        start = time.perf_counter()
+        for i in range(n):
+            arch.record("bench", params={"i": i, "theta": 0.1}, backend="sim", state=BELL)
+        return (time.perf_counter() - start) / n
+
+
+def time_floor(root: Path, n: int, template: tuple[str, ...], durable: bool) -> float:
+    """np.save + the same crash-safe file protocol + INSERT/commit of the same rows, bare."""
+    (root / "results").mkdir(parents=True)
+    conn = connect(root / "qex.db")
+    migrate(conn)  # the same tables and indexes, so the database work is the same
+    _, experiment, params, backend, _, _, metadata = template
+    start = time.perf_counter()
+    for _ in range(n):
+        run_id = str(uuid.uuid4())
+        relative = f"results/{run_id}_rho.npy"
+        final = root / relative
+        temp = final.with_name(".tmp-" + final.name)
+        with open(temp, "wb") as stream:
+            np.save(stream, BELL)
+            if durable:
+                stream.flush()
+                os.fsync(stream.fileno())
+        os.replace(temp, final)
+        if durable:
+            fsync_directory(final.parent)
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (run_id, experiment, params, backend, time.time(), relative, metadata),
+        )
+        conn.execute("INSERT INTO qex_files VALUES (?, ?, ?, ?)", (relative, run_id, 320, "0" * 64))
+        conn.execute("COMMIT")
+    elapsed = (time.perf_counter() - start) / n
+    conn.close()
+    return elapsed
+
+
+def build_big_archive(root: Path, total: int, template: tuple[str, ...]) -> None:
+    """``total`` runs in 20 experiments, inserted directly (the files are not needed to query)."""
+    qa.open_archive(root).close()
+    conn = sqlite3.connect(root / "qex.db")
+    _, _, params, backend, _, _, metadata = template
+    base = 1.7e9
+    batch = []
+    for i in range(total):
+        run_id = str(uuid.uuid4())
+        batch.append(
+            (
+                run_id,
+                f"experiment_{i % 20}",
+                params,
+                backend,
+                base + i,
+                f"results/{run_id}_rho.npy",
+                metadata,
+            )
+        )
+        if len(batch) == 50_000:
+            conn.executemany("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)", batch)
+            conn.commit()
+            batch.clear()
+    conn.executemany("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)", batch)
+    conn.commit()
+    conn.close()
+
+
+def time_queries(root: Path, repeats: int) -> tuple[float, float]:
+    """Median seconds of ``runs(experiment=X, limit=50)`` and of the same SQL, bare."""
+    api_times, sql_times = [], []
+    with qa.open_archive(root, create=False) as arch:
+        bare = sqlite3.connect(root / "qex.db")
+        for r in range(repeats):
+            experiment = f"experiment_{r % 20}"
+            start = time.perf_counter()
+            rows = bare.execute(QUERY, (experiment, 50, 0)).fetchall()
+            sql_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            runs = arch.runs(experiment=experiment, limit=50)
+            api_times.append(time.perf_counter() - start)
+            assert [run.row() for run in runs] == rows
+        bare.close()
+    return statistics.median(api_times), statistics.median(sql_times)
+
+
+def time_command(argv: list[str], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    args = parser.parse_args()
+    n_records = 500 if args.quick else 2000
+    big = 100_000 if args.quick else 1_000_000
+
+    work = Path(tempfile.mkdtemp(prefix="qex-bench-", dir=os.environ.get("QEX_BENCH_DIR")))
+    try:
+        with qa.open_archive(work / "template") as arch:
+            template = arch.record(
+                "bench", params={"i": 0, "theta": 0.1}, backend="sim", state=BELL
+            ).row()
+
+        print(f"record: {n_records} two-qubit runs, interleaved rounds, best of 3")
+        record_t, floor_t, loose_t = [], [], []
+        for round_ in range(3):
+            per = n_records // 2
+            record_t.append(time_record(work / f"rec{round_}", per))
+            floor_t.append(time_floor(work / f"floor{round_}", per, template, durable=True))
+            loose_t.append(time_floor(work / f"loose{round_}", per, template, durable=False))
+        rec, floor, loose = min(record_t), min(floor_t), min(loose_t)
+        print(f"  record()                               {rec * 1e6:8.1f} us/run")
+        print(f"  floor: np.save+fsync+rename+INSERT     {floor * 1e6:8.1f} us/run")
+        print(f"  ratio record/floor                     {rec / floor:8.2f}x   (target <= 1.5x)")
+        print(
+            f"  (floor without fsync                   {loose * 1e6:8.1f} us/run; ratio {rec / loose:.2f}x)"
+        )
+
+        for total in (1000, big):
+            root = work / f"big{total}"
+            start = time.perf_counter()
+            build_big_archive(root, total, template)
+            built = time.perf_counter() - start
+            api, sql = time_queries(root, 41)
+            print(f"query 'experiment X, newest 50' on {total:,} runs (built in {built:.0f} s)")
+            print(
+                f"  archive.runs()  {api * 1e3:8.3f} ms   bare SQL {sql * 1e3:8.3f} ms   "
+                f"ratio {api / sql:.2f}x   (target <= 2x)"
+            )
+            shutil.rmtree(root)
+
+        script = shutil.which("qex-archive")
+        if script:
+            cli = time_command([script, "--help"], 15)
+            base = time_command([sys.executable, "-c", "import click, pluggy"], 15)
+            print("start-up, median of 15")
+            print(
+                f"  qex-archive --help {cli * 1e3:7.1f} ms   python -c 'import click, pluggy' "
+                f"{base * 1e3:7.1f} ms   ratio {cli / base:.2f}x   (target <= 1.3x)"
+            )
+        print(json.dumps({"record_over_floor": round(rec / floor, 3)}))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
