@@ -10,8 +10,9 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .database import connect, write_transaction
@@ -24,18 +25,24 @@ from .errors import (
     QexError,
     RunNotFound,
 )
-from .jsonvalues import dumps, json_object
+from .jsonvalues import dumps, json_object, to_json_data
 from .migrations import migrate
 from .query import RunFilter
 from .run import RUN_COLUMNS, Artifact, Run, RunRow
 from .storage import atomic_write, remove_quietly
 from .timeutil import to_timestamp
 
+if TYPE_CHECKING:
+    import pluggy
+
+    from .plugin_calls import PluginCalls, PluginProblem
+
 DB_NAME = "qex.db"
 RESULTS_DIR = "results"
 ARTIFACTS_DIR = "artifacts"
 DEFAULT_DIR = "qex_data"
 ENV_VAR = "QEX_DATA"
+RENDERERS_ENV = "QEX_ARCHIVE_RENDERERS"
 RESERVED_METADATA_KEYS = ("state", "validation", "backend", "qex")
 MAX_NAME_LENGTH = 256
 
@@ -49,9 +56,20 @@ def resolve_data_dir(path: str | os.PathLike[str] | None = None) -> Path:
     return Path(path).expanduser()
 
 
-def open_archive(path: str | os.PathLike[str] | None = None, *, create: bool = True) -> Archive:
+def open_archive(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    create: bool = True,
+    plugins: pluggy.PluginManager | None = None,
+    renderers: Sequence[str] | None = None,
+) -> Archive:
     """Open the archive at ``path`` (see :func:`resolve_data_dir`), creating it if missing
-    unless ``create=False``, and bring its schema up to date."""
+    unless ``create=False``, and bring its schema up to date.
+
+    ``plugins`` is a plugin manager to use instead of the installed plugins (see
+    :func:`qex_archive.plugins.make_plugin_manager`); ``renderers`` names the artifacts
+    ``record`` makes by default (else ``$QEX_ARCHIVE_RENDERERS``, else every renderer).
+    """
     root = resolve_data_dir(path)
     if root.exists() and not root.is_dir():
         raise ArchiveError(f"{root} is a file, not an archive directory; choose another --data-dir")
@@ -73,24 +91,46 @@ def open_archive(path: str | os.PathLike[str] | None = None, *, create: bool = T
         migrate(conn)
     except sqlite3.DatabaseError as exc:
         raise ArchiveError(f"{db_path} is not a usable SQLite database ({exc})") from None
-    return Archive(root, conn)
+    return Archive(root, conn, plugins=plugins, renderers=renderers)
+
+
+@dataclass(frozen=True)
+class _PreparedFile:
+    relative: str
+    chunks: tuple[bytes | memoryview, ...]
+    size: int
+    sha256: str
+
+    @classmethod
+    def of(cls, relative: str, *chunks: bytes | memoryview) -> _PreparedFile:
+        digest = hashlib.sha256()
+        for chunk in chunks:
+            digest.update(chunk)
+        return cls(relative, chunks, sum(memoryview(c).nbytes for c in chunks), digest.hexdigest())
 
 
 @dataclass(frozen=True)
 class _PreparedRun:
     row: RunRow
-    header: bytes
-    data: memoryview  # the matrix's bytes, not copied
-    size: int
-    sha256: str
+    files: list[_PreparedFile]
+    artifacts: list[tuple[str, str, str]]  # name, relative path, media type
 
 
 class Archive:
     """Runs stored in one archive directory. Use :func:`open_archive` to get one."""
 
-    def __init__(self, root: Path, conn: sqlite3.Connection) -> None:
+    def __init__(
+        self,
+        root: Path,
+        conn: sqlite3.Connection,
+        *,
+        plugins: pluggy.PluginManager | None = None,
+        renderers: Sequence[str] | None = None,
+    ) -> None:
         self.root = root
         self.conn = conn
+        self._plugins = plugins
+        self._default_renderers = None if renderers is None else list(renderers)
         self._batch_files: list[Path] | None = None
 
     @property
@@ -104,6 +144,21 @@ class Archive:
     @property
     def artifacts_dir(self) -> Path:
         return self.root / ARTIFACTS_DIR
+
+    @property
+    def plugins(self) -> pluggy.PluginManager:
+        """This archive's plugin manager, built on first use."""
+        if self._plugins is None:
+            from .plugins import make_plugin_manager
+
+            self._plugins = make_plugin_manager()
+        return self._plugins
+
+    @cached_property
+    def _hooks(self) -> PluginCalls:
+        from .plugin_calls import PluginCalls
+
+        return PluginCalls(self.plugins)
 
     def close(self) -> None:
         self.conn.close()
@@ -124,25 +179,33 @@ class Archive:
         experiment: str,
         *,
         params: Mapping[str, Any] | None = None,
-        backend: str,
+        backend: object,
         state: object,
         metadata: Mapping[str, Any] | None = None,
         timestamp: object = None,
         dims: Sequence[int] | None = None,
         strict: bool = False,
+        renderers: Sequence[str] | None = None,
     ) -> Run:
         """Store one run and return it.
 
-        ``state`` is a density matrix (or a state vector, stored as the pure state) as a
-        numpy array or nested lists; ``dims`` gives subsystem dimensions for qudits (qubits
-        are inferred). A non-physical state is stored and flagged in
-        ``run.validation``, or refused with :class:`InvalidState` when ``strict=True``.
+        ``state`` is a density matrix or state vector (numpy array or nested lists) or any
+        framework object an installed plugin converts; ``dims`` gives subsystem dimensions for
+        qudits (qubits are inferred). ``backend`` is a name or a framework backend object,
+        described by the installed plugins. ``renderers`` picks the artifacts to make
+        (default: all registered, or those given to :func:`open_archive`).
+
+        A non-physical state is stored and flagged in ``run.validation``, or refused with
+        :class:`InvalidState` when ``strict=True``. A plugin that fails does not stop the
+        run from being stored: the failure is kept in ``metadata["qex"]["plugin_errors"]``
+        and shown as a :class:`~qex_archive.plugins.PluginWarning`.
         """
-        prepared = self._prepare(
-            experiment, params, backend, state, metadata, timestamp, dims, strict
+        prepared, problems = self._prepare(
+            experiment, params, backend, state, metadata, timestamp, dims, strict, renderers
         )
         with self._writing():
             self._store(prepared)
+        self._hooks.warn(problems)
         return Run(self, prepared.row)
 
     @contextmanager
@@ -166,22 +229,83 @@ class Archive:
         """Remove a run (full ID or unique prefix): its row, artifacts and files."""
         with self._writing():
             run = self.get(ref)
-            paths = [run.density_matrix_path]
-            paths += [a.relative_path for a in self.artifacts_of(run.run_id)]
-            paths += [
-                p
-                for (p,) in self.conn.execute(
-                    "SELECT path FROM qex_files WHERE run_id = ?", (run.run_id,)
-                )
-            ]
+            paths = {run.density_matrix_path}
+            paths.update(a.relative_path for a in self.artifacts_of(run.run_id))
+            paths.update(self._file_paths_of(run.run_id))
             self.conn.execute("DELETE FROM qex_files WHERE run_id = ?", (run.run_id,))
             self.conn.execute("DELETE FROM artifacts WHERE run_id = ?", (run.run_id,))
             self.conn.execute("DELETE FROM runs WHERE run_id = ?", (run.run_id,))
         # Files go only after the commit: a crash here leaves orphans, never dangling rows.
         if self._batch_files is None:
-            for relative in set(paths):
+            for relative in paths:
                 remove_quietly(self.resolve_path(relative))
         return run
+
+    def render(self, ref: str, renderers: Sequence[str] | None = None) -> list[Artifact]:
+        """Make a stored run's artifacts again (all default renderers, or those named)."""
+        import numpy as np
+
+        run = self.get(ref)
+        outputs, problems = self._hooks.render(
+            run, np.asarray(run.rho), self._renderer_names(renderers)
+        )
+        if problems:
+            raise QexError(
+                f"cannot render {run.run_id[:8]}: " + "; ".join(p.message for p in problems)
+            )
+        names = [renderer.name for renderer, _ in outputs]
+        marks = ",".join("?" * len(names))
+        # Forget the old artifacts first, then write the new files, then add them: a crash in
+        # between leaves orphan files, never a row whose file does not match its checksum.
+        with self._writing():
+            old = [
+                path
+                for (path,) in self.conn.execute(
+                    "SELECT artifact_path FROM artifacts "
+                    f"WHERE run_id = ? AND artifact_name IN ({marks})",
+                    (run.run_id, *names),
+                )
+            ]
+            self.conn.execute(
+                f"DELETE FROM qex_files WHERE path IN ({','.join('?' * len(old))})", old
+            )
+            self.conn.execute(
+                f"DELETE FROM artifacts WHERE run_id = ? AND artifact_name IN ({marks})",
+                (run.run_id, *names),
+            )
+        files, artifacts = [], []
+        for renderer, content in outputs:
+            relative = f"{ARTIFACTS_DIR}/{renderer.file_name(run.run_id)}"
+            files.append(_PreparedFile.of(relative, content))
+            artifacts.append((renderer.name, relative, renderer.media_type))
+        with self._writing():
+            self._write_files(files)
+            self._insert_artifacts(run.run_id, files, artifacts)
+        if self._batch_files is None:
+            for relative in set(old) - {f.relative for f in files}:
+                remove_quietly(self.resolve_path(relative))
+        return self.artifacts_of(run.run_id)
+
+    def renderer_names(self) -> list[str]:
+        """Names of every registered renderer."""
+        return list(self._hooks.renderers)
+
+    def _renderer_names(self, chosen: Sequence[str] | None) -> list[str]:
+        available = self._hooks.renderers
+        if chosen is None:
+            chosen = self._default_renderers
+        if chosen is None:
+            configured = os.environ.get(RENDERERS_ENV)
+            if configured is None:
+                return list(available)
+            chosen = [name.strip() for name in configured.split(",") if name.strip()]
+        if isinstance(chosen, str):
+            raise InvalidInput(f"renderers must be a list of names, not the text {chosen!r}")
+        for name in chosen:
+            if name not in available:
+                known = ", ".join(available) or "none"
+                raise InvalidInput(f"no renderer named {name!r}; available: {known}")
+        return list(dict.fromkeys(chosen))
 
     def _writing(self) -> Any:
         return nullcontext() if self._batch_files is not None else write_transaction(self.conn)
@@ -196,9 +320,10 @@ class Archive:
         timestamp: object,
         dims: Sequence[int] | None,
         strict: bool,
-    ) -> _PreparedRun:
+        renderers: Sequence[str] | None,
+    ) -> tuple[_PreparedRun, list[PluginProblem]]:
         experiment_name = _check_name(experiment, "experiment name")
-        backend_name = _check_name(backend, "backend")
+        backend_name = _check_name(_backend_name(backend), "backend")
         params_clean = json_object({} if params is None else params, "params")
         user_metadata = json_object({} if metadata is None else metadata, "metadata")
         for key in RESERVED_METADATA_KEYS:
@@ -207,70 +332,102 @@ class Archive:
                     f"metadata key {key!r} is reserved for what qex-archive records; rename it"
                 )
         when = time.time() if timestamp is None else to_timestamp(timestamp, "timestamp")
+        renderer_names = self._renderer_names(renderers)
 
         from .npyfile import header_bytes
-        from .physics import validation_summary
         from .states import coerce_state
 
-        archived = coerce_state(state, dims)
-        validation = validation_summary(archived.rho)
-        if strict and not validation["is_valid"]:
-            raise InvalidState(
-                "state is not physical (" + "; ".join(validation["findings"]) + "); "
-                "pass strict=False to store it flagged"
-            )
+        hooks = self._hooks
+        archived = coerce_state(hooks.convert_state(state), dims)
         rho = archived.rho
-        header = header_bytes(rho.shape)
-        data = rho.reshape(-1).view("u1").data
-        digest = hashlib.sha256(header)
-        digest.update(data)
-        sha256 = digest.hexdigest()
         run_id = str(uuid.uuid4())
-        full_metadata = {
+        rho_file = _PreparedFile.of(
+            f"{RESULTS_DIR}/{run_id}_rho.npy",
+            header_bytes(rho.shape),
+            rho.reshape(-1).view("u1").data,  # the matrix's bytes, not a copy
+        )
+        backend_info, problems = hooks.backend_metadata(backend, backend_name)
+        full_metadata: dict[str, Any] = {
             **user_metadata,
             "state": {
                 "dims": archived.dims,
                 "ordering": "big_endian",
                 "source_ordering": archived.source_ordering,
                 "source_kind": archived.source_kind,
-                "subsystem_labels": archived.subsystem_labels,
+                "subsystem_labels": to_json_data(archived.subsystem_labels),
                 "dtype": "complex128",
                 "shape": list(rho.shape),
-                "sha256": sha256,
+                "sha256": rho_file.sha256,
             },
-            "validation": validation,
-            "qex": {"version": __version__},
         }
-        row: RunRow = (
-            run_id,
-            experiment_name,
-            dumps(params_clean),
-            backend_name,
-            when,
-            f"{RESULTS_DIR}/{run_id}_rho.npy",
-            dumps(full_metadata),
-        )
-        return _PreparedRun(row, header, data, len(header) + data.nbytes, sha256)
+        if backend_info:
+            full_metadata["backend"] = backend_info
+        full_metadata["qex"] = {"version": __version__, "plugins": hooks.versions}
+
+        def row() -> RunRow:
+            return (
+                run_id,
+                experiment_name,
+                dumps(params_clean),
+                backend_name,
+                when,
+                rho_file.relative,
+                dumps(full_metadata),
+            )
+
+        validation, more = hooks.validate(Run(self, row(), rho=rho), rho)
+        problems += more
+        full_metadata["validation"] = validation
+        if strict and not validation.get("is_valid", True):
+            raise InvalidState(
+                "state is not physical (" + "; ".join(validation["findings"]) + "); "
+                "pass strict=False to store it flagged"
+            )
+        outputs, more = hooks.render(Run(self, row(), rho=rho), rho, renderer_names)
+        problems += more
+        if problems:
+            full_metadata["qex"]["plugin_errors"] = [p.to_dict() for p in problems]
+        files = [rho_file]
+        artifacts = []
+        for renderer, content in outputs:
+            relative = f"{ARTIFACTS_DIR}/{renderer.file_name(run_id)}"
+            files.append(_PreparedFile.of(relative, content))
+            artifacts.append((renderer.name, relative, renderer.media_type))
+        return _PreparedRun(row(), files, artifacts), problems
 
     def _store(self, prepared: _PreparedRun) -> None:
-        """Write the file, then insert the rows; the caller holds the write transaction."""
-        relative = prepared.row[5]
-        path = self.resolve_path(relative)
-        atomic_write(path, (prepared.header, prepared.data))
-        if self._batch_files is not None:
-            self._batch_files.append(path)
-        try:
-            self.conn.execute(
-                f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                prepared.row,
-            )
-            self.conn.execute(
-                "INSERT INTO qex_files (path, run_id, size, sha256) VALUES (?, ?, ?, ?)",
-                (relative, prepared.row[0], prepared.size, prepared.sha256),
-            )
-        except BaseException:
-            remove_quietly(path)
-            raise
+        """Write the files, then insert the rows; the caller holds the write transaction."""
+        self._write_files(prepared.files)
+        run_id = prepared.row[0]
+        self.conn.execute(
+            f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            prepared.row,
+        )
+        self._insert_artifacts(run_id, prepared.files, prepared.artifacts)
+
+    def _write_files(self, files: Sequence[_PreparedFile]) -> None:
+        for prepared in files:
+            path = self.resolve_path(prepared.relative)
+            atomic_write(path, prepared.chunks)
+            if self._batch_files is not None:
+                self._batch_files.append(path)
+
+    def _insert_artifacts(
+        self, run_id: str, files: Sequence[_PreparedFile], artifacts: Sequence[tuple[str, str, str]]
+    ) -> None:
+        self.conn.executemany(
+            "INSERT INTO artifacts (run_id, artifact_name, artifact_path, artifact_type) "
+            "VALUES (?, ?, ?, ?)",
+            [(run_id, name, relative, media) for name, relative, media in artifacts],
+        )
+        self.conn.executemany(
+            "INSERT INTO qex_files (path, run_id, size, sha256) VALUES (?, ?, ?, ?)",
+            [(f.relative, run_id, f.size, f.sha256) for f in files],
+        )
+
+    def _file_paths_of(self, run_id: str) -> list[str]:
+        rows = self.conn.execute("SELECT path FROM qex_files WHERE run_id = ?", (run_id,))
+        return [path for (path,) in rows]
 
     # -- reading -------------------------------------------------------------------------
 
@@ -363,6 +520,16 @@ class Archive:
         if not parts or PurePosixPath(relative).is_absolute() or ".." in parts or "\\" in relative:
             raise ArchiveError(f"stored path {relative!r} points outside the archive")
         return self.root.joinpath(*parts)
+
+
+def _backend_name(backend: object) -> object:
+    """A backend's name: the text itself, or the object's ``name`` (attribute or method)."""
+    if isinstance(backend, str) or backend is None:
+        return backend
+    name = getattr(backend, "name", None)
+    if callable(name):
+        name = name()
+    return name if isinstance(name, str) and name.strip() else type(backend).__name__
 
 
 def _check_name(value: object, what: str) -> str:

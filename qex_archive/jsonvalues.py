@@ -78,6 +78,30 @@ def json_safe(value: object, where: str, _depth: int = 0) -> JSONValue:
     )
 
 
+def to_json_data(value: object, _depth: int = 0) -> JSONValue:
+    """Best-effort JSON data from what a plugin reports: NaN/Inf become null, tuples and
+    arrays become lists, numpy scalars Python numbers, complex numbers ``[re, im]``, and
+    anything else its ``str()``."""
+    if _depth > MAX_DEPTH:
+        return None
+    if value is None or isinstance(value, (bool, str)):
+        return value if not isinstance(value, str) else value.encode("utf-8", "replace").decode()
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, complex):
+        return [to_json_data(value.real), to_json_data(value.imag)]
+    if isinstance(value, Mapping):
+        return {str(key): to_json_data(item, _depth + 1) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
+        return [to_json_data(item, _depth + 1) for item in items]
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        return to_json_data(value.tolist(), _depth)
+    return str(value)
+
+
 def json_object(value: object, where: str) -> dict[str, JSONValue]:
     """Check that ``value`` is a dict of plain JSON and return a clean copy."""
     if not isinstance(value, Mapping):

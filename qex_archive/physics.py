@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from .states import ComplexMatrix
-
+ComplexMatrix = npt.NDArray[np.complex128]
 TOLERANCES = {"trace": 1e-8, "hermiticity": 1e-8, "eigenvalue": 1e-8}
 
 

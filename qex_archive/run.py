@@ -46,8 +46,12 @@ class Run:
     """One archived run: the seed columns as attributes, JSON columns parsed on first use,
     and the density matrix loaded lazily as a read-only memory map."""
 
-    def __init__(self, archive: Archive, row: RunRow) -> None:
+    def __init__(
+        self, archive: Archive, row: RunRow, *, rho: npt.NDArray[np.complex128] | None = None
+    ) -> None:
         self._archive = archive
+        if rho is not None:  # a run not stored yet, shown to plugins with its matrix in memory
+            self.__dict__["rho"] = rho
         (
             self.run_id,
             self.experiment_name,

@@ -4,36 +4,46 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidState
 
-ComplexMatrix = npt.NDArray[np.complex128]
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    ComplexMatrix = npt.NDArray[np.complex128]
 
 
 @dataclass(frozen=True)
 class ArchivedState:
-    """A density matrix in the archive's canonical form and how its subsystems are laid out."""
+    """A density matrix and how its subsystems are laid out.
 
-    rho: ComplexMatrix
-    dims: list[int]
-    subsystem_labels: list[Any]
+    What a ``qex_convert_state`` plugin returns: ``rho`` in big-endian kron order (anything
+    numpy can turn into a square matrix, or a state vector), ``dims`` (None: qubits, inferred),
+    ``subsystem_labels`` (None: 0, 1, ...) and the framework's own ``source_ordering``.
+    :func:`coerce_state` turns it into the canonical form the archive stores.
+    """
+
+    rho: Any
+    dims: list[int] | None = None
+    subsystem_labels: list[Any] | None = None
     source_ordering: str = "big_endian"
-    source_kind: str = "density_matrix"
+    source_kind: str | None = None
 
 
 def coerce_state(state: object, dims: Sequence[int] | None = None) -> ArchivedState:
-    """Accept a square matrix (or a state vector, taken as a pure state) as a density matrix.
+    """The canonical form of a state: a fresh-or-owned complex128 C-ordered square matrix.
 
-    Lists and any real or complex numpy array are accepted; the result is a fresh
-    complex128 C-ordered array. NaN/Inf, non-numeric data and shapes that are not a
-    register of the given (or inferred qubit) dims are refused.
+    ``state`` is an :class:`ArchivedState` or anything numpy can read as a square matrix (or a
+    state vector, taken as the pure state). NaN/Inf, non-numeric data and shapes that are not
+    a register of the given (or inferred qubit) ``dims`` are refused.
     """
+    import numpy as np
+
+    converted = state if isinstance(state, ArchivedState) else ArchivedState(state)
     try:
-        array = np.asarray(state)
+        array = np.asarray(converted.rho)
     except (ValueError, TypeError) as exc:
         raise InvalidState(f"state is not a numeric array ({exc})") from None
     if array.dtype.kind not in "iufc":
@@ -51,17 +61,22 @@ def coerce_state(state: object, dims: Sequence[int] | None = None) -> ArchivedSt
         raise InvalidState(f"state has dimension {array.shape[0]}; a system needs at least 2")
     if not np.isfinite(array).all():
         raise InvalidState("state contains NaN or infinite entries")
-    vector_or_matrix = array.astype(np.complex128, order="C", copy=True)
     if kind == "state_vector":
-        rho = np.outer(vector_or_matrix, vector_or_matrix.conj())
+        vector = array.astype(np.complex128)
+        rho = np.outer(vector, vector.conj())
     else:
-        rho = vector_or_matrix
-    subsystem_dims = _subsystem_dims(rho.shape[0], dims)
+        # no copy when the input is already canonical: nothing here writes to it
+        rho = np.ascontiguousarray(array, dtype=np.complex128)
+    subsystem_dims = _subsystem_dims(rho.shape[0], dims if dims is not None else converted.dims)
+    labels = converted.subsystem_labels
+    if labels is None or len(labels) != len(subsystem_dims):
+        labels = list(range(len(subsystem_dims)))
     return ArchivedState(
         rho=rho,
         dims=subsystem_dims,
-        subsystem_labels=list(range(len(subsystem_dims))),
-        source_kind=kind,
+        subsystem_labels=list(labels),
+        source_ordering=converted.source_ordering,
+        source_kind=converted.source_kind or kind,
     )
 
 
@@ -77,12 +92,14 @@ def _subsystem_dims(d: int, dims: Sequence[int] | None) -> list[int]:
         raise InvalidState(f"dims must be a list of integers, not {type(dims).__name__}")
     checked: list[int] = []
     for n in dims:
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
+        if isinstance(n, bool) or not hasattr(n, "__index__") or n < 2:
             raise InvalidState(f"dims must be integers of at least 2, got {list(dims)!r}")
         checked.append(int(n))
     if not checked:
         raise InvalidState("dims is empty; give one dimension per subsystem")
-    product = int(np.prod(checked))
+    product = 1
+    for n in checked:
+        product *= n
     if product != d:
         raise InvalidState(f"dims {checked} multiply to {product}, but the state has dimension {d}")
     return checked

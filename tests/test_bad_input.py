@@ -38,7 +38,8 @@ BAD_RECORDS = [
     ({"experiment": "bad\udcff"}, qa.InvalidInput, "not valid UTF-8"),
     # backend name
     ({"backend": ""}, qa.InvalidInput, "backend is empty"),
-    ({"backend": object()}, qa.InvalidInput, "backend must be text"),
+    ({"backend": None}, qa.InvalidInput, "backend must be text, not NoneType"),
+    ({"backend": " aer"}, qa.InvalidInput, "leading or trailing whitespace"),
     # params
     ({"params": [("shots", 1)]}, qa.InvalidJSON, "params must be a dict, not list"),
     ({"params": "shots=1"}, qa.InvalidJSON, "params must be a dict, not str"),
@@ -65,14 +66,18 @@ BAD_RECORDS = [
     ({"timestamp": "yesterday-ish"}, qa.InvalidInput, "is not a time"),
     ({"timestamp": [1]}, qa.InvalidInput, "must be a time, not list"),
     # state
-    ({"state": None}, qa.InvalidState, "dtype object"),
-    ({"state": "rho"}, qa.InvalidState, "dtype <U3"),
+    ({"state": None}, qa.InvalidState, "no installed plugin can convert a NoneType"),
+    ({"state": "rho"}, qa.InvalidState, "no installed plugin can convert a str"),
+    ({"state": {"rho": 1}}, qa.InvalidState, "no installed plugin can convert a dict"),
+    ({"state": [["a", "b"], ["c", "d"]]}, qa.InvalidState, "dtype <U1"),
+    ({"state": [[None, 1], [1, 0]]}, qa.InvalidState, "dtype object"),
     ({"state": [[1, 0], [0]]}, qa.InvalidState, "not a numeric array"),
     ({"state": np.zeros((2, 3))}, qa.InvalidState, r"shape \(2, 3\)"),
     ({"state": np.zeros((2, 2, 2))}, qa.InvalidState, r"shape \(2, 2, 2\)"),
     ({"state": np.zeros((0, 0))}, qa.InvalidState, "dimension 0"),
     ({"state": np.ones((1, 1))}, qa.InvalidState, "dimension 1"),
-    ({"state": 0.5}, qa.InvalidState, r"shape \(\)"),
+    ({"state": np.float64(0.5)}, qa.InvalidState, r"shape \(\)"),
+    ({"state": 0.5}, qa.InvalidState, "no installed plugin can convert a float"),
     ({"state": np.eye(2, dtype=bool)}, qa.InvalidState, "dtype bool"),
     ({"state": np.array([[np.nan, 0], [0, 1]])}, qa.InvalidState, "NaN or infinite"),
     ({"state": np.array([[np.inf, 0], [0, 1]])}, qa.InvalidState, "NaN or infinite"),
@@ -84,6 +89,8 @@ BAD_RECORDS = [
     ({"state": np.eye(4) / 4, "dims": [2.0, 2.0]}, qa.InvalidState, "integers of at least 2"),
     ({"state": np.eye(4) / 4, "dims": [True, 2]}, qa.InvalidState, "integers of at least 2"),
     ({"state": [[1.1, 0], [0, -0.1]], "strict": True}, qa.InvalidState, "not physical"),
+    ({"renderers": ["nope"]}, qa.InvalidInput, "no renderer named 'nope'; available: bloch"),
+    ({"renderers": "bloch"}, qa.InvalidInput, "list of names, not the text"),
 ]
 
 

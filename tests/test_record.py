@@ -48,8 +48,10 @@ def test_paths_in_the_database_are_relative(archive: qa.Archive) -> None:
     ).fetchone()[0]
     assert stored == f"results/{run.run_id}_rho.npy"
     assert (archive.root / stored).is_file()
-    (path,) = archive.conn.execute("SELECT path FROM qex_files").fetchone()
-    assert path == stored
+    paths = [p for (p,) in archive.conn.execute("SELECT path FROM qex_files ORDER BY path")]
+    assert paths == [f"artifacts/{run.run_id}_bloch.html", stored]
+    (artifact_path,) = archive.conn.execute("SELECT artifact_path FROM artifacts").fetchone()
+    assert artifact_path == paths[0] and (archive.root / artifact_path).is_file()
 
 
 def test_moving_the_archive_directory_keeps_it_working(tmp_path: Path) -> None:
@@ -71,7 +73,9 @@ def test_moving_the_archive_directory_keeps_it_working(tmp_path: Path) -> None:
 def test_stored_checksum_matches_the_file(archive: qa.Archive) -> None:
     run = archive.record("e", backend="b", state=bell_state())
     size, sha = sha256_of_file(run.rho_path)
-    assert archive.conn.execute("SELECT size, sha256 FROM qex_files").fetchone() == (size, sha)
+    assert archive.conn.execute(
+        "SELECT size, sha256 FROM qex_files WHERE path = ?", (run.density_matrix_path,)
+    ).fetchone() == (size, sha)
     assert run.state_info["sha256"] == sha
 
 
@@ -187,19 +191,18 @@ def test_a_failed_batch_leaves_nothing(archive: qa.Archive) -> None:
 def test_delete_removes_row_and_files(archive: qa.Archive) -> None:
     keep = archive.record("e", backend="b", state=bell_state())
     gone = archive.record("e", backend="b", state=bell_state())
-    archive.conn.execute(
-        "INSERT INTO artifacts (run_id, artifact_name, artifact_path, artifact_type) "
-        "VALUES (?, ?, ?, ?)",
-        (gone.run_id, "bloch", f"artifacts/{gone.run_id}_bloch.html", "text/html"),
-    )
-    (archive.artifacts_dir / f"{gone.run_id}_bloch.html").write_text("<html></html>")
-    assert [a.name for a in archive.get(gone.run_id).artifacts] == ["bloch"]
+    (artifact,) = archive.get(gone.run_id).artifacts
+    assert artifact.name == "bloch" and artifact.path.is_file()
     archive.delete(gone.run_id[:10])
     with pytest.raises(qa.RunNotFound):
         archive.get(gone.run_id)
-    assert not gone.rho_path.exists()
-    assert list(archive.artifacts_dir.iterdir()) == []
-    assert archive.conn.execute("SELECT count(*) FROM artifacts").fetchone()[0] == 0
+    assert not gone.rho_path.exists() and not artifact.path.exists()
+    assert [p.name for p in archive.artifacts_dir.iterdir()] == [f"{keep.run_id}_bloch.html"]
+    for table in ("runs", "artifacts", "qex_files"):
+        rows = archive.conn.execute(
+            f"SELECT count(*) FROM {table} WHERE run_id = ?", (gone.run_id,)
+        )
+        assert rows.fetchone()[0] == 0, table
     assert archive.get(keep.run_id).rho_path.exists()
 
 

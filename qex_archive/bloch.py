@@ -1,0 +1,229 @@
+"""Per-qubit Bloch vectors and the self-contained Bloch-sphere HTML page.
+
+The page fetches nothing (a Content-Security-Policy forbids it), uses inline SVG only and
+embeds its numbers as JSON, so it can be mailed, archived and read offline for decades.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .run import Run
+from .timeutil import iso_local
+
+ComplexMatrix = npt.NDArray[np.complex128]
+MAX_SPHERES = 10
+CSP = "default-src 'none'; style-src 'unsafe-inline'"
+SIZE = 220
+RADIUS = 80
+AZIMUTH = math.radians(30)
+ELEVATION = math.radians(20)
+
+
+def reduced_density_matrix(rho: ComplexMatrix, dims: Sequence[int], k: int) -> ComplexMatrix:
+    """Partial trace over every subsystem except ``k`` (big-endian: subsystem 0 leftmost)."""
+    before = int(np.prod(dims[:k], dtype=np.int64))
+    after = int(np.prod(dims[k + 1 :], dtype=np.int64))
+    d = dims[k]
+    blocks = rho.reshape(before, d, after, before, d, after)
+    reduced: ComplexMatrix = np.einsum("aibajb->ij", blocks)
+    return reduced
+
+
+def bloch_vector(reduced: ComplexMatrix) -> tuple[float, float, float]:
+    """(Tr ρX, Tr ρY, Tr ρZ) of a one-qubit density matrix (real parts)."""
+    r01, r10 = reduced[0, 1], reduced[1, 0]
+    x = (r01 + r10).real
+    y = (1j * (r01 - r10)).real
+    z = (reduced[0, 0] - reduced[1, 1]).real
+    return float(x) + 0.0, float(y) + 0.0, float(z) + 0.0
+
+
+def subsystem_summaries(
+    rho: ComplexMatrix, dims: Sequence[int], labels: Sequence[Any]
+) -> list[dict[str, Any]]:
+    summaries = []
+    for k, d in enumerate(dims):
+        reduced = reduced_density_matrix(rho, dims, k)
+        purity = float(np.real(np.sum(reduced * reduced.T)))
+        entry: dict[str, Any] = {
+            "index": k,
+            "label": labels[k] if k < len(labels) else k,
+            "dim": d,
+            "purity": purity,
+        }
+        if d == 2:
+            x, y, z = bloch_vector(reduced)
+            entry["bloch"] = [x, y, z]
+            entry["length"] = math.sqrt(x * x + y * y + z * z)
+        summaries.append(entry)
+    return summaries
+
+
+def _project(x: float, y: float, z: float) -> tuple[float, float]:
+    """Screen position of a point of the unit ball, seen from azimuth 30°, elevation 20°."""
+    u = -x * math.sin(AZIMUTH) + y * math.cos(AZIMUTH)
+    toward_viewer = x * math.cos(AZIMUTH) + y * math.sin(AZIMUTH)
+    v = z * math.cos(ELEVATION) - toward_viewer * math.sin(ELEVATION)
+    return SIZE / 2 + RADIUS * u, SIZE / 2 - RADIUS * v
+
+
+def _depth(x: float, y: float, z: float) -> float:
+    toward_viewer = x * math.cos(AZIMUTH) + y * math.sin(AZIMUTH)
+    return toward_viewer * math.cos(ELEVATION) + z * math.sin(ELEVATION)
+
+
+def _equator_paths() -> tuple[str, str]:
+    front: list[str] = []
+    back: list[str] = []
+    for i in range(73):
+        angle = 2 * math.pi * i / 72
+        point = (math.cos(angle), math.sin(angle), 0.0)
+        u, v = _project(*point)
+        (front if _depth(*point) >= 0 else back).append(f"{u:.1f},{v:.1f}")
+    return " ".join(front), " ".join(back)
+
+
+AXES = (
+    ((0, 0, 1), "|0⟩"),
+    ((0, 0, -1), "|1⟩"),
+    ((1, 0, 0), "|+⟩"),
+    ((-1, 0, 0), "|−⟩"),
+    ((0, 1, 0), "|+i⟩"),
+    ((0, -1, 0), "|−i⟩"),
+)
+
+
+def sphere_svg(summary: dict[str, Any]) -> str:
+    x, y, z = summary["bloch"]
+    cx = cy = SIZE / 2
+    parts = [
+        f'<svg class="bloch-sphere" data-qubit="{summary["index"]}" width="{SIZE}" '
+        f'height="{SIZE}" viewBox="0 0 {SIZE} {SIZE}" role="img" '
+        f'aria-label="Bloch sphere of qubit {html.escape(str(summary["label"]))}">',
+        f'<circle cx="{cx}" cy="{cy}" r="{RADIUS}" class="ball"/>',
+    ]
+    front, back = _equator_paths()
+    parts.append(f'<polyline points="{back}" class="equator back"/>')
+    parts.append(f'<polyline points="{front}" class="equator"/>')
+    for (ax, ay, az), label in AXES:
+        u, v = _project(ax, ay, az)
+        parts.append(f'<line x1="{cx}" y1="{cy}" x2="{u:.1f}" y2="{v:.1f}" class="axis"/>')
+        lu, lv = _project(ax * 1.22, ay * 1.22, az * 1.22)
+        parts.append(f'<text x="{lu:.1f}" y="{lv + 4:.1f}" class="axis-label">{label}</text>')
+    u, v = _project(x, y, z)
+    parts.append(f'<line x1="{cx}" y1="{cy}" x2="{u:.1f}" y2="{v:.1f}" class="vector"/>')
+    parts.append(f'<circle cx="{u:.1f}" cy="{v:.1f}" r="4" class="tip"/>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1d2430;background:#fff}
+h1{font-size:20px;margin:0 0 4px} .sub{color:#5a6472;margin-bottom:14px}
+dl{display:grid;grid-template-columns:max-content auto;gap:2px 14px;margin:0 0 14px}
+dt{color:#5a6472} dd{margin:0;font-variant-numeric:tabular-nums}
+.note{background:#f4f6f9;border-left:3px solid #8a96a8;padding:8px 12px;max-width:760px}
+.findings{background:#fff3f0;border-left:3px solid #d0452f;padding:8px 12px;max-width:760px}
+.grid{display:flex;flex-wrap:wrap;gap:18px;margin-top:16px}
+figure{margin:0;border:1px solid #dde2e8;border-radius:6px;padding:8px;text-align:center}
+figcaption{font-variant-numeric:tabular-nums;font-size:13px}
+.ball{fill:#eef3fb;stroke:#7d8ca3;stroke-width:1.2}
+.equator{fill:none;stroke:#7d8ca3;stroke-width:1} .back{stroke-dasharray:3 3;opacity:.6}
+.axis{stroke:#b4bcc8;stroke-width:1} .axis-label{font-size:11px;fill:#3e4754;text-anchor:middle}
+.vector{stroke:#c2410c;stroke-width:3;stroke-linecap:round} .tip{fill:#c2410c}
+table{border-collapse:collapse;margin-top:16px;font-variant-numeric:tabular-nums}
+th,td{border:1px solid #dde2e8;padding:3px 8px;text-align:right}
+"""
+
+
+def _fmt(value: object, spec: str = ".4f") -> str:
+    return format(value, spec) if isinstance(value, (int, float)) else "?"
+
+
+def bloch_page(run: Run, rho: ComplexMatrix) -> bytes:
+    """The Bloch-sphere HTML page of a run."""
+    state = run.state_info
+    validation = run.validation
+    dims = list(state.get("dims") or [])
+    labels = list(state.get("subsystem_labels") or range(len(dims)))
+    subsystems = subsystem_summaries(rho, dims, labels)
+    qubits = [s for s in subsystems if s["dim"] == 2]
+    data = {
+        "run_id": run.run_id,
+        "experiment_name": run.experiment_name,
+        "backend_name": run.backend_name,
+        "timestamp": run.timestamp,
+        "dims": dims,
+        "ordering": state.get("ordering"),
+        "purity": validation.get("purity"),
+        "von_neumann_entropy_bits": validation.get("von_neumann_entropy_bits"),
+        "is_valid": validation.get("is_valid"),
+        "findings": validation.get("findings") or [],
+        "subsystems": subsystems,
+    }
+    esc = html.escape
+    title = f"{run.experiment_name} · {run.run_id[:8]}"
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{esc(run.experiment_name)}</h1>",
+        f'<div class="sub">run {esc(run.run_id)}</div><dl>',
+        f"<dt>backend</dt><dd>{esc(run.backend_name)}</dd>",
+        f"<dt>time</dt><dd>{esc(iso_local(run.timestamp))}</dd>",
+        f"<dt>dims</dt><dd>{esc(str(dims))}</dd>",
+        f"<dt>ordering</dt><dd>{esc(str(state.get('ordering')))} (subsystem 0 is the leftmost "
+        "kron factor)</dd>",
+        f"<dt>purity</dt><dd>{_fmt(validation.get('purity'))}</dd>",
+        f"<dt>entropy</dt><dd>{_fmt(validation.get('von_neumann_entropy_bits'))} bits</dd>",
+        "</dl>",
+    ]
+    findings = validation.get("findings") or []
+    if findings:
+        items = "".join(f"<li>{esc(str(f))}</li>" for f in findings)
+        out.append(f'<div class="findings"><b>Not a physical state:</b><ul>{items}</ul></div>')
+    out.append(
+        '<p class="note">Each sphere shows one qubit\'s reduced state (the partial trace over '
+        "all others). Per-qubit vectors hide entanglement: both qubits of a Bell pair sit at "
+        "the centre, exactly as the maximally mixed state does.</p>"
+    )
+    others = [s for s in subsystems if s["dim"] != 2]
+    if others:
+        listed = ", ".join(f"{esc(str(s['label']))} (dimension {s['dim']})" for s in others)
+        out.append(f'<p class="note">Not qubits, so no Bloch sphere: {listed}.</p>')
+    if len(qubits) > MAX_SPHERES:
+        out.append(
+            "<table><tr><th>qubit</th><th>x</th><th>y</th><th>z</th><th>|r|</th><th>purity</th></tr>"
+        )
+        for q in qubits:
+            x, y, z = q["bloch"]
+            out.append(
+                f"<tr><td>{esc(str(q['label']))}</td><td>{x:+.4f}</td><td>{y:+.4f}</td>"
+                f"<td>{z:+.4f}</td><td>{q['length']:.4f}</td><td>{q['purity']:.4f}</td></tr>"
+            )
+        out.append("</table>")
+    else:
+        out.append('<div class="grid">')
+        for q in qubits:
+            x, y, z = q["bloch"]
+            out.append(
+                f"<figure>{sphere_svg(q)}<figcaption><b>qubit {esc(str(q['label']))}</b><br>"
+                f"(x, y, z) = ({x:+.3f}, {y:+.3f}, {z:+.3f})<br>"
+                f"|r| = {q['length']:.3f} · purity {q['purity']:.3f}</figcaption></figure>"
+            )
+        out.append("</div>")
+    # "<" is escaped so that no string in the data can close the script element.
+    payload = json.dumps(data, sort_keys=True, allow_nan=False).replace("<", "\\u003c")
+    out.append(f'<script type="application/json" id="qex-data">{payload}</script>')
+    out.append("</body></html>\n")
+    return "\n".join(out).encode("utf-8")

@@ -1,0 +1,184 @@
+"""Calling the hooks while a run is recorded, one plugin at a time.
+
+Each implementation is called on its own so that the archive knows which plugin said what
+(backend metadata is stored under the plugin's name) and so that one failing plugin costs
+only its own contribution, never the run.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from .errors import InvalidState, QexError
+from .jsonvalues import to_json_data
+from .plugins import PluginError, PluginWarning, describe_plugins
+from .rendering import Renderer
+from .states import ArchivedState
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from .run import Run
+
+PHYSICS_PLUGIN = "qex_archive.default_plugins.physics"
+
+
+@dataclass(frozen=True)
+class PluginProblem:
+    plugin: str
+    hook: str
+    error: str
+
+    @property
+    def message(self) -> str:
+        return f"plugin {self.plugin!r} failed in {self.hook}: {self.error}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"plugin": self.plugin, "hook": self.hook, "error": self.error}
+
+
+class PluginCalls:
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self.pm = pm
+
+    def _implementations(self, hook_name: str) -> Iterator[tuple[str, Callable[..., Any]]]:
+        """(plugin name, call) for each implementation, in pluggy's call order; the call
+        takes the hook's keyword arguments and passes on those the implementation wants."""
+        caller = getattr(self.pm.hook, hook_name)
+        for impl in reversed(caller.get_hookimpls()):
+
+            def call(impl: Any = impl, **kwargs: Any) -> Any:
+                return impl.function(**{name: kwargs[name] for name in impl.argnames})
+
+            yield impl.plugin_name, call
+
+    @cached_property
+    def versions(self) -> dict[str, str]:
+        """Versions of the third-party plugins, recorded with each run."""
+        return {info.name: info.version for info in describe_plugins(self.pm)}
+
+    @cached_property
+    def renderers(self) -> dict[str, Renderer]:
+        found: dict[str, Renderer] = {}
+        for plugin, call in self._implementations("qex_register_renderers"):
+            registered: list[Renderer] = []
+            try:
+                call(register=registered.append)
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {plugin!r} failed to register its renderers ({_describe(exc)})"
+                ) from None
+            for renderer in registered:
+                if not isinstance(renderer, Renderer):
+                    raise PluginError(f"plugin {plugin!r} registered {renderer!r}, not a Renderer")
+                found.setdefault(renderer.name, renderer)
+        return found
+
+    def convert_state(self, obj: object) -> ArchivedState:
+        if isinstance(obj, ArchivedState):
+            return obj
+        for plugin, call in self._implementations("qex_convert_state"):
+            try:
+                result = call(obj=obj)
+            except QexError:
+                raise
+            except Exception as exc:
+                raise InvalidState(
+                    f"plugin {plugin!r} failed to convert the {_type_name(obj)} state "
+                    f"({_describe(exc)})"
+                ) from None
+            if result is not None:
+                if not isinstance(result, ArchivedState):
+                    raise InvalidState(
+                        f"plugin {plugin!r} converted the state to "
+                        f"{type(result).__name__}, not an ArchivedState"
+                    )
+                return result
+        raise InvalidState(
+            f"no installed plugin can convert a {_type_name(obj)} into a density matrix; "
+            "pass a numpy array or install the plugin for its framework"
+        )
+
+    def backend_metadata(
+        self, backend: object, backend_name: str
+    ) -> tuple[dict[str, Any], list[PluginProblem]]:
+        info: dict[str, Any] = {}
+        problems: list[PluginProblem] = []
+        for plugin, call in self._implementations("qex_backend_metadata"):
+            try:
+                result = call(backend=backend, backend_name=backend_name)
+            except Exception as exc:
+                problems.append(PluginProblem(plugin, "qex_backend_metadata", _describe(exc)))
+                continue
+            if result:
+                info[plugin] = to_json_data(result)
+        return info, problems
+
+    def validate(
+        self, run: Run, rho: npt.NDArray[np.complex128]
+    ) -> tuple[dict[str, Any], list[PluginProblem]]:
+        validation: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        problems: list[PluginProblem] = []
+        for plugin, call in self._implementations("qex_validate_run"):
+            try:
+                result = call(run=run, rho=rho)
+            except Exception as exc:
+                problems.append(PluginProblem(plugin, "qex_validate_run", _describe(exc)))
+                continue
+            if not result:
+                continue
+            if plugin == PHYSICS_PLUGIN:
+                validation.update(to_json_data(result))
+            else:
+                extra[plugin] = to_json_data(result)
+        findings = list(validation.get("findings") or [])
+        is_valid = validation.get("is_valid", True)
+        for plugin, result in extra.items():
+            findings += [f"{plugin}: {finding}" for finding in result.get("findings") or []]
+            is_valid = is_valid and result.get("is_valid", True) is not False
+        if extra:
+            validation["plugins"] = extra
+            validation["findings"] = findings
+            validation["is_valid"] = is_valid
+        return validation, problems
+
+    def render(
+        self, run: Run, rho: npt.NDArray[np.complex128], names: Sequence[str]
+    ) -> tuple[list[tuple[Renderer, bytes]], list[PluginProblem]]:
+        outputs: list[tuple[Renderer, bytes]] = []
+        problems: list[PluginProblem] = []
+        for name in names:
+            renderer = self.renderers[name]
+            try:
+                content = renderer.render(run, rho)
+                if not isinstance(content, bytes):
+                    raise TypeError(f"render() returned {type(content).__name__}, not bytes")
+            except Exception as exc:
+                problems.append(PluginProblem(f"renderer {name}", "render", _describe(exc)))
+                continue
+            outputs.append((renderer, content))
+        return outputs, problems
+
+    @staticmethod
+    def warn(problems: Sequence[PluginProblem]) -> None:
+        for problem in problems:
+            warnings.warn(
+                problem.message + "; the run was stored without it", PluginWarning, stacklevel=3
+            )
+
+
+def _describe(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
+def _type_name(obj: object) -> str:
+    module = type(obj).__module__
+    return type(obj).__name__ if module == "builtins" else f"{module}.{type(obj).__qualname__}"
