@@ -81,14 +81,21 @@ def _depth(x: float, y: float, z: float) -> float:
 
 
 def _equator_paths() -> tuple[str, str]:
-    front: list[str] = []
-    back: list[str] = []
+    """SVG path data for the front (solid) and back (dashed) halves of the equator."""
+    paths: dict[bool, list[str]] = {True: [], False: []}
+    previous = None
     for i in range(73):
         angle = 2 * math.pi * i / 72
         point = (math.cos(angle), math.sin(angle), 0.0)
+        front = _depth(*point) >= 0
         u, v = _project(*point)
-        (front if _depth(*point) >= 0 else back).append(f"{u:.1f},{v:.1f}")
-    return " ".join(front), " ".join(back)
+        command = "L" if front == previous else "M"
+        if command == "M" and previous is not None:
+            # close the gap to the other half so the ellipse has no hole
+            paths[previous].append(f"L{u:.1f},{v:.1f}")
+        paths[front].append(f"{command}{u:.1f},{v:.1f}")
+        previous = front
+    return " ".join(paths[True]), " ".join(paths[False])
 
 
 AXES = (
@@ -111,8 +118,8 @@ def sphere_svg(summary: dict[str, Any]) -> str:
         f'<circle cx="{cx}" cy="{cy}" r="{RADIUS}" class="ball"/>',
     ]
     front, back = _equator_paths()
-    parts.append(f'<polyline points="{back}" class="equator back"/>')
-    parts.append(f'<polyline points="{front}" class="equator"/>')
+    parts.append(f'<path d="{back}" class="equator back"/>')
+    parts.append(f'<path d="{front}" class="equator"/>')
     for (ax, ay, az), label in AXES:
         u, v = _project(ax, ay, az)
         parts.append(f'<line x1="{cx}" y1="{cy}" x2="{u:.1f}" y2="{v:.1f}" class="axis"/>')

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,16 +28,54 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class QexGroup(click.Group):
-    """Turns library errors into one-line messages with exit status 1."""
+    """Turns library errors into one-line messages, and adds plugin commands on demand."""
+
+    _plugin_commands_loaded = False
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return super().invoke(ctx)
         except QexError as exc:
             raise click.ClickException(str(exc)) from None
         except BrokenPipeError:
             sys.stderr.close()  # output piped into `head`: stop quietly
             sys.exit(0)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands(quiet=True)
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and not self._plugin_commands_loaded:
+            self._load_plugin_commands(quiet=False)
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+    def _load_plugin_commands(self, *, quiet: bool) -> None:
+        """Ask third-party plugins for commands; built-ins have none, so without installed
+        plugins this costs one scan of the installed distributions and no imports."""
+        if self._plugin_commands_loaded:
+            return
+        self._plugin_commands_loaded = True
+        from .plugins import make_plugin_manager, selected_entry_points
+
+        if not selected_entry_points():
+            return
+        try:
+            make_plugin_manager().hook.qex_register_commands(cli=self)
+        except QexError as exc:
+            if not quiet:
+                raise click.ClickException(str(exc)) from None
+            click.echo(f"warning: {exc}", err=True)
+
+
+def _show_warning(
+    message: Warning | str, category: type[Warning], *args: object, **kwargs: object
+) -> None:
+    click.echo(f"warning: {message}", err=True)
 
 
 @click.group(cls=QexGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -417,6 +456,92 @@ def demo(ctx: click.Context, seed: int) -> None:
         "Next: qex-archive runs | qex-archive runs -e ghz_depolarizing -p n_qubits=3 "
         "| qex-archive show RUN | qex-archive check"
     )
+
+
+@cli.command(name="plugins")
+@click.option("--all", "include_builtins", is_flag=True, help="Include the built-in plugins.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plugins_command(include_builtins: bool, as_json: bool) -> None:
+    """List installed plugins: name, version and the hooks they implement.
+
+    Example:
+
+        qex-archive plugins --all --json
+    """
+    from .plugins import describe_plugins, make_plugin_manager
+
+    infos = describe_plugins(make_plugin_manager(), include_builtins=include_builtins)
+    if as_json:
+        emit_json([info.to_dict() for info in infos])
+        return
+    if not infos:
+        click.echo("no plugins installed (built-ins are listed with --all)")
+        return
+    width = max(len(info.name) for info in infos)
+    for info in infos:
+        click.echo(f"{info.name.ljust(width)}  {info.version:<10}  {', '.join(info.hooks)}")
+
+
+@cli.command()
+@click.argument("run_ref", metavar="RUN")
+@click.option(
+    "--renderer", "-r", "renderers", multiple=True, help="Only this renderer (repeatable)."
+)
+@click.pass_context
+def render(ctx: click.Context, run_ref: str, renderers: tuple[str, ...]) -> None:
+    """Make a run's artifacts again, e.g. after installing a renderer plugin.
+
+    Example:
+
+        qex-archive render 3f2a --renderer bloch
+    """
+    artifacts = open_from(ctx).render(run_ref, list(renderers) or None)
+    for artifact in artifacts:
+        click.echo(f"{artifact.name}: {artifact.path}")
+
+
+@cli.command(name="open")
+@click.argument("run_ref", metavar="RUN")
+@click.argument("artifact_name", metavar="[ARTIFACT]", required=False)
+@click.option("--print-path", is_flag=True, help="Print the file's path instead of opening it.")
+@click.pass_context
+def open_command(
+    ctx: click.Context, run_ref: str, artifact_name: str | None, print_path: bool
+) -> None:
+    """Open a run's artifact (default: the first, usually the Bloch spheres) in the browser.
+
+    Prints the path when no browser is available.
+
+    Example:
+
+        qex-archive open 3f2a bloch
+    """
+    run = open_from(ctx).get(run_ref)
+    artifacts = run.artifacts
+    short = run.run_id[:8]
+    if not artifacts:
+        raise InvalidInput(
+            f"run {short} has no artifacts; make them with 'qex-archive render {short}'"
+        )
+    if artifact_name is None:
+        artifact = artifacts[0]
+    else:
+        matching = [a for a in artifacts if a.name == artifact_name]
+        if not matching:
+            names = ", ".join(a.name for a in artifacts)
+            raise InvalidInput(
+                f"run {run.run_id[:8]} has no artifact {artifact_name!r}; it has {names}"
+            )
+        artifact = matching[0]
+    if not artifact.path.is_file():
+        raise InvalidInput(f"{artifact.relative_path} is missing; run 'qex-archive check'")
+    if print_path:
+        click.echo(artifact.path)
+        return
+    import webbrowser
+
+    if not webbrowser.open(artifact.path.resolve().as_uri()):
+        click.echo(artifact.path)
 
 
 def main() -> None:
