@@ -33,6 +33,12 @@ _EXPORTS = {
     "InvalidState": "errors",
     "InvalidJSON": "errors",
     "InvalidFilter": "errors",
+    "hookimpl": "hookspecs",
+    "Renderer": "rendering",
+    "ArchivedState": "states",
+    "make_plugin_manager": "plugins",
+    "PluginError": "plugins",
+    "PluginWarning": "plugins",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -51,7 +57,13 @@ if TYPE_CHECKING:
     from .errors import QexError as QexError
     from .errors import RunNotFound as RunNotFound
     from .errors import SchemaTooNew as SchemaTooNew
+    from .hookspecs import hookimpl as hookimpl
+    from .plugins import PluginError as PluginError
+    from .plugins import PluginWarning as PluginWarning
+    from .plugins import make_plugin_manager as make_plugin_manager
     from .query import RunFilter as RunFilter
+    from .rendering import Renderer as Renderer
+    from .states import ArchivedState as ArchivedState
     from .run import Artifact as Artifact
     from .run import Run as Run
 

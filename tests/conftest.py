@@ -13,8 +13,11 @@ import qex_archive as qa
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No test sees the user's $QEX_DATA or writes into the working directory."""
+    """No test sees the user's $QEX_DATA or installed plugins, or writes into the working
+    directory. Tests of plugin discovery set QEX_ARCHIVE_LOAD_PLUGINS themselves."""
     monkeypatch.delenv("QEX_DATA", raising=False)
+    monkeypatch.delenv("QEX_ARCHIVE_RENDERERS", raising=False)
+    monkeypatch.setenv("QEX_ARCHIVE_LOAD_PLUGINS", "")
     monkeypatch.chdir(tmp_path)
 
 
