@@ -63,9 +63,9 @@ if TYPE_CHECKING:
     from .plugins import make_plugin_manager as make_plugin_manager
     from .query import RunFilter as RunFilter
     from .rendering import Renderer as Renderer
-    from .states import ArchivedState as ArchivedState
     from .run import Artifact as Artifact
     from .run import Run as Run
+    from .states import ArchivedState as ArchivedState
 
 
 def __getattr__(name: str) -> Any:

@@ -41,7 +41,7 @@ def heatmap_svg(rho: npt.NDArray[np.complex128], title: str = "") -> bytes:
     for i in range(n):
         for j in range(n):
             level = float(shown[i, j]) / peak
-            shade = int(round(255 - 200 * level))
+            shade = round(255 - 200 * level)
             cells.append(
                 f'<rect x="{j * CELL}" y="{i * CELL + 20}" width="{CELL}" height="{CELL}" '
                 f'fill="rgb({shade},{shade},255)"><title>|rho[{i * step},{j * step}]| = '
@@ -50,9 +50,8 @@ def heatmap_svg(rho: npt.NDArray[np.complex128], title: str = "") -> bytes:
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="qex-heatmap" width="{size}" '
         f'height="{size + 20}" viewBox="0 0 {size} {size + 20}">'
-        f'<text x="0" y="14" font-family="sans-serif" font-size="12">{html.escape(title)} |rho|</text>'
-        + "".join(cells)
-        + "</svg>\n"
+        f'<text x="0" y="14" font-family="sans-serif" font-size="12">'
+        f"{html.escape(title)} |rho|</text>" + "".join(cells) + "</svg>\n"
     ).encode("utf-8")
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import qex_example_renderer
 from click.testing import CliRunner
 
 import qex_archive as qa
-import qex_example_renderer
 from qex_archive.cli import cli
 from qex_archive.plugins import make_plugin_manager
 
