@@ -242,10 +242,14 @@ class Archive:
         return run
 
     def render(self, ref: str, renderers: Sequence[str] | None = None) -> list[Artifact]:
-        """Make a stored run's artifacts again (all default renderers, or those named)."""
+        """Make a stored run's artifacts again: those named, else the ones it has (when their
+        renderer is installed), else the default ones."""
         import numpy as np
 
         run = self.get(ref)
+        if renderers is None:
+            existing = [a.name for a in self.artifacts_of(run.run_id)]
+            renderers = [name for name in existing if name in self._hooks.renderers] or None
         outputs, problems = self._hooks.render(
             run, np.asarray(run.rho), self._renderer_names(renderers)
         )

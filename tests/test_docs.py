@@ -43,3 +43,21 @@ def test_readme_table_header_is_the_real_one(tmp_path: Path) -> None:
     assert runner.invoke(cli, ["-d", str(tmp_path), "demo"]).exit_code == 0
     header = runner.invoke(cli, ["-d", str(tmp_path), "runs"]).stdout.splitlines()[0]
     assert header in README
+
+
+def test_every_hook_is_documented() -> None:
+    import inspect
+
+    from qex_archive import hookspecs
+
+    docs = (REPO / "docs" / "plugins.md").read_text()
+    documented = set(re.findall(r"^### `(qex_\w+)`", docs, flags=re.M))
+    hooks = {
+        name
+        for name, _ in inspect.getmembers(hookspecs, inspect.isfunction)
+        if name.startswith("qex_")
+    }
+    assert hooks == documented
+    for hook in hooks:
+        signature = inspect.signature(getattr(hookspecs, hook))
+        assert f"def {hook}({', '.join(signature.parameters)})" in docs, hook
