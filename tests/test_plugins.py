@@ -81,7 +81,7 @@ def test_hook_qex_convert_state(tmp_path: Path) -> None:
         # without the plugin, an unknown object is refused, not silently read in its own order
     with qa.open_archive(tmp_path / "other") as plain:
         with pytest.raises(
-            qa.InvalidState, match="no installed plugin can convert a .*LittleEndianState"
+            qa.InvalidState, match=r"no installed plugin can convert a .*LittleEndianState"
         ):
             plain.record("e", backend="b", state=LittleEndianState(little))
         assert plain.count() == 0
