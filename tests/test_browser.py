@@ -1,0 +1,116 @@
+"""The Bloch page in a real headless Chromium, opened from a file:// URL, networking blocked."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import qex_archive as qa
+from qex_archive.demo import fill_demo_archive
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+DOCS_SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "bloch-demo.png"
+
+
+@pytest.fixture(scope="module")
+def browser():  # type: ignore[no-untyped-def]
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Debian's chromium (see .ci/run)")
+        pytest.skip("headless Chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                "--disable-sync",
+                "--disable-quic",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+def open_page(browser, path: Path):  # type: ignore[no-untyped-def]
+    """Open ``path`` with every request recorded and anything but the page itself refused."""
+    context = browser.new_context(viewport={"width": 900, "height": 700})
+    url = path.resolve().as_uri()
+    requests: list[str] = []
+    problems: list[str] = []
+
+    def route(route) -> None:  # type: ignore[no-untyped-def]
+        requests.append(route.request.url)
+        if route.request.url == url:
+            route.continue_()
+        else:
+            route.abort()
+
+    context.route("**/*", route)
+    page = context.new_page()
+    page.on(
+        "console",
+        lambda message: (
+            problems.append(message.text) if message.type in ("error", "warning") else None
+        ),
+    )
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.goto(url)
+    page.wait_for_load_state("load")
+    return context, page, requests, problems
+
+
+def distinct_colours(png: bytes) -> int:
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    colours = image.getcolors(maxcolors=1 << 24)
+    return len(colours or [])
+
+
+@pytest.mark.parametrize("n_qubits", [1, 2, 3])
+def test_bloch_page_in_chromium(browser, tmp_path: Path, n_qubits: int) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(n_qubits)
+    g = rng.normal(size=(2**n_qubits, 2)) + 1j * rng.normal(size=(2**n_qubits, 2))
+    rho = g @ g.conj().T
+    with qa.open_archive(tmp_path / "qex_data") as arch:
+        path = arch.record("browser", backend="b", state=rho / np.trace(rho)).artifacts[0].path
+    context, page, requests, problems = open_page(browser, path)
+    try:
+        assert page.locator("svg.bloch-sphere").count() == n_qubits
+        assert requests == [path.resolve().as_uri()], "the page fetched something"
+        assert problems == []
+        shot = page.screenshot(full_page=True)
+        assert distinct_colours(shot) > 20, "the screenshot is blank"
+        assert "browser" in page.title()
+    finally:
+        context.close()
+
+
+def test_demo_screenshot_for_the_docs(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with qa.open_archive(tmp_path / "qex_data") as arch:
+        fill_demo_archive(arch)
+        run = arch.runs(experiment="rabi_sweep", where={"theta_rad": {">": 1.2, "<": 1.3}})[0]
+        path = run.artifacts[0].path
+    context, page, requests, problems = open_page(browser, path)
+    try:
+        assert problems == [] and len(requests) == 1
+        shot = page.screenshot(full_page=True)
+        assert distinct_colours(shot) > 20
+        (tmp_path / "bloch-demo.png").write_bytes(shot)
+        assert DOCS_SCREENSHOT.is_file(), "docs/bloch-demo.png is missing"
+        if os.environ.get("QEX_UPDATE_SCREENSHOT"):
+            DOCS_SCREENSHOT.write_bytes(shot)
+    finally:
+        context.close()
