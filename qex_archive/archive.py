@@ -368,18 +368,23 @@ class Archive:
             full_metadata["backend"] = backend_info
         full_metadata["qex"] = {"version": __version__, "plugins": hooks.versions}
 
-        def row() -> RunRow:
+        params_json = dumps(params_clean)
+
+        def row(metadata_json: str | None = None) -> RunRow:
             return (
                 run_id,
                 experiment_name,
-                dumps(params_clean),
+                params_json,
                 backend_name,
                 when,
                 rho_file.relative,
-                dumps(full_metadata),
+                metadata_json,
             )
 
-        validation, more = hooks.validate(Run(self, row(), rho=rho), rho)
+        def draft() -> Run:
+            return Run.draft(self, row(), params_clean, full_metadata, rho)
+
+        validation, more = hooks.validate(draft(), rho)
         problems += more
         full_metadata["validation"] = validation
         if strict and not validation.get("is_valid", True):
@@ -387,7 +392,7 @@ class Archive:
                 "state is not physical (" + "; ".join(validation["findings"]) + "); "
                 "pass strict=False to store it flagged"
             )
-        outputs, more = hooks.render(Run(self, row(), rho=rho), rho, renderer_names)
+        outputs, more = hooks.render(draft(), rho, renderer_names)
         problems += more
         if problems:
             full_metadata["qex"]["plugin_errors"] = [p.to_dict() for p in problems]
@@ -397,7 +402,7 @@ class Archive:
             relative = f"{ARTIFACTS_DIR}/{renderer.file_name(run_id)}"
             files.append(_PreparedFile.of(relative, content))
             artifacts.append((renderer.name, relative, renderer.media_type))
-        return _PreparedRun(row(), files, artifacts), problems
+        return _PreparedRun(row(dumps(full_metadata)), files, artifacts), problems
 
     def _store(self, prepared: _PreparedRun) -> None:
         """Write the files, then insert the rows; the caller holds the write transaction."""

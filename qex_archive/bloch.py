@@ -6,6 +6,7 @@ embeds its numbers as JSON, so it can be mailed, archived and read offline for d
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import math
@@ -108,15 +109,11 @@ AXES = (
 )
 
 
-def sphere_svg(summary: dict[str, Any]) -> str:
-    x, y, z = summary["bloch"]
+@functools.cache
+def _sphere_background() -> str:
+    """Ball, equator and labelled axes: the same for every sphere, so drawn once."""
     cx = cy = SIZE / 2
-    parts = [
-        f'<svg class="bloch-sphere" data-qubit="{summary["index"]}" width="{SIZE}" '
-        f'height="{SIZE}" viewBox="0 0 {SIZE} {SIZE}" role="img" '
-        f'aria-label="Bloch sphere of qubit {html.escape(str(summary["label"]))}">',
-        f'<circle cx="{cx}" cy="{cy}" r="{RADIUS}" class="ball"/>',
-    ]
+    parts = [f'<circle cx="{cx}" cy="{cy}" r="{RADIUS}" class="ball"/>']
     front, back = _equator_paths()
     parts.append(f'<path d="{back}" class="equator back"/>')
     parts.append(f'<path d="{front}" class="equator"/>')
@@ -125,6 +122,18 @@ def sphere_svg(summary: dict[str, Any]) -> str:
         parts.append(f'<line x1="{cx}" y1="{cy}" x2="{u:.1f}" y2="{v:.1f}" class="axis"/>')
         lu, lv = _project(ax * 1.22, ay * 1.22, az * 1.22)
         parts.append(f'<text x="{lu:.1f}" y="{lv + 4:.1f}" class="axis-label">{label}</text>')
+    return "".join(parts)
+
+
+def sphere_svg(summary: dict[str, Any]) -> str:
+    x, y, z = summary["bloch"]
+    cx = cy = SIZE / 2
+    parts = [
+        f'<svg class="bloch-sphere" data-qubit="{summary["index"]}" width="{SIZE}" '
+        f'height="{SIZE}" viewBox="0 0 {SIZE} {SIZE}" role="img" '
+        f'aria-label="Bloch sphere of qubit {html.escape(str(summary["label"]))}">',
+        _sphere_background(),
+    ]
     u, v = _project(x, y, z)
     parts.append(f'<line x1="{cx}" y1="{cy}" x2="{u:.1f}" y2="{v:.1f}" class="vector"/>')
     parts.append(f'<circle cx="{u:.1f}" cy="{v:.1f}" r="4" class="tip"/>')

@@ -6,13 +6,13 @@ builds its own the first time it needs one.
 
 from __future__ import annotations
 
+import configparser
 import importlib
 import os
 import re
 import sys
 import warnings
 from dataclasses import dataclass
-from importlib.metadata import EntryPoint, PathDistribution
 from pathlib import Path
 
 import pluggy
@@ -66,7 +66,7 @@ def make_plugin_manager(*, load_third_party: bool = True) -> pluggy.PluginManage
     for module_name in DEFAULT_PLUGINS:
         pm.register(importlib.import_module(module_name), name=module_name)
     if load_third_party:
-        for entry_point, _dist in selected_entry_points():
+        for entry_point in selected_entry_points():
             try:
                 plugin = entry_point.load()
                 pm.register(plugin, name=entry_point.name)
@@ -92,21 +92,32 @@ def _refusal(name: str, exc: pluggy.PluginValidationError) -> str:
     )
 
 
-def selected_entry_points() -> list[tuple[EntryPoint, PathDistribution]]:
+@dataclass(frozen=True)
+class PluginEntryPoint:
+    """One ``qex_archive`` entry point of an installed distribution."""
+
+    name: str
+    value: str  # "module" or "module:attribute"
+    distribution: str
+    version: str
+
+    def load(self) -> object:
+        module_name, _, attribute = self.value.partition(":")
+        plugin: object = importlib.import_module(module_name.strip())
+        for part in filter(None, attribute.strip().split(".")):
+            plugin = getattr(plugin, part)
+        return plugin
+
+
+def selected_entry_points() -> list[PluginEntryPoint]:
     """Installed ``qex_archive`` entry points, filtered by ``$QEX_ARCHIVE_LOAD_PLUGINS``."""
     found = installed_entry_points()
     wanted_text = os.environ.get(LOAD_PLUGINS_ENV)
     if wanted_text is None:
         return found
     wanted = {_canonical(name) for name in wanted_text.split(",") if name.strip()}
-    chosen = [
-        (ep, dist)
-        for ep, dist in found
-        if _canonical(ep.name) in wanted or _canonical(dist.metadata["Name"] or "") in wanted
-    ]
-    known = {_canonical(ep.name) for ep, _ in chosen} | {
-        _canonical(dist.metadata["Name"] or "") for _, dist in chosen
-    }
+    chosen = [ep for ep in found if {_canonical(ep.name), _canonical(ep.distribution)} & wanted]
+    known = {_canonical(ep.name) for ep in chosen} | {_canonical(ep.distribution) for ep in chosen}
     for missing in sorted(wanted - known):
         warnings.warn(
             f"{LOAD_PLUGINS_ENV} names {missing!r}, but no such plugin is installed",
@@ -116,13 +127,13 @@ def selected_entry_points() -> list[tuple[EntryPoint, PathDistribution]]:
     return chosen
 
 
-def installed_entry_points() -> list[tuple[EntryPoint, PathDistribution]]:
+def installed_entry_points() -> list[PluginEntryPoint]:
     """Entry points of the ``qex_archive`` group, first occurrence on ``sys.path`` winning.
 
-    Reading each ``entry_points.txt`` directly is several times faster than
-    ``importlib.metadata.entry_points()``, which matters for the command line's start-up.
+    The ``*.dist-info`` files are read directly: ``importlib.metadata`` alone takes longer to
+    import than the whole command line needs to start.
     """
-    found: dict[str, tuple[EntryPoint, PathDistribution]] = {}
+    found: dict[str, PluginEntryPoint] = {}
     for entry in sys.path:
         try:
             names = os.listdir(entry or ".")
@@ -138,17 +149,45 @@ def installed_entry_points() -> list[tuple[EntryPoint, PathDistribution]]:
                 continue
             if f"[{ENTRY_POINT_GROUP}]" not in text:
                 continue
-            dist = PathDistribution(path)
-            for ep in dist.entry_points:
-                if ep.group == ENTRY_POINT_GROUP and ep.name not in found:
-                    found[ep.name] = (ep, dist)
+            distribution, version = _name_and_version(path)
+            for ep_name, value in _group_entries(text, ENTRY_POINT_GROUP):
+                found.setdefault(ep_name, PluginEntryPoint(ep_name, value, distribution, version))
     return list(found.values())
+
+
+def _group_entries(text: str, group: str) -> list[tuple[str, str]]:
+    """``name = value`` lines of one ``[group]`` section of an entry_points.txt."""
+    parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    try:
+        parser.read_string(text)
+    except configparser.Error:
+        return []
+    return list(parser.items(group)) if parser.has_section(group) else []
+
+
+def _name_and_version(dist_info: Path) -> tuple[str, str]:
+    name, version = dist_info.name.rsplit(".", 1)[0], "unknown"
+    for metadata_file in ("METADATA", "PKG-INFO"):
+        try:
+            with (dist_info / metadata_file).open(encoding="utf-8") as stream:
+                for line in stream:
+                    if line.startswith("Name: "):
+                        name = line[6:].strip()
+                    elif line.startswith("Version: "):
+                        version = line[9:].strip()
+                    elif not line.strip():
+                        break  # end of the headers
+            break
+        except OSError:
+            continue
+    return name, version
 
 
 def describe_plugins(
     pm: pluggy.PluginManager, *, include_builtins: bool = False
 ) -> list[PluginInfo]:
-    distributions = {ep.name: dist for ep, dist in installed_entry_points()}
+    entry_points = {ep.name: ep for ep in installed_entry_points()}
     infos = []
     for name, plugin in pm.list_name_plugin():
         if plugin is None:
@@ -157,16 +196,16 @@ def describe_plugins(
         if builtin and not include_builtins:
             continue
         hooks = tuple(sorted(caller.name for caller in pm.get_hookcallers(plugin) or []))
-        dist = distributions.get(name)
+        entry_point = entry_points.get(name)
         infos.append(
             PluginInfo(
                 name=name,
-                version=__version__ if builtin or dist is None else dist.version,
+                version=__version__ if builtin or entry_point is None else entry_point.version,
                 hooks=hooks,
                 builtin=builtin,
                 distribution="qex-archive"
                 if builtin
-                else (dist.metadata["Name"] if dist else None),
+                else (entry_point.distribution if entry_point else None),
             )
         )
     return sorted(infos, key=lambda info: (not info.builtin, info.name))

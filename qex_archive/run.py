@@ -62,6 +62,21 @@ class Run:
             self._metadata_json,
         ) = row
 
+    @classmethod
+    def draft(
+        cls,
+        archive: Archive,
+        row: RunRow,
+        params: dict[str, Any],
+        metadata: dict[str, Any],
+        rho: npt.NDArray[np.complex128],
+    ) -> Run:
+        """A run not stored yet, as plugins see it: parsed fields and the matrix in memory."""
+        run = cls(archive, row, rho=rho)
+        run.__dict__["params"] = params
+        run.__dict__["metadata"] = metadata
+        return run
+
     @cached_property
     def params(self) -> dict[str, Any]:
         params: dict[str, Any] = json.loads(self._params_json)

@@ -10,7 +10,6 @@ import inspect
 import sys
 import textwrap
 import warnings
-from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
 
@@ -391,8 +390,8 @@ def plugin_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
         (tmp_path / "fake_plugin.py").write_text(textwrap.dedent(source))
         monkeypatch.syspath_prepend(str(tmp_path))
         monkeypatch.delitem(sys.modules, "fake_plugin", raising=False)
-        entry = EntryPoint(name="fake", value="fake_plugin", group="qex_archive")
-        monkeypatch.setattr(plugins_module, "selected_entry_points", lambda: [(entry, None)])
+        entry = plugins_module.PluginEntryPoint("fake", "fake_plugin", "fake-plugin", "1.0")
+        monkeypatch.setattr(plugins_module, "selected_entry_points", lambda: [entry])
 
     return install
 
