@@ -7,7 +7,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import cached_property
@@ -131,7 +131,10 @@ class Archive:
         self.conn = conn
         self._plugins = plugins
         self._default_renderers = None if renderers is None else list(renderers)
+        # Inside batch(): files written (removed if the batch fails) and files of deleted runs
+        # (removed once it commits).
         self._batch_files: list[Path] | None = None
+        self._batch_removals: list[Path] = []
 
     @property
     def db_path(self) -> Path:
@@ -215,6 +218,7 @@ class Archive:
             yield self
             return
         self._batch_files = []
+        self._batch_removals = []
         try:
             with write_transaction(self.conn):
                 yield self
@@ -222,8 +226,12 @@ class Archive:
             for path in self._batch_files:
                 remove_quietly(path)
             raise
+        else:
+            for path in self._batch_removals:
+                remove_quietly(path)
         finally:
             self._batch_files = None
+            self._batch_removals = []
 
     def delete(self, ref: str) -> Run:
         """Remove a run (full ID or unique prefix): its row, artifacts and files."""
@@ -235,17 +243,26 @@ class Archive:
             self.conn.execute("DELETE FROM qex_files WHERE run_id = ?", (run.run_id,))
             self.conn.execute("DELETE FROM artifacts WHERE run_id = ?", (run.run_id,))
             self.conn.execute("DELETE FROM runs WHERE run_id = ?", (run.run_id,))
-        # Files go only after the commit: a crash here leaves orphans, never dangling rows.
-        if self._batch_files is None:
-            for relative in paths:
-                remove_quietly(self.resolve_path(relative))
+        self._remove_after_commit(paths)
         return run
+
+    def _remove_after_commit(self, relative_paths: Iterable[str]) -> None:
+        """Files go only after their rows are gone: a crash leaves orphans, never dangling rows."""
+        paths = [self.resolve_path(relative) for relative in relative_paths]
+        if self._batch_files is not None:
+            self._batch_removals.extend(paths)
+        else:
+            for path in paths:
+                remove_quietly(path)
 
     def render(self, ref: str, renderers: Sequence[str] | None = None) -> list[Artifact]:
         """Make a stored run's artifacts again: those named, else the ones it has (when their
         renderer is installed), else the default ones."""
         import numpy as np
 
+        if self._batch_files is not None:
+            # a failed batch would remove the new files, which replace the old ones in place
+            raise QexError("render() cannot run inside batch(); call it after the batch")
         run = self.get(ref)
         if renderers is None:
             existing = [a.name for a in self.artifacts_of(run.run_id)]
@@ -285,9 +302,7 @@ class Archive:
         with self._writing():
             self._write_files(files)
             self._insert_artifacts(run.run_id, files, artifacts)
-        if self._batch_files is None:
-            for relative in set(old) - {f.relative for f in files}:
-                remove_quietly(self.resolve_path(relative))
+        self._remove_after_commit(set(old) - {f.relative for f in files})
         return self.artifacts_of(run.run_id)
 
     def renderer_names(self) -> list[str]:

@@ -65,7 +65,8 @@ class QexGroup(click.Group):
         if not selected_entry_points():
             return
         try:
-            make_plugin_manager().hook.qex_register_commands(cli=self)
+            # built-ins add no commands: leave them (and their imports) out
+            make_plugin_manager(load_builtins=False).hook.qex_register_commands(cli=self)
         except QexError as exc:
             if not quiet:
                 raise click.ClickException(str(exc)) from None

@@ -6,14 +6,13 @@ builds its own the first time it needs one.
 
 from __future__ import annotations
 
-import configparser
 import importlib
 import os
 import re
 import sys
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import pluggy
 
@@ -37,8 +36,7 @@ class PluginWarning(UserWarning):
     """A plugin failed while a run was recorded; the run was kept without its contribution."""
 
 
-@dataclass(frozen=True)
-class PluginInfo:
+class PluginInfo(NamedTuple):
     name: str
     version: str
     hooks: tuple[str, ...]
@@ -55,15 +53,18 @@ class PluginInfo:
         }
 
 
-def make_plugin_manager(*, load_third_party: bool = True) -> pluggy.PluginManager:
+def make_plugin_manager(
+    *, load_third_party: bool = True, load_builtins: bool = True
+) -> pluggy.PluginManager:
     """A plugin manager with the built-in plugins and, unless told otherwise, the installed ones.
 
     ``$QEX_ARCHIVE_LOAD_PLUGINS`` restricts third-party plugins to a comma-separated list of
-    entry-point or distribution names; set it empty to load none.
+    entry-point or distribution names; set it empty to load none. ``load_builtins=False``
+    is for asking third-party plugins only (the command line's start-up).
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    for module_name in DEFAULT_PLUGINS:
+    for module_name in DEFAULT_PLUGINS if load_builtins else ():
         pm.register(importlib.import_module(module_name), name=module_name)
     if load_third_party:
         for entry_point in selected_entry_points():
@@ -92,8 +93,7 @@ def _refusal(name: str, exc: pluggy.PluginValidationError) -> str:
     )
 
 
-@dataclass(frozen=True)
-class PluginEntryPoint:
+class PluginEntryPoint(NamedTuple):
     """One ``qex_archive`` entry point of an installed distribution."""
 
     name: str
@@ -134,36 +134,44 @@ def installed_entry_points() -> list[PluginEntryPoint]:
     import than the whole command line needs to start.
     """
     found: dict[str, PluginEntryPoint] = {}
+    marker = f"[{ENTRY_POINT_GROUP}]".encode()
     for entry in sys.path:
+        directory = entry or "."
         try:
-            names = os.listdir(entry or ".")
+            names = os.listdir(directory)
         except OSError:
             continue
         for name in names:
             if not name.endswith((".dist-info", ".egg-info")):
                 continue
-            path = Path(entry or ".", name)
             try:
-                text = (path / "entry_points.txt").read_text(encoding="utf-8")
+                with open(os.path.join(directory, name, "entry_points.txt"), "rb") as stream:
+                    raw = stream.read()
             except OSError:
                 continue
-            if f"[{ENTRY_POINT_GROUP}]" not in text:
+            if marker not in raw:
                 continue
-            distribution, version = _name_and_version(path)
+            text = raw.decode("utf-8", "replace")
+            distribution, version = _name_and_version(Path(directory, name))
             for ep_name, value in _group_entries(text, ENTRY_POINT_GROUP):
                 found.setdefault(ep_name, PluginEntryPoint(ep_name, value, distribution, version))
     return list(found.values())
 
 
 def _group_entries(text: str, group: str) -> list[tuple[str, str]]:
-    """``name = value`` lines of one ``[group]`` section of an entry_points.txt."""
-    parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
-    parser.optionxform = str  # type: ignore[assignment,method-assign]
-    try:
-        parser.read_string(text)
-    except configparser.Error:
-        return []
-    return list(parser.items(group)) if parser.has_section(group) else []
+    """``name = value`` lines of one ``[group]`` section of an entry_points.txt (INI format)."""
+    entries = []
+    section = None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip()
+        elif section == group and "=" in line:
+            name, _, value = line.partition("=")
+            entries.append((name.strip(), value.strip()))
+    return entries
 
 
 def _name_and_version(dist_info: Path) -> tuple[str, str]:

@@ -211,6 +211,9 @@ def test_rm_asks_first(demo_dir: Path) -> None:
     assert accepted.exit_code == 0 and f"deleted {run.run_id}" in accepted.stdout
     with qa.open_archive(demo_dir) as arch, pytest.raises(qa.RunNotFound):
         arch.get(run.run_id)
+    assert not run.rho_path.exists()
+    assert not list((demo_dir / "artifacts").glob(f"{run.run_id}*"))
+    assert invoke(demo_dir, "check").exit_code == 0
 
 
 def test_rm_of_several_runs_is_all_or_nothing(demo_dir: Path) -> None:
@@ -280,3 +283,72 @@ def test_the_console_script_and_module_entry_points_work(demo_dir: Path) -> None
         check=True,
     )
     assert qa.__version__ in version.stdout
+
+
+def test_render_makes_artifacts_again(demo_dir: Path) -> None:
+    with qa.open_archive(demo_dir) as arch:
+        run = arch.runs(limit=1)[0]
+        (artifact,) = run.artifacts
+    artifact.path.unlink()
+    assert invoke(demo_dir, "check").exit_code == 1
+    result = invoke(demo_dir, "render", run.run_id[:8])
+    assert result.exit_code == 0 and result.stdout.startswith("bloch: ")
+    assert artifact.path.is_file() and invoke(demo_dir, "check").exit_code == 0
+    assert_one_line_error(
+        invoke(demo_dir, "render", run.run_id[:8], "-r", "nope"), "no renderer named 'nope'"
+    )
+
+
+def test_open_uses_the_browser_or_prints_the_path(
+    demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with qa.open_archive(demo_dir) as arch:
+        run = arch.runs(limit=1)[0]
+        (artifact,) = run.artifacts
+    printed = invoke(demo_dir, "open", run.run_id[:8], "--print-path")
+    assert printed.stdout.strip() == str(artifact.path)
+    log = tmp_path / "browser.log"
+    browser = tmp_path / "fake-browser"
+    browser.write_text(f'#!/bin/sh\necho "$1" >> {log}\n')
+    browser.chmod(0o755)
+    monkeypatch.setenv("BROWSER", str(browser))
+    assert invoke(demo_dir, "open", run.run_id[:8], "bloch").exit_code == 0
+    for _ in range(50):  # webbrowser may start the command in the background
+        if log.exists():
+            break
+        import time
+
+        time.sleep(0.1)
+    assert log.read_text().strip() == artifact.path.resolve().as_uri()
+    assert_one_line_error(
+        invoke(demo_dir, "open", run.run_id[:8], "heatmap"),
+        "has no artifact 'heatmap'; it has bloch",
+    )
+
+
+def test_open_a_run_without_artifacts(tmp_path: Path, data_dir: Path) -> None:
+    with qa.open_archive(data_dir) as arch:
+        run = arch.record("e", backend="b", state=bell_state(), renderers=[])
+    assert_one_line_error(
+        invoke(data_dir, "open", run.run_id[:8]), "has no artifacts; make them with"
+    )
+
+
+def test_plugin_failures_are_one_line_warnings(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qex_archive import bloch
+
+    def broken(*args: object) -> bytes:
+        raise RuntimeError("out of ink")
+
+    monkeypatch.setattr(bloch, "bloch_page", broken)
+    state_file = tmp_path / "rho.npy"
+    np.save(state_file, bell_state())
+    result = invoke(data_dir, "record", str(state_file), "-e", "x", "-b", "b")
+    assert result.exit_code == 0
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(
+        "warning: plugin 'renderer bloch' failed in render: RuntimeError: out of ink"
+    )
+    assert invoke(data_dir, "check").exit_code == 0

@@ -341,8 +341,8 @@ def test_hook_qex_register_commands(monkeypatch: pytest.MonkeyPatch, tmp_path: P
                 """
                 click.echo(f"hello {who}")
 
-    def manager() -> Any:
-        pm = make_plugin_manager(load_third_party=False)
+    def manager(**options: Any) -> Any:
+        pm = make_plugin_manager(load_third_party=False, **options)
         pm.register(Commands())
         return pm
 
@@ -455,3 +455,38 @@ def test_plugins_command_lists_built_ins_with_all() -> None:
         "qex_archive.default_plugins.physics": ["qex_validate_run"],
     }
     assert all(p["builtin"] and p["version"] == qa.__version__ for p in listed)
+
+
+def test_entry_points_may_name_an_object_in_a_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qex_archive.plugins import PluginEntryPoint
+
+    (tmp_path / "nested_plugin.py").write_text("class Holder:\n    class Plugin:\n        pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    loaded = PluginEntryPoint("n", "nested_plugin:Holder.Plugin", "nested", "1").load()
+    assert loaded.__qualname__ == "Holder.Plugin"  # type: ignore[attr-defined]
+
+
+def test_installed_entry_points_are_read_from_dist_info(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qex_archive.plugins import installed_entry_points
+
+    dist = tmp_path / "qex_fake-2.3.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: qex-fake\nVersion: 2.3\n\nbody\n")
+    (dist / "entry_points.txt").write_text(
+        "[console_scripts]\nx = y\n\n[qex_archive]\nfake = qex_fake:plugin\n"
+    )
+    other = tmp_path / "unrelated-1.0.dist-info"
+    other.mkdir()
+    (other / "entry_points.txt").write_text("[console_scripts]\nz = w\n")
+    monkeypatch.setattr(sys, "path", [str(tmp_path)])
+    (found,) = installed_entry_points()
+    assert (found.name, found.value, found.distribution, found.version) == (
+        "fake",
+        "qex_fake:plugin",
+        "qex-fake",
+        "2.3",
+    )

@@ -206,6 +206,23 @@ def test_delete_removes_row_and_files(archive: qa.Archive) -> None:
     assert archive.get(keep.run_id).rho_path.exists()
 
 
+def test_deleting_inside_a_batch_removes_files_only_when_it_commits(archive: qa.Archive) -> None:
+    runs = [archive.record("e", backend="b", state=bell_state()) for _ in range(3)]
+    with pytest.raises(RuntimeError), archive.batch():
+        archive.delete(runs[0].run_id)
+        raise RuntimeError("changed my mind")
+    assert archive.get(runs[0].run_id).rho_path.exists()
+    with archive.batch():
+        archive.delete(runs[0].run_id)
+        archive.delete(runs[1].run_id)
+        assert runs[0].rho_path.exists()  # not yet: the batch has not committed
+    assert not runs[0].rho_path.exists() and not runs[1].rho_path.exists()
+    assert [r.run_id for r in archive.runs()] == [runs[2].run_id]
+    from qex_archive.integrity import check_archive
+
+    assert check_archive(archive) == []
+
+
 def test_open_without_create_refuses_a_missing_archive(tmp_path: Path) -> None:
     with pytest.raises(qa.ArchiveNotFound, match="qex-archive init"):
         qa.open_archive(tmp_path / "nothing", create=False)

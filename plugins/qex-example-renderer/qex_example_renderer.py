@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from qex_archive import hookimpl
-from qex_archive.rendering import Renderer
 
 if TYPE_CHECKING:
     import numpy as np
@@ -61,6 +60,8 @@ def render_heatmap(run: Run, rho: npt.NDArray[np.complex128]) -> bytes:
 
 @hookimpl
 def qex_register_renderers(register: Any) -> None:
+    from qex_archive.rendering import Renderer
+
     register(
         Renderer(
             name="heatmap",
