@@ -59,6 +59,22 @@ class PluginCalls:
 
             yield impl.plugin_name, call
 
+    def _collect(
+        self, hook_name: str, **kwargs: Any
+    ) -> tuple[list[tuple[str, Any]], list[PluginProblem]]:
+        """Non-empty answers of every implementation; the failures as problems, not errors."""
+        results: list[tuple[str, Any]] = []
+        problems: list[PluginProblem] = []
+        for plugin, call in self._implementations(hook_name):
+            try:
+                result = call(**kwargs)
+            except Exception as exc:
+                problems.append(PluginProblem(plugin, hook_name, _describe(exc)))
+                continue
+            if result:
+                results.append((plugin, result))
+        return results, problems
+
     @cached_property
     def versions(self) -> dict[str, str]:
         """Versions of the third-party plugins, recorded with each run."""
@@ -109,32 +125,18 @@ class PluginCalls:
     def backend_metadata(
         self, backend: object, backend_name: str
     ) -> tuple[dict[str, Any], list[PluginProblem]]:
-        info: dict[str, Any] = {}
-        problems: list[PluginProblem] = []
-        for plugin, call in self._implementations("qex_backend_metadata"):
-            try:
-                result = call(backend=backend, backend_name=backend_name)
-            except Exception as exc:
-                problems.append(PluginProblem(plugin, "qex_backend_metadata", _describe(exc)))
-                continue
-            if result:
-                info[plugin] = to_json_data(result)
-        return info, problems
+        results, problems = self._collect(
+            "qex_backend_metadata", backend=backend, backend_name=backend_name
+        )
+        return {plugin: to_json_data(result) for plugin, result in results}, problems
 
     def validate(
         self, run: Run, rho: npt.NDArray[np.complex128]
     ) -> tuple[dict[str, Any], list[PluginProblem]]:
         validation: dict[str, Any] = {}
         extra: dict[str, Any] = {}
-        problems: list[PluginProblem] = []
-        for plugin, call in self._implementations("qex_validate_run"):
-            try:
-                result = call(run=run, rho=rho)
-            except Exception as exc:
-                problems.append(PluginProblem(plugin, "qex_validate_run", _describe(exc)))
-                continue
-            if not result:
-                continue
+        results, problems = self._collect("qex_validate_run", run=run, rho=rho)
+        for plugin, result in results:
             if plugin == PHYSICS_PLUGIN:
                 validation.update(to_json_data(result))
             else:

@@ -52,6 +52,7 @@ class Run:
         self._archive = archive
         if rho is not None:  # a run not stored yet, shown to plugins with its matrix in memory
             self.__dict__["rho"] = rho
+        self._row = row
         (
             self.run_id,
             self.experiment_name,
@@ -129,15 +130,7 @@ class Run:
 
     def row(self) -> RunRow:
         """The run's ``runs`` row exactly as stored."""
-        return (
-            self.run_id,
-            self.experiment_name,
-            self._params_json,
-            self.backend_name,
-            self.timestamp,
-            self.density_matrix_path,
-            self._metadata_json,
-        )
+        return self._row
 
     def to_dict(self) -> dict[str, Any]:
         return {
