@@ -240,6 +240,7 @@ class Archive:
             paths = {run.density_matrix_path}
             paths.update(a.relative_path for a in self.artifacts_of(run.run_id))
             paths.update(self._file_paths_of(run.run_id))
+            self.conn.execute("DELETE FROM qex_imports WHERE run_id = ?", (run.run_id,))
             self.conn.execute("DELETE FROM qex_files WHERE run_id = ?", (run.run_id,))
             self.conn.execute("DELETE FROM artifacts WHERE run_id = ?", (run.run_id,))
             self.conn.execute("DELETE FROM runs WHERE run_id = ?", (run.run_id,))
@@ -537,6 +538,22 @@ class Archive:
             (run_id,),
         )
         return [Artifact(name, rel, media, self.resolve_path(rel)) for name, rel, media in rows]
+
+    def provenance_of(self, run_id: str) -> dict[str, Any] | None:
+        """Where an imported run came from (bundle ID and checksum, file name, when)."""
+        row = self.conn.execute(
+            "SELECT bundle_id, bundle_sha256, source_name, imported_at FROM qex_imports "
+            "WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return {
+            "bundle_id": row[0],
+            "bundle_sha256": row[1],
+            "source_name": row[2],
+            "imported_at": row[3],
+        }
 
     def resolve_path(self, relative: str) -> Path:
         """Absolute path of a path stored in the database; refuses any that leaves the archive."""

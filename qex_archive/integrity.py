@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sqlite3
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -14,6 +16,7 @@ from .npyfile import NpyFormatError, check_density_matrix_header, read_header
 from .storage import is_temp_name, remove_quietly, sha256_of_file
 
 DATA_DIRS = (RESULTS_DIR, ARTIFACTS_DIR)
+STAGING_DIR = ".staging"
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,11 @@ def check_archive(archive: Archive, *, verify_checksums: bool = True) -> list[Fi
         else:
             message = "file not referenced by any run; 'qex-archive gc' removes it"
             findings.append(Finding("QEX-C005", "error", relative, None, message))
+    for directory in _stale_staging(archive):
+        message = "left by an interrupted import; 'qex-archive gc' removes it"
+        findings.append(
+            Finding("QEX-C012", "error", f"{STAGING_DIR}/{directory.name}/", None, message)
+        )
     for relative, run_id in sorted(referenced.items()):
         findings.extend(_check_file(archive, relative, run_id, checksums, verify_checksums))
     for run_id, _path, metadata in runs:
@@ -72,13 +80,41 @@ def check_archive(archive: Archive, *, verify_checksums: bool = True) -> list[Fi
 
 
 def collect_garbage(archive: Archive, *, dry_run: bool = False) -> list[str]:
-    """Remove files under ``results/`` and ``artifacts/`` that no row refers to."""
+    """Remove files under ``results/`` and ``artifacts/`` that no row refers to, and what
+    interrupted imports left in ``.staging/``."""
     with write_transaction(archive.conn):
         unwanted = sorted(_files_on_disk(archive) - set(_referenced_paths(archive.conn)))
+        stale = _stale_staging(archive)
         if not dry_run:
             for relative in unwanted:
                 remove_quietly(archive.resolve_path(relative))
-    return unwanted
+            for directory in stale:
+                shutil.rmtree(directory, ignore_errors=True)
+    return unwanted + [f"{STAGING_DIR}/{d.name}/" for d in stale]
+
+
+def _stale_staging(archive: Archive) -> list[Path]:
+    """Staging directories of imports whose process is gone (named ``import-{pid}-...``)."""
+    root = archive.root / STAGING_DIR
+    stale = []
+    for directory in sorted(root.iterdir()) if root.is_dir() else ():
+        parts = directory.name.split("-")
+        pid = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
+        if pid is None or not _process_alive(pid):
+            stale.append(directory)
+    return stale
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _referenced_paths(conn: sqlite3.Connection) -> dict[str, str]:

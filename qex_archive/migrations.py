@@ -59,9 +59,22 @@ def m002_file_checksums(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX idx_qex_files_run_id ON qex_files(run_id)")
 
 
+def m003_import_provenance(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        """CREATE TABLE qex_imports (
+            run_id TEXT PRIMARY KEY REFERENCES runs(run_id),
+            bundle_id TEXT NOT NULL,
+            bundle_sha256 TEXT NOT NULL,
+            source_name TEXT NOT NULL,
+            imported_at REAL NOT NULL
+        )"""
+    )
+
+
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("m001_seed_schema", m001_seed_schema),
     ("m002_file_checksums", m002_file_checksums),
+    ("m003_import_provenance", m003_import_provenance),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

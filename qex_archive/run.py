@@ -128,6 +128,11 @@ class Run:
     def artifacts(self) -> list[Artifact]:
         return self._archive.artifacts_of(self.run_id)
 
+    @cached_property
+    def provenance(self) -> dict[str, Any] | None:
+        """For an imported run: the bundle it came from; None for runs recorded here."""
+        return self._archive.provenance_of(self.run_id)
+
     def row(self) -> RunRow:
         """The run's ``runs`` row exactly as stored."""
         return self._row
@@ -143,6 +148,7 @@ class Run:
             "density_matrix_path": self.density_matrix_path,
             "metadata": self.metadata,
             "artifacts": [artifact.to_dict() for artifact in self.artifacts],
+            "imported_from": self.provenance,
         }
 
     def __eq__(self, other: object) -> bool:

@@ -1,0 +1,157 @@
+"""Format v1 of the exchange bundle: names, limits, error codes, the schema and strict JSON."""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from ..errors import QexError
+
+FORMAT_VERSION = 1
+BUNDLE_SUFFIX = ".qexb"
+BAGIT_TXT = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
+BAGIT = "bagit.txt"
+BAG_INFO = "bag-info.txt"
+MANIFEST = "manifest-sha256.txt"
+TAGMANIFEST = "tagmanifest-sha256.txt"
+TAG_FILES = (BAGIT, BAG_INFO, MANIFEST, TAGMANIFEST)
+DESCRIPTION = "data/qex-bundle.json"
+RO_CRATE = "data/ro-crate-metadata.json"
+RUN_ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+# Every payload member: names qex computes itself, so anything else is refused outright.
+PAYLOAD_NAME = re.compile(
+    rf"^data/(?:qex-bundle\.json|ro-crate-metadata\.json"
+    rf"|results/{RUN_ID}_rho\.npy|artifacts/{RUN_ID}_[a-z][a-z0-9_]{{0,39}}\.[a-z0-9]{{1,10}})$"
+)
+FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+CHUNK = 1 << 20
+
+
+class BundleError(QexError):
+    """A bundle is malformed, unsafe or inconsistent. ``code`` is stable (``QEX-Bnnn``)."""
+
+    def __init__(self, code: str, message: str, member: str | None = None) -> None:
+        self.code = code
+        self.member = member
+        where = f"{member}: " if member else ""
+        super().__init__(f"{code} {where}{message}")
+
+
+# Stable codes; tests and users may rely on them.
+NOT_A_ZIP = "QEX-B001"
+TRAILING_DATA = "QEX-B002"
+TOO_MANY_MEMBERS = "QEX-B003"
+BAD_NAME = "QEX-B004"
+DUPLICATE_NAME = "QEX-B005"
+NOT_REGULAR = "QEX-B006"
+UNSUPPORTED_ZIP = "QEX-B007"
+TOO_LARGE = "QEX-B008"
+RATIO = "QEX-B009"
+OVERLAP = "QEX-B010"
+SIZE_MISMATCH = "QEX-B011"
+CHECKSUM = "QEX-B012"
+MISSING = "QEX-B013"
+EXTRA = "QEX-B014"
+BAD_BAGIT = "QEX-B015"
+BAD_BAG_INFO = "QEX-B016"
+OXUM = "QEX-B017"
+BAD_MANIFEST = "QEX-B018"
+TAGMANIFEST_MISMATCH = "QEX-B019"
+BAD_JSON = "QEX-B020"
+SCHEMA = "QEX-B021"
+BAD_NPY = "QEX-B022"
+INCONSISTENT = "QEX-B023"
+VERSION = "QEX-B024"
+CONFLICT = "QEX-B025"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps checked before anything is inflated; each names the option that raises it."""
+
+    max_members: int = 100_000
+    max_total_size: int = 64 * 1024**3
+    max_file_size: int = 16 * 1024**3
+    max_ratio: float = 200.0
+    max_json_size: int = 256 * 1024**2
+    max_json_depth: int = 64
+
+
+def fold(name: str) -> str:
+    """What two names collide on: case-insensitive, Unicode-normalised file systems."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def parse_json(raw: bytes, member: str, limits: Limits) -> Any:
+    """Strict JSON: bounded size and depth, no duplicate keys, no NaN or Infinity."""
+    if len(raw) > limits.max_json_size:
+        raise BundleError(
+            TOO_LARGE, f"{len(raw)} bytes of JSON is over the limit; raise --max-json-size", member
+        )
+    depth = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            if depth > limits.max_json_depth:
+                raise BundleError(
+                    BAD_JSON, f"JSON nested deeper than {limits.max_json_depth}", member
+                )
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key, value in items:
+            if key in result:
+                raise BundleError(BAD_JSON, f"duplicate JSON key {key[:80]!r}", member)
+            result[key] = value
+        return result
+
+    def constant(name: str) -> Any:
+        raise BundleError(BAD_JSON, f"{name} is not JSON", member)
+
+    try:
+        return json.loads(raw.decode("utf-8"), object_pairs_hook=pairs, parse_constant=constant)
+    except BundleError:
+        raise
+    except (ValueError, RecursionError) as exc:
+        raise BundleError(BAD_JSON, f"not valid UTF-8 JSON ({str(exc)[:120]})", member) from None
+
+
+def schema_path() -> Path:
+    """``bundle.schema.json``: inside the installed package, or ``schemas/`` of a checkout."""
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (package / "schemas", package.parent / "schemas"):
+        path = candidate / "bundle.schema.json"
+        if path.is_file():
+            return path
+    raise QexError("bundle.schema.json is missing from this installation; reinstall qex-archive")
+
+
+@cache
+def bundle_validator() -> Any:
+    import jsonschema
+
+    schema = json.loads(schema_path().read_text(encoding="utf-8"))
+    return jsonschema.Draft202012Validator(schema)
+
+
+def canonical_json(value: Any) -> bytes:
+    return (
+        json.dumps(value, sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+    ).encode()

@@ -1,0 +1,229 @@
+"""Bringing a verified bundle into an archive: stage, check conflicts, then one transaction."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from ..archive import ARTIFACTS_DIR, RESULTS_DIR, Archive, _check_name, open_archive
+from ..database import write_transaction
+from ..errors import InvalidInput, QexError
+from ..integrity import STAGING_DIR
+from ..jsonvalues import dumps
+from ..storage import fsync_directory
+from .format import CONFLICT, INCONSISTENT, BundleError, Limits
+from .reader import BundleContents, read_bundle
+
+CONFLICT_POLICIES = ("error", "skip")
+
+
+@dataclass
+class ImportReport:
+    bundle_id: str
+    bundle_sha256: str
+    imported: list[str] = field(default_factory=list)
+    identical: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bundle_id": self.bundle_id,
+            "bundle_sha256": self.bundle_sha256,
+            "imported": self.imported,
+            "already_present": self.identical,
+            "conflicts_skipped": self.conflicts,
+            "dry_run": self.dry_run,
+        }
+
+
+def import_bundle(
+    archive: Archive,
+    path: str | os.PathLike[str],
+    *,
+    on_conflict: str = "error",
+    dry_run: bool = False,
+    limits: Limits | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Merge the runs of a bundle into ``archive``, keeping their run IDs.
+
+    Everything is verified before the archive is touched. Runs already present with the same
+    content are left alone (importing a bundle twice changes nothing); a run ID present with
+    other content is a conflict: nothing is imported unless ``on_conflict="skip"``.
+    """
+    if on_conflict not in CONFLICT_POLICIES:
+        raise InvalidInput(
+            f"on_conflict must be one of {', '.join(CONFLICT_POLICIES)}, not {on_conflict!r}"
+        )
+    if dry_run:
+        contents = read_bundle(path, limits, progress=progress)
+        report = _plan(archive, contents)
+        report.dry_run = True
+        _refuse_conflicts(report, on_conflict, dry_run=True)
+        return report
+    staging = _new_staging_dir(archive)
+    try:
+        streams: dict[str, BinaryIO] = {}
+
+        def sink(member: str) -> BinaryIO:
+            # Member names were matched against the whitelist; the base name is qex's own.
+            stream = open(staging / Path(member).name, "xb")  # noqa: SIM115 (closed below)
+            streams[member] = stream
+            return stream
+
+        try:
+            contents = read_bundle(path, limits, sink=sink, progress=progress)
+        finally:
+            for stream in streams.values():
+                stream.close()
+        _check_names(contents)
+        with write_transaction(archive.conn):
+            report = _plan(archive, contents)
+            _refuse_conflicts(report, on_conflict, dry_run=False)
+            new = [run for run in contents.runs if run["run_id"] in set(report.imported)]
+            _move_into_place(archive, staging, new)
+            _insert(archive, contents, new, source_name=Path(path).name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return report
+
+
+def unpack_bundle(
+    path: str | os.PathLike[str],
+    directory: str | os.PathLike[str],
+    *,
+    limits: Limits | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Create a new archive in ``directory`` holding the bundle's runs."""
+    target = Path(directory)
+    if (target / "qex.db").exists() or (target.is_dir() and any(target.iterdir())):
+        raise InvalidInput(f"{target} is not empty; unpack into a new directory, or use 'import'")
+    created = not target.exists()
+    archive = open_archive(target)
+    try:
+        return import_bundle(archive, path, limits=limits, progress=progress)
+    except BaseException:
+        archive.close()
+        if created:
+            shutil.rmtree(target, ignore_errors=True)
+        raise
+    finally:
+        archive.close()
+
+
+def _new_staging_dir(archive: Archive) -> Path:
+    root = archive.root / STAGING_DIR
+    root.mkdir(exist_ok=True)
+    staging = root / f"import-{os.getpid()}-{secrets.token_hex(6)}"
+    staging.mkdir()
+    return staging
+
+
+def _check_names(contents: BundleContents) -> None:
+    """The archive's own rules for names apply to imported runs too (no control characters)."""
+    for run in contents.runs:
+        try:
+            _check_name(run["experiment_name"], "experiment name")
+            _check_name(run["backend_name"], "backend")
+        except QexError as exc:
+            raise BundleError(INCONSISTENT, f"run {run['run_id']}: {exc}") from None
+
+
+def _plan(archive: Archive, contents: BundleContents) -> ImportReport:
+    report = ImportReport(contents.bundle_id, contents.sha256)
+    for run in contents.runs:
+        existing = archive.conn.execute(
+            "SELECT experiment_name, params, backend_name, timestamp, metadata FROM runs "
+            "WHERE run_id = ?",
+            (run["run_id"],),
+        ).fetchone()
+        if existing is None:
+            report.imported.append(run["run_id"])
+            continue
+        stored_sha = archive.conn.execute(
+            "SELECT sha256 FROM qex_files WHERE run_id = ? AND path LIKE 'results/%'",
+            (run["run_id"],),
+        ).fetchone()
+        same = (
+            existing[0] == run["experiment_name"]
+            and json.loads(existing[1]) == run["params"]
+            and existing[2] == run["backend_name"]
+            and existing[3] == run["timestamp"]
+            and (json.loads(existing[4]) if existing[4] is not None else None) == run["metadata"]
+            and stored_sha is not None
+            and stored_sha[0] == run["density_matrix"]["sha256"]
+        )
+        (report.identical if same else report.conflicts).append(run["run_id"])
+    return report
+
+
+def _refuse_conflicts(report: ImportReport, on_conflict: str, *, dry_run: bool) -> None:
+    if report.conflicts and on_conflict == "error":
+        shown = ", ".join(report.conflicts[:10]) + (" ..." if len(report.conflicts) > 10 else "")
+        verb = "would import" if dry_run else "imported"
+        raise BundleError(
+            CONFLICT,
+            f"{len(report.conflicts)} run ID(s) exist here with different content: {shown}; "
+            f"nothing {verb}; pass --on-conflict skip to import the others",
+        )
+
+
+def _move_into_place(archive: Archive, staging: Path, runs: list[dict[str, Any]]) -> None:
+    """Rename staged files to their final names (same file system, so atomic); the caller
+    holds the write lock and commits the rows afterwards."""
+    for run in runs:
+        for record in [run["density_matrix"], *run["artifacts"]]:
+            name = Path(record["path"]).name
+            directory = RESULTS_DIR if record is run["density_matrix"] else ARTIFACTS_DIR
+            os.replace(staging / name, archive.root / directory / name)
+    for directory in (RESULTS_DIR, ARTIFACTS_DIR):
+        fsync_directory(archive.root / directory)
+
+
+def _insert(
+    archive: Archive, contents: BundleContents, runs: list[dict[str, Any]], *, source_name: str
+) -> None:
+    now = time.time()
+    for run in runs:
+        run_id = run["run_id"]
+        rho_path = f"{RESULTS_DIR}/{run_id}_rho.npy"
+        archive.conn.execute(
+            "INSERT INTO runs (run_id, experiment_name, params, backend_name, timestamp, "
+            "density_matrix_path, metadata) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                run_id,
+                run["experiment_name"],
+                dumps(run["params"]),
+                run["backend_name"],
+                float(run["timestamp"]),
+                rho_path,
+                None if run["metadata"] is None else dumps(run["metadata"]),
+            ),
+        )
+        files = [(rho_path, run["density_matrix"])]
+        for artifact in run["artifacts"]:
+            relative = f"{ARTIFACTS_DIR}/{Path(artifact['path']).name}"
+            archive.conn.execute(
+                "INSERT INTO artifacts (run_id, artifact_name, artifact_path, artifact_type) "
+                "VALUES (?, ?, ?, ?)",
+                (run_id, artifact["name"], relative, artifact["media_type"]),
+            )
+            files.append((relative, artifact))
+        archive.conn.executemany(
+            "INSERT INTO qex_files (path, run_id, size, sha256) VALUES (?, ?, ?, ?)",
+            [(relative, run_id, record["size"], record["sha256"]) for relative, record in files],
+        )
+        archive.conn.execute(
+            "INSERT INTO qex_imports (run_id, bundle_id, bundle_sha256, source_name, imported_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (run_id, contents.bundle_id, contents.sha256, source_name, now),
+        )
