@@ -121,6 +121,15 @@ def run_details(run: Run) -> str:
     extra = {k: v for k, v in (run.metadata or {}).items() if k not in reserved}
     if extra:
         lines.append(("metadata", dumps(extra)))
+    provenance = run.provenance
+    if provenance:
+        lines.append(
+            (
+                "imported",
+                f"{iso_local(provenance['imported_at'])} from {provenance['source_name']} "
+                f"(bundle {provenance['bundle_id']}, sha256 {provenance['bundle_sha256'][:16]}…)",
+            )
+        )
     backend = (run.metadata or {}).get("backend")
     if backend:
         lines.append(("backend info", dumps(backend)))

@@ -1,0 +1,323 @@
+"""Packing, verifying, importing and unpacking bundles: the honest path."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import qex_archive as qa
+from qex_archive.bundle import BundleError, import_bundle, pack_bundle, read_bundle, unpack_bundle
+from qex_archive.bundle.format import schema_path
+from qex_archive.cli import cli
+from qex_archive.demo import fill_demo_archive
+from qex_archive.integrity import check_archive
+
+from .conftest import bell_state, snapshot
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> qa.Archive:
+    arch = qa.open_archive(tmp_path / "source")
+    fill_demo_archive(arch)
+    return arch
+
+
+def rows(arch: qa.Archive) -> dict[str, tuple[object, ...]]:
+    result = {}
+    for run in arch.runs(limit=None):
+        artifacts = tuple((a.name, a.media_type, a.path.read_bytes()) for a in run.artifacts)
+        result[run.run_id] = (
+            run.experiment_name,
+            run.params,
+            run.backend_name,
+            run.timestamp,
+            run.metadata,
+            run.rho_path.read_bytes(),
+            artifacts,
+        )
+    return result
+
+
+def test_round_trip_through_unpack_and_import(source: qa.Archive, tmp_path: Path) -> None:
+    bundle = tmp_path / "all.qexb"
+    report = pack_bundle(source, bundle)
+    assert report.runs == 41 and report.files == 41 * 2 + 2
+    unpack_bundle(bundle, tmp_path / "unpacked")
+    second = qa.open_archive(tmp_path / "second")
+    second.record("local", backend="b", state=bell_state())
+    imported = import_bundle(second, bundle)
+    assert len(imported.imported) == 41
+    with qa.open_archive(tmp_path / "unpacked") as unpacked:
+        assert rows(unpacked) == rows(source)
+        assert check_archive(unpacked) == [f for f in check_archive(source)]
+        pack_bundle(unpacked, tmp_path / "again-1.qexb")
+    assert {k: v for k, v in rows(second).items() if k in rows(source)} == rows(source)
+    pack_bundle(
+        second,
+        tmp_path / "again-2.qexb",
+        selection=qa.RunFilter(experiment=None),
+        runs=list(rows(source)),
+    )
+    assert (tmp_path / "again-1.qexb").read_bytes() == bundle.read_bytes()
+    assert (tmp_path / "again-2.qexb").read_bytes() == bundle.read_bytes()
+
+
+def test_packing_is_deterministic_across_time(
+    source: qa.Archive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pack_bundle(source, tmp_path / "a.qexb", selection=qa.RunFilter(experiment="rabi_sweep"))
+    import time
+
+    time.sleep(1.1)
+    pack_bundle(source, tmp_path / "b.qexb", selection=qa.RunFilter(experiment="rabi_sweep"))
+    assert (tmp_path / "a.qexb").read_bytes() == (tmp_path / "b.qexb").read_bytes()
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    pack_bundle(source, tmp_path / "c.qexb", selection=qa.RunFilter(experiment="rabi_sweep"))
+    assert read_bundle(tmp_path / "c.qexb").description["created"] == "2023-11-14T22:13:20Z"
+    with zipfile.ZipFile(tmp_path / "a.qexb") as bundle:
+        names = [info.filename for info in bundle.infolist()]
+        assert names == sorted(names)
+        for info in bundle.infolist():
+            assert info.date_time == (1980, 1, 1, 0, 0, 0)
+            assert info.external_attr >> 16 == 0o100644
+            expected = (
+                zipfile.ZIP_STORED if info.filename.endswith(".npy") else zipfile.ZIP_DEFLATED
+            )
+            assert info.compress_type == expected
+
+
+def test_description_carries_everything(source: qa.Archive, tmp_path: Path) -> None:
+    run = source.runs(experiment="ghz_depolarizing", limit=1)[0]
+    pack_bundle(source, tmp_path / "one.qexb", runs=[run.run_id[:8]], note="for Ada")
+    contents = read_bundle(tmp_path / "one.qexb")
+    description = contents.description
+    assert description["note"] == "for Ada" and description["creator"]["version"] == qa.__version__
+    (record,) = description["runs"]
+    assert record["run_id"] == run.run_id and record["params"] == run.params
+    assert record["metadata"] == run.metadata and record["timestamp"] == run.timestamp
+    assert record["density_matrix"]["shape"] == list(run.rho.shape)
+    assert record["density_matrix"]["sha256"] == run.state_info["sha256"]
+    stored = source.conn.execute(
+        "SELECT sha256 FROM qex_files WHERE path = ?", (run.density_matrix_path,)
+    )
+    assert (
+        stored.fetchone()[0]
+        == record["density_matrix"]["sha256"]
+        == contents.manifest[record["density_matrix"]["path"]]
+    )
+    assert contents.bag_info["External-Identifier"] == f"urn:uuid:{description['bundle_id']}"
+
+
+def test_no_artifacts_and_empty_selection(source: qa.Archive, tmp_path: Path) -> None:
+    report = pack_bundle(source, tmp_path / "bare.qexb", include_artifacts=False)
+    assert report.files == 41 + 2
+    with pytest.raises(qa.InvalidInput, match="no runs match; nothing to pack"):
+        pack_bundle(source, tmp_path / "none.qexb", selection=qa.RunFilter(experiment="nope"))
+    assert not (tmp_path / "none.qexb").exists()
+
+
+def test_a_failed_pack_leaves_no_file(source: qa.Archive, tmp_path: Path) -> None:
+    run = source.runs(limit=1)[0]
+    data = bytearray(run.rho_path.read_bytes())
+    data[-1] ^= 1
+    run.rho_path.write_bytes(bytes(data))
+    with pytest.raises(qa.ArchiveError, match="differs from its recorded checksum"):
+        pack_bundle(source, tmp_path / "bad.qexb")
+    assert list(tmp_path.glob("*qexb*")) == []
+
+
+def test_reimport_is_a_no_op(source: qa.Archive, tmp_path: Path) -> None:
+    bundle = tmp_path / "b.qexb"
+    pack_bundle(source, bundle)
+    target = qa.open_archive(tmp_path / "target")
+    import_bundle(target, bundle)
+    before = snapshot(target.root)
+    report = import_bundle(target, bundle)
+    assert report.imported == [] and len(report.identical) == 41
+    assert snapshot(target.root) == before
+
+
+def test_conflicts_are_listed_and_nothing_is_written(source: qa.Archive, tmp_path: Path) -> None:
+    bundle = tmp_path / "b.qexb"
+    pack_bundle(source, bundle)
+    target = qa.open_archive(tmp_path / "target")
+    changed = source.runs(limit=2)
+    for run in changed:
+        target.conn.execute(
+            "INSERT INTO runs VALUES (?, 'mine', '{}', 'b', 1.0, ?, NULL)",
+            (run.run_id, run.density_matrix_path),
+        )
+        np.save(target.root / run.density_matrix_path, bell_state())
+    before = snapshot(target.root)
+    with pytest.raises(BundleError, match="QEX-B025 2 run ID") as caught:
+        import_bundle(target, bundle)
+    assert all(run.run_id in str(caught.value) for run in changed)
+    assert snapshot(target.root) == before
+    dry = import_bundle(target, bundle, dry_run=True, on_conflict="skip")
+    assert (
+        dry.dry_run
+        and len(dry.imported) == 39
+        and sorted(dry.conflicts) == sorted(r.run_id for r in changed)
+    )
+    assert snapshot(target.root) == before
+    report = import_bundle(target, bundle, on_conflict="skip")
+    assert len(report.imported) == 39
+    assert target.get(changed[0].run_id).experiment_name == "mine"
+
+
+def test_provenance_is_recorded_beside_the_run(source: qa.Archive, tmp_path: Path) -> None:
+    bundle = tmp_path / "from-ada.qexb"
+    pack_bundle(source, bundle)
+    target = qa.open_archive(tmp_path / "target")
+    import_bundle(target, bundle)
+    run = target.runs(limit=1)[0]
+    contents = read_bundle(bundle)
+    assert run.provenance is not None
+    assert run.provenance["bundle_id"] == contents.bundle_id
+    assert run.provenance["bundle_sha256"] == contents.sha256
+    assert run.provenance["source_name"] == "from-ada.qexb"
+    assert "qex" in (run.metadata or {}) and "import" not in json.dumps(run.metadata)
+    shown = CliRunner().invoke(cli, ["-d", str(target.root), "show", run.run_id[:8]]).stdout
+    assert "from-ada.qexb" in shown and contents.bundle_id in shown
+    target.delete(run.run_id)  # provenance goes with the run
+    assert (
+        target.conn.execute(
+            "SELECT count(*) FROM qex_imports WHERE run_id = ?", (run.run_id,)
+        ).fetchone()[0]
+        == 0
+    )
+
+
+def test_unpack_refuses_a_non_empty_directory(source: qa.Archive, tmp_path: Path) -> None:
+    bundle = tmp_path / "b.qexb"
+    pack_bundle(source, bundle, include_artifacts=False)
+    with pytest.raises(qa.InvalidInput, match="not empty"):
+        unpack_bundle(bundle, source.root)
+
+
+def test_bagit_and_ro_crate_tools_accept_the_bundle(source: qa.Archive, tmp_path: Path) -> None:
+    bagit = pytest.importorskip("bagit")
+    rocrate = pytest.importorskip("rocrate.rocrate")
+    bundle = tmp_path / "b.qexb"
+    pack_bundle(source, bundle)
+    extracted = tmp_path / "extracted"
+    with zipfile.ZipFile(bundle) as archive:
+        archive.extractall(extracted)  # our own, just-verified bundle: safe to extract here
+    bag = bagit.Bag(str(extracted))
+    bag.validate()
+    assert bag.info["QEX-Bundle-Version"] == "1"
+    done = subprocess.run(
+        [sys.executable, "-m", "bagit", "--validate", str(extracted)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0 and "is valid" in done.stderr
+    crate = rocrate.ROCrate(str(extracted / "data"))
+    listed = {entity.id for entity in crate.get_entities() if "File" in _types(entity)}
+    payload = {
+        str(p.relative_to(extracted / "data"))
+        for p in (extracted / "data").rglob("*")
+        if p.is_file()
+    }
+    assert listed == payload - {"ro-crate-metadata.json"}
+
+
+def _types(entity: object) -> list[str]:
+    kind = entity.type  # type: ignore[attr-defined]
+    return kind if isinstance(kind, list) else [kind]
+
+
+def test_cli_pack_inspect_verify_import_unpack(source: qa.Archive, tmp_path: Path) -> None:
+    runner = CliRunner()
+    bundle = tmp_path / "ghz.qexb"
+    packed = runner.invoke(
+        cli,
+        [
+            "-d",
+            str(source.root),
+            "pack",
+            "-o",
+            str(bundle),
+            "-e",
+            "ghz_depolarizing",
+            "-p",
+            "n_qubits=2",
+            "--note",
+            "hi",
+        ],
+    )
+    assert packed.exit_code == 0 and "packed 5 runs" in packed.stdout
+    inspected = json.loads(runner.invoke(cli, ["inspect", str(bundle), "--json"]).stdout)
+    assert (
+        inspected["runs"] == 5
+        and inspected["experiments"] == {"ghz_depolarizing": 5}
+        and inspected["note"] == "hi"
+    )
+    verified = runner.invoke(cli, ["verify", str(bundle), "--json"])
+    assert verified.exit_code == 0 and json.loads(verified.stdout)["valid"] is True
+    target = tmp_path / "target"
+    dry = runner.invoke(cli, ["-d", str(target), "import", str(bundle), "--dry-run"])
+    assert dry.exit_code == 0 and "would import 5 runs" in dry.stdout
+    assert runner.invoke(cli, ["-d", str(target), "import", str(bundle)]).stdout.startswith(
+        "imported 5 runs"
+    )
+    again = runner.invoke(cli, ["-d", str(target), "import", str(bundle)]).stdout
+    assert "5 runs already present" in again and "nothing changed" in again
+    unpacked = runner.invoke(cli, ["unpack", str(bundle), str(tmp_path / "new")])
+    assert unpacked.exit_code == 0
+    empty = runner.invoke(
+        cli, ["-d", str(source.root), "pack", "-o", str(tmp_path / "x.qexb"), "-e", "nope"]
+    )
+    assert empty.exit_code == 1 and "no runs match" in empty.stderr
+
+
+def test_cli_verify_reports_the_code(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.qexb"
+    junk.write_bytes(b"not a zip at all" * 10)
+    result = CliRunner().invoke(cli, ["verify", str(junk), "--json"])
+    assert result.exit_code == 1
+    (problem,) = json.loads(result.stdout)["problems"]
+    assert problem["code"] == "QEX-B001" and problem["severity"] == "error"
+    plain = CliRunner().invoke(cli, ["verify", str(junk)])
+    assert plain.exit_code == 1 and plain.stderr.startswith("QEX-B001")
+
+
+def test_limits_are_options_named_in_the_error(source: qa.Archive, tmp_path: Path) -> None:
+    bundle = tmp_path / "b.qexb"
+    pack_bundle(source, bundle)
+    result = CliRunner().invoke(cli, ["verify", str(bundle), "--max-members", "10"])
+    assert (
+        result.exit_code == 1 and "QEX-B003" in result.stderr and "--max-members" in result.stderr
+    )
+    result = CliRunner().invoke(cli, ["verify", str(bundle), "--max-file-size", "1K"])
+    assert "QEX-B008" in result.stderr and "--max-file-size" in result.stderr
+    assert CliRunner().invoke(cli, ["verify", str(bundle), "--max-file-size", "1G"]).exit_code == 0
+    bad = CliRunner().invoke(cli, ["verify", str(bundle), "--max-total-size", "lots"])
+    assert bad.exit_code == 1 and "--max-total-size 'lots' is not a size" in bad.stderr
+
+
+def test_schema_is_one_file_for_checkouts_and_wheels(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[1]
+    assert schema_path() == repo / "schemas" / "bundle.schema.json"
+    if not os.environ.get("CI") and not os.environ.get("QEX_TEST_WHEEL"):
+        pytest.skip("building a wheel takes a while; CI does it (or set QEX_TEST_WHEEL=1)")
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(repo)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    (wheel,) = tmp_path.glob("qex_archive-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        packaged = archive.read("qex_archive/schemas/bundle.schema.json")
+    assert packaged == (repo / "schemas" / "bundle.schema.json").read_bytes()
