@@ -27,6 +27,7 @@ from .errors import (
 )
 from .jsonvalues import dumps, json_object, to_json_data
 from .migrations import migrate
+from .names import check_name
 from .query import RunFilter
 from .run import RUN_COLUMNS, Artifact, Run, RunRow
 from .storage import atomic_write, remove_quietly
@@ -44,7 +45,6 @@ DEFAULT_DIR = "qex_data"
 ENV_VAR = "QEX_DATA"
 RENDERERS_ENV = "QEX_ARCHIVE_RENDERERS"
 RESERVED_METADATA_KEYS = ("state", "validation", "backend", "qex")
-MAX_NAME_LENGTH = 256
 
 _SELECT_RUNS = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
 
@@ -342,8 +342,8 @@ class Archive:
         strict: bool,
         renderers: Sequence[str] | None,
     ) -> tuple[_PreparedRun, list[PluginProblem]]:
-        experiment_name = _check_name(experiment, "experiment name")
-        backend_name = _check_name(_backend_name(backend), "backend")
+        experiment_name = check_name(experiment, "experiment name")
+        backend_name = check_name(_backend_name(backend), "backend")
         params_clean = json_object({} if params is None else params, "params")
         user_metadata = json_object({} if metadata is None else metadata, "metadata")
         for key in RESERVED_METADATA_KEYS:
@@ -571,26 +571,6 @@ def _backend_name(backend: object) -> object:
     if callable(name):
         name = name()
     return name if isinstance(name, str) and name.strip() else type(backend).__name__
-
-
-def _check_name(value: object, what: str) -> str:
-    if not isinstance(value, str):
-        raise InvalidInput(f"{what} must be text, not {type(value).__name__}")
-    if not value.strip():
-        raise InvalidInput(f"{what} is empty; give a name")
-    if value != value.strip():
-        raise InvalidInput(f"{what} {value!r} has leading or trailing whitespace")
-    if len(value) > MAX_NAME_LENGTH:
-        raise InvalidInput(
-            f"{what} is {len(value)} characters long; the limit is {MAX_NAME_LENGTH}"
-        )
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        raise InvalidInput(f"{what} {value!r} contains control characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInput(f"{what} {value!r} is not valid UTF-8 text") from None
-    return value
 
 
 __all__ = ["Archive", "QexError", "open_archive", "resolve_data_dir"]

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..archive import ARTIFACTS_DIR, RESULTS_DIR, Archive, _check_name, open_archive
+from ..archive import ARTIFACTS_DIR, RESULTS_DIR, Archive, open_archive
 from ..database import write_transaction
-from ..errors import InvalidInput, QexError
+from ..errors import InvalidInput
 from ..integrity import STAGING_DIR
 from ..jsonvalues import dumps
 from ..storage import fsync_directory
-from .format import CONFLICT, INCONSISTENT, BundleError, Limits
+from .format import CONFLICT, BundleError, Limits
 from .reader import BundleContents, read_bundle
 
 CONFLICT_POLICIES = ("error", "skip")
@@ -84,7 +84,6 @@ def import_bundle(
         finally:
             for stream in streams.values():
                 stream.close()
-        _check_names(contents)
         with write_transaction(archive.conn):
             report = _plan(archive, contents)
             _refuse_conflicts(report, on_conflict, dry_run=False)
@@ -126,16 +125,6 @@ def _new_staging_dir(archive: Archive) -> Path:
     staging = root / f"import-{os.getpid()}-{secrets.token_hex(6)}"
     staging.mkdir()
     return staging
-
-
-def _check_names(contents: BundleContents) -> None:
-    """The archive's own rules for names apply to imported runs too (no control characters)."""
-    for run in contents.runs:
-        try:
-            _check_name(run["experiment_name"], "experiment name")
-            _check_name(run["backend_name"], "backend")
-        except QexError as exc:
-            raise BundleError(INCONSISTENT, f"run {run['run_id']}: {exc}") from None
 
 
 def _plan(archive: Archive, contents: BundleContents) -> ImportReport:

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ..errors import QexError
+from ..names import check_name
 from ..npyfile import MAX_HEADER_BYTES, NpyFormatError, check_density_matrix_header, read_header
 from ..storage import sha256_of_file
 from .format import (
@@ -402,6 +404,11 @@ def _check_description(
     seen_runs: set[str] = set()
     for run in description["runs"]:
         run_id = run["run_id"]
+        for key, what in (("experiment_name", "experiment name"), ("backend_name", "backend")):
+            try:
+                check_name(run[key], what)
+            except QexError as exc:
+                raise BundleError(INCONSISTENT, f"run {run_id}: {exc}", DESCRIPTION) from None
         if run_id in seen_runs:
             raise BundleError(INCONSISTENT, f"run {run_id} is described twice", DESCRIPTION)
         seen_runs.add(run_id)
