@@ -220,7 +220,7 @@ CASES: dict[str, tuple[Builder, str]] = {
     "NaN in JSON": (
         zipped(
             lambda m: rebag(
-                {**m, DESCRIPTION: m[DESCRIPTION].replace(b'"shots": 10', b'"shots": NaN')}
+                {**m, DESCRIPTION: m[DESCRIPTION].replace(b'"shots":10', b'"shots":NaN')}
             )
         ),
         "QEX-B020",
@@ -231,7 +231,7 @@ CASES: dict[str, tuple[Builder, str]] = {
                 {
                     **m,
                     DESCRIPTION: m[DESCRIPTION].replace(
-                        b'"shots": 10', b'"shots": 10, "shots": 11'
+                        b'"shots":10', b'"shots":10,"shots":11'
                     ),
                 }
             )

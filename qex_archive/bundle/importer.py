@@ -71,19 +71,12 @@ def import_bundle(
         return report
     staging = _new_staging_dir(archive)
     try:
-        streams: dict[str, BinaryIO] = {}
 
         def sink(member: str) -> BinaryIO:
             # Member names were matched against the whitelist; the base name is qex's own.
-            stream = open(staging / Path(member).name, "xb")  # noqa: SIM115 (closed below)
-            streams[member] = stream
-            return stream
+            return open(staging / Path(member).name, "xb")
 
-        try:
-            contents = read_bundle(path, limits, sink=sink, progress=progress)
-        finally:
-            for stream in streams.values():
-                stream.close()
+        contents = read_bundle(path, limits, sink=sink, progress=progress)
         with write_transaction(archive.conn):
             report = _plan(archive, contents)
             _refuse_conflicts(report, on_conflict, dry_run=False)

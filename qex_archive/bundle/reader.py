@@ -105,8 +105,9 @@ def read_bundle(
     """Validate the bundle at ``path`` completely; raise :class:`BundleError` at the first problem.
 
     ``sink(member)`` may return a binary stream that receives that payload member's bytes as
-    they are verified (the importer's staging files). ``verify_payload=False`` checks the
-    structure, tag files and descriptions but does not read the data files (``inspect``).
+    they are verified (the importer's staging files); it is closed after that member.
+    ``verify_payload=False`` checks the structure, tag files and descriptions but does not
+    read the data files (``inspect``).
     """
     limits = limits or Limits()
     source = Path(path)
@@ -186,7 +187,13 @@ def read_bundle(
         )
         for name in files if verify_payload else ():
             target = sink(name) if sink else None
-            _verify_member(archive, infos[name], manifest[name], shapes.get(name), target, progress)
+            try:
+                _verify_member(
+                    archive, infos[name], manifest[name], shapes.get(name), target, progress
+                )
+            finally:
+                if target is not None:
+                    target.close()
     return BundleContents(
         path=source,
         sha256=sha256_of_file(source)[1] if verify_payload else "",

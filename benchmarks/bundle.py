@@ -1,0 +1,207 @@
+"""Pack, verify and import against a one-pass hash-and-store floor; peak memory of each.
+
+    python benchmarks/bundle.py              # 1,000 two-qubit runs, and ~2 GB of 10-qubit runs
+    python benchmarks/bundle.py --quick      # 200 two-qubit runs, and ~256 MB of 10-qubit runs
+
+The floor reads every payload file once in 1 MiB chunks, hashes it with SHA-256 and writes it
+to one output file: the least any packer or importer must do. Pack, verify and import run in
+child processes so that each one's peak RSS is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+import qex_archive as qa
+
+CHUNK = 1 << 20
+
+CHILD = """
+import json, sys, time
+import qex_archive as qa
+from qex_archive.bundle import import_bundle, pack_bundle, read_bundle
+action, archive_dir, bundle = sys.argv[1:4]
+start = time.perf_counter()
+if action == "pack":
+    with qa.open_archive(archive_dir, create=False) as arch:
+        pack_bundle(arch, bundle)
+elif action == "verify":
+    read_bundle(bundle)
+else:
+    with qa.open_archive(archive_dir) as arch:
+        import_bundle(arch, bundle)
+elapsed = time.perf_counter() - start
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec
+peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print(json.dumps({"seconds": elapsed, "peak_rss_mb": peak / 1024}))
+"""
+
+
+def make_archive(root: Path, runs: int, qubits: int) -> None:
+    """One run recorded for real, then cloned under new IDs (files copied, rows inserted)."""
+    rng = np.random.default_rng(0)
+    d = 2**qubits
+    g = rng.normal(size=(d, 4)) + 1j * rng.normal(size=(d, 4))
+    rho = g @ g.conj().T
+    with qa.open_archive(root) as arch:
+        template = arch.record("bench", params={"i": 0}, backend="sim", state=rho / np.trace(rho))
+        row, source = template.row(), template.rho_path
+        (size, sha) = arch.conn.execute(
+            "SELECT size, sha256 FROM qex_files WHERE path = ?", (row[5],)
+        ).fetchone()
+        artifacts = [(a.name, a.relative_path, a.media_type, a.path) for a in template.artifacts]
+        stored = dict(arch.conn.execute("SELECT path, sha256 FROM qex_files").fetchall())
+    conn = sqlite3.connect(root / "qex.db")
+    for i in range(1, runs):
+        run_id = str(uuid.uuid4())
+        rho_path = f"results/{run_id}_rho.npy"
+        shutil.copyfile(source, root / rho_path)
+        conn.execute(
+            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (run_id, row[1], json.dumps({"i": i}), row[3], row[4] + i, rho_path, row[6]),
+        )
+        conn.execute("INSERT INTO qex_files VALUES (?, ?, ?, ?)", (rho_path, run_id, size, sha))
+        for name, relative, media, path in artifacts:
+            new = f"artifacts/{run_id}_{name}.{relative.rsplit('.', 1)[1]}"
+            shutil.copyfile(path, root / new)
+            conn.execute(
+                "INSERT INTO artifacts (run_id, artifact_name, artifact_path, artifact_type) "
+                "VALUES (?, ?, ?, ?)",
+                (run_id, name, new, media),
+            )
+            conn.execute(
+                "INSERT INTO qex_files VALUES (?, ?, ?, ?)",
+                (new, run_id, path.stat().st_size, stored[relative]),
+            )
+    conn.commit()
+    conn.close()
+
+
+def tool_floor(root: Path, work: Path) -> float | None:
+    """`zip -0 -qr` plus `sha256sum` of the same files, when the tools are installed."""
+    if not (shutil.which("zip") and shutil.which("sha256sum")):
+        return None
+    files = sorted(
+        str(p.relative_to(root)) for sub in ("results", "artifacts") for p in (root / sub).iterdir()
+    )
+    start = time.perf_counter()
+    subprocess.run(
+        ["zip", "-0", "-qr", str(work / "floor.zip"), "results", "artifacts"], cwd=root, check=True
+    )
+    for batch in range(0, len(files), 500):
+        subprocess.run(
+            ["sha256sum", *files[batch : batch + 500]],
+            cwd=root,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    elapsed = time.perf_counter() - start
+    (work / "floor.zip").unlink()
+    return elapsed
+
+
+def floor(root: Path, output: Path) -> float:
+    files = sorted(p for sub in ("results", "artifacts") for p in (root / sub).iterdir())
+    start = time.perf_counter()
+    with output.open("wb") as out:
+        for path in files:
+            digest = hashlib.sha256()
+            with path.open("rb") as stream:
+                while chunk := stream.read(CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+    return time.perf_counter() - start
+
+
+def child(action: str, archive_dir: Path, bundle: Path) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, action, str(archive_dir), str(bundle)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, float] = json.loads(done.stdout)
+    return result
+
+
+def measure(label: str, work: Path, runs: int, qubits: int) -> dict[str, float]:
+    source = work / f"{label}-source"
+    start = time.perf_counter()
+    make_archive(source, runs, qubits)
+    payload = sum(
+        p.stat().st_size for sub in ("results", "artifacts") for p in (source / sub).iterdir()
+    )
+    print(
+        f"{label}: {runs} runs of {qubits} qubits, {payload / 1e6:,.0f} MB payload "
+        f"(built in {time.perf_counter() - start:.0f} s)"
+    )
+    bundle = work / f"{label}.qexb"
+    results: dict[str, float] = {}
+    floors, tools, packs, verifies, imports = [], [], [], [], []
+    for round_ in range(3):
+        floors.append(floor(source, work / "floor.bin"))
+        (work / "floor.bin").unlink()
+        tools.append(tool_floor(source, work))
+        bundle.unlink(missing_ok=True)  # the floor writes a new file too
+        packs.append(child("pack", source, bundle))
+        verifies.append(child("verify", source, bundle))
+        target = work / f"{label}-target{round_}"
+        imports.append(child("import", target, bundle))
+        shutil.rmtree(target)
+    best_floor = min(floors)
+    print(
+        f"  floor: read, SHA-256, write, once  {best_floor:8.2f} s   "
+        f"{payload / best_floor / 1e6:7.0f} MB/s"
+    )
+    best_tool = min((t for t in tools if t is not None), default=None)
+    if best_tool is not None:
+        print(f"  zip -0 -qr + sha256sum             {best_tool:8.2f} s")
+    for name, runs_ in (("pack", packs), ("verify", verifies), ("import", imports)):
+        seconds = min(r["seconds"] for r in runs_)
+        rss = max(r["peak_rss_mb"] for r in runs_)
+        target = "1.3x" if name == "pack" else "2x"
+        results[f"{label}_{name}_ratio"] = round(seconds / best_floor, 3)
+        results[f"{label}_{name}_peak_rss_mb"] = round(rss, 1)
+        tool_ratio = f"   vs zip+sha256sum {seconds / best_tool:5.2f}x" if best_tool else ""
+        print(
+            f"  {name:6s} {seconds:8.2f} s   ratio {seconds / best_floor:5.2f}x (<= {target})"
+            f"{tool_ratio}   peak RSS {rss:6.1f} MB"
+        )
+    bundle.unlink()
+    shutil.rmtree(source)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="qex-bundle-bench-", dir=os.environ.get("QEX_BENCH_DIR")))
+    os.environ["QEX_ARCHIVE_LOAD_PLUGINS"] = ""
+    try:
+        results = measure("small", work, 200 if args.quick else 1000, 2)
+        results |= measure("large", work, 16 if args.quick else 128, 10)
+        print(json.dumps(results))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
