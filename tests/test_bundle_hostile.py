@@ -230,9 +230,7 @@ CASES: dict[str, tuple[Builder, str]] = {
             lambda m: rebag(
                 {
                     **m,
-                    DESCRIPTION: m[DESCRIPTION].replace(
-                        b'"shots":10', b'"shots":10,"shots":11'
-                    ),
+                    DESCRIPTION: m[DESCRIPTION].replace(b'"shots":10', b'"shots":10,"shots":11'),
                 }
             )
         ),

@@ -61,3 +61,19 @@ def test_every_hook_is_documented() -> None:
     for hook in hooks:
         signature = inspect.signature(getattr(hookspecs, hook))
         assert f"def {hook}({', '.join(signature.parameters)})" in docs, hook
+
+
+def test_every_bundle_error_code_is_documented() -> None:
+    from qex_archive.bundle import format as bundle_format
+
+    codes = {
+        value
+        for value in vars(bundle_format).values()
+        if isinstance(value, str) and value.startswith("QEX-B")
+    }
+    documented = set(
+        re.findall(
+            r"^\| (QEX-B\d{3}) \|", (REPO / "docs" / "bundle-format.md").read_text(), flags=re.M
+        )
+    )
+    assert codes == documented

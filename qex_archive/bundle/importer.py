@@ -74,7 +74,7 @@ def import_bundle(
 
         def sink(member: str) -> BinaryIO:
             # Member names were matched against the whitelist; the base name is qex's own.
-            return open(staging / Path(member).name, "xb")
+            return _StagedFile(staging / Path(member).name)  # type: ignore[return-value]
 
         contents = read_bundle(path, limits, sink=sink, progress=progress)
         with write_transaction(archive.conn):
@@ -110,6 +110,22 @@ def unpack_bundle(
         raise
     finally:
         archive.close()
+
+
+class _StagedFile:
+    """A staging file that is on disk (fsynced) once closed: it is renamed into the archive
+    before the rows that point at it are committed."""
+
+    def __init__(self, path: Path) -> None:
+        self._stream = path.open("xb")
+
+    def write(self, data: bytes) -> int:
+        return self._stream.write(data)
+
+    def close(self) -> None:
+        self._stream.flush()
+        os.fsync(self._stream.fileno())
+        self._stream.close()
 
 
 def _new_staging_dir(archive: Archive) -> Path:

@@ -12,6 +12,7 @@ import io
 import os
 import re
 import struct
+import threading
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -23,7 +24,6 @@ from typing import Any, BinaryIO
 from ..errors import QexError
 from ..names import check_name
 from ..npyfile import MAX_HEADER_BYTES, NpyFormatError, check_density_matrix_header, read_header
-from ..storage import sha256_of_file
 from .format import (
     BAD_BAG_INFO,
     BAD_BAGIT,
@@ -120,12 +120,17 @@ def read_bundle(
         )
     with ExitStack() as stack:
         stream = stack.enter_context(source.open("rb"))
+        # The bundle's own checksum (kept with imported runs) is computed on the other core
+        # while the members are checked.
+        bundle_hash = _BackgroundHash(source) if verify_payload else None
+        if bundle_hash:
+            stack.callback(bundle_hash.stop)
         _check_end_record(stream, size)
         try:
             archive = stack.enter_context(zipfile.ZipFile(stream))
         except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
             raise BundleError(NOT_A_ZIP, f"not a readable ZIP file ({exc})") from None
-        infos = _check_members(archive, stream, limits)
+        infos, data_starts = _check_members(archive, stream, limits)
         tags = {
             name: _read_small(archive, infos[name], MAX_TAG_FILE)
             for name in TAG_FILES
@@ -185,18 +190,21 @@ def read_bundle(
         files = sorted(
             payload_names - {DESCRIPTION, RO_CRATE}, key=lambda name: infos[name].header_offset
         )
+        raw = stack.enter_context(source.open("rb"))
         for name in files if verify_payload else ():
             target = sink(name) if sink else None
             try:
+                member = _open_member(archive, raw, infos[name], data_starts[name])
                 _verify_member(
-                    archive, infos[name], manifest[name], shapes.get(name), target, progress
+                    member, infos[name], manifest[name], shapes.get(name), target, progress
                 )
             finally:
                 if target is not None:
                     target.close()
+        bundle_sha256 = bundle_hash.result() if bundle_hash else ""
     return BundleContents(
         path=source,
-        sha256=sha256_of_file(source)[1] if verify_payload else "",
+        sha256=bundle_sha256,
         size=size,
         description=description,
         bag_info=bag_info,
@@ -227,7 +235,7 @@ def _check_end_record(stream: BinaryIO, size: int) -> None:
 
 def _check_members(
     archive: zipfile.ZipFile, stream: BinaryIO, limits: Limits
-) -> dict[str, zipfile.ZipInfo]:
+) -> tuple[dict[str, zipfile.ZipInfo], dict[str, int]]:
     infos = archive.infolist()
     if len(infos) > limits.max_members:
         raise BundleError(
@@ -284,14 +292,17 @@ def _check_members(
         if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
             raise BundleError(SIZE_MISMATCH, "stored member whose sizes disagree", name)
         by_name[name] = info
-    _check_layout(archive, stream, infos)
-    return by_name
+    return by_name, _check_layout(archive, stream, infos)
 
 
-def _check_layout(archive: zipfile.ZipFile, stream: BinaryIO, infos: list[zipfile.ZipInfo]) -> None:
-    """Each member's bytes lie in their own range before the central directory: no overlaps."""
+def _check_layout(
+    archive: zipfile.ZipFile, stream: BinaryIO, infos: list[zipfile.ZipInfo]
+) -> dict[str, int]:
+    """Each member's bytes lie in their own range before the central directory: no overlaps.
+    Returns where each member's data starts."""
     end = archive.start_dir
     spans = []
+    data_starts = {}
     for info in infos:
         stream.seek(info.header_offset)
         header = stream.read(30)
@@ -305,7 +316,8 @@ def _check_layout(archive: zipfile.ZipFile, stream: BinaryIO, infos: list[zipfil
         ):
             raise BundleError(OVERLAP, "local header names another file", info.filename)
         start = info.header_offset
-        stop = info.header_offset + 30 + name_length + extra_length + info.compress_size
+        data_starts[info.filename] = info.header_offset + 30 + name_length + extra_length
+        stop = data_starts[info.filename] + info.compress_size
         spans.append((start, stop, info.filename))
     spans.sort()
     if spans and spans[0][0] != 0:
@@ -316,6 +328,7 @@ def _check_layout(archive: zipfile.ZipFile, stream: BinaryIO, infos: list[zipfil
                 OVERLAP, "member data overlaps another member or the central directory", name
             )
     stream.seek(0)
+    return data_starts
 
 
 def _read_small(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes:
@@ -460,8 +473,69 @@ def _check_description(
         raise BundleError(INCONSISTENT, "file not described in qex-bundle.json", name)
 
 
+class _StoredMember:
+    """The bytes of a stored member, read straight from the file within its checked range
+    (zipfile would add a CRC-32 pass; the SHA-256 check makes it redundant)."""
+
+    def __init__(self, raw: BinaryIO, start: int, size: int) -> None:
+        self._raw, self._position, self._left = raw, start, size
+
+    def read(self, n: int) -> bytes:
+        if self._left <= 0:
+            return b""
+        self._raw.seek(self._position)
+        data = self._raw.read(min(n, self._left))
+        self._position += len(data)
+        self._left = self._left - len(data) if data else 0
+        return data
+
+    def __enter__(self) -> _StoredMember:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def _open_member(
+    archive: zipfile.ZipFile, raw: BinaryIO, info: zipfile.ZipInfo, data_start: int
+) -> Any:
+    if info.compress_type == zipfile.ZIP_STORED:
+        return _StoredMember(raw, data_start, info.compress_size)
+    return archive.open(info)
+
+
+class _BackgroundHash:
+    """SHA-256 of a whole file, computed in a thread (hashlib releases the GIL)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._digest = hashlib.sha256()
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            with self._path.open("rb") as stream:
+                while not self._stop.is_set() and (chunk := stream.read(CHUNK)):
+                    self._digest.update(chunk)
+        except BaseException as exc:  # re-raised by result()
+            self._error = exc
+
+    def result(self) -> str:
+        self._thread.join()
+        if self._error is not None:
+            raise BundleError(NOT_A_ZIP, f"cannot read the bundle ({self._error})")
+        return self._digest.hexdigest()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def _verify_member(
-    archive: zipfile.ZipFile,
+    member_stream: Any,
     info: zipfile.ZipInfo,
     expected_sha256: str,
     npy_shape: tuple[int, ...] | None,
@@ -472,7 +546,7 @@ def _verify_member(
     digest = hashlib.sha256()
     received = 0
     try:
-        with archive.open(info) as member:
+        with member_stream as member:
             if npy_shape is not None:
                 prefix = member.read(MAX_HEADER_BYTES + 16)
                 _check_npy_prefix(prefix, npy_shape, info.file_size, name)
