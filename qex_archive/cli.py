@@ -639,7 +639,11 @@ def pack(
 
     archive = open_from(ctx)
     selection = build_filter(experiment, backend, since, until, params)
-    total = sum(run.rho_path.stat().st_size for run in select_runs(archive, run_refs, selection))
+    total = 0
+    if sys.stderr.isatty():  # sizing the bar costs a selection of its own
+        for run in select_runs(archive, run_refs, selection):
+            paths = [run.rho_path] + ([] if no_artifacts else [a.path for a in run.artifacts])
+            total += sum(path.stat().st_size for path in paths)
     with progress_bar(total, "packing") as bar:
         report = pack_bundle(
             archive,

@@ -8,6 +8,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -74,9 +75,12 @@ def import_bundle(
 
         def sink(member: str) -> BinaryIO:
             # Member names were matched against the whitelist; the base name is qex's own.
-            return _StagedFile(staging / Path(member).name)  # type: ignore[return-value]
+            staged.append(staging / Path(member).name)
+            return staged[-1].open("xb")
 
+        staged: list[Path] = []
         contents = read_bundle(path, limits, sink=sink, progress=progress)
+        _fsync_all(staged)
         with write_transaction(archive.conn):
             report = _plan(archive, contents)
             _refuse_conflicts(report, on_conflict, dry_run=False)
@@ -112,20 +116,24 @@ def unpack_bundle(
         archive.close()
 
 
-class _StagedFile:
-    """A staging file that is on disk (fsynced) once closed: it is renamed into the archive
-    before the rows that point at it are committed."""
+def _fsync_all(paths: list[Path]) -> None:
+    """Make the staged files durable before they are moved in and their rows committed.
 
-    def __init__(self, path: Path) -> None:
-        self._stream = path.open("xb")
+    Many fsyncs in flight at once let the file system commit them together, which for
+    thousands of small files is an order of magnitude faster than one after another.
+    """
 
-    def write(self, data: bytes) -> int:
-        return self._stream.write(data)
+    def sync(path: Path) -> None:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
-    def close(self) -> None:
-        self._stream.flush()
-        os.fsync(self._stream.fileno())
-        self._stream.close()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(sync, paths))
+    if paths:
+        fsync_directory(paths[0].parent)
 
 
 def _new_staging_dir(archive: Archive) -> Path:
