@@ -128,6 +128,23 @@ def floor(root: Path, output: Path) -> float:
     return time.perf_counter() - start
 
 
+def floor_per_file(root: Path, output: Path) -> float:
+    """The same, but each file stored as a file of its own (what an import must create)."""
+    files = sorted(p for sub in ("results", "artifacts") for p in (root / sub).iterdir())
+    output.mkdir()
+    start = time.perf_counter()
+    for path in files:
+        digest = hashlib.sha256()
+        with path.open("rb") as stream, (output / path.name).open("wb") as out:
+            while chunk := stream.read(CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+    os.sync()
+    elapsed = time.perf_counter() - start
+    shutil.rmtree(output)
+    return elapsed
+
+
 def child(action: str, archive_dir: Path, bundle: Path) -> dict[str, float]:
     done = subprocess.run(
         [sys.executable, "-c", CHILD, action, str(archive_dir), str(bundle)],
@@ -152,10 +169,11 @@ def measure(label: str, work: Path, runs: int, qubits: int) -> dict[str, float]:
     )
     bundle = work / f"{label}.qexb"
     results: dict[str, float] = {}
-    floors, tools, packs, verifies, imports = [], [], [], [], []
+    floors, per_file, tools, packs, verifies, imports = [], [], [], [], [], []
     for round_ in range(3):
         floors.append(floor(source, work / "floor.bin"))
         (work / "floor.bin").unlink()
+        per_file.append(floor_per_file(source, work / "floor-files"))
         tools.append(tool_floor(source, work))
         bundle.unlink(missing_ok=True)  # the floor writes a new file too
         packs.append(child("pack", source, bundle))
@@ -168,6 +186,8 @@ def measure(label: str, work: Path, runs: int, qubits: int) -> dict[str, float]:
         f"  floor: read, SHA-256, write, once  {best_floor:8.2f} s   "
         f"{payload / best_floor / 1e6:7.0f} MB/s"
     )
+    best_per_file = min(per_file)
+    print(f"  floor, one output file per file    {best_per_file:8.2f} s")
     best_tool = min((t for t in tools if t is not None), default=None)
     if best_tool is not None:
         print(f"  zip -0 -qr + sha256sum             {best_tool:8.2f} s")
@@ -178,6 +198,9 @@ def measure(label: str, work: Path, runs: int, qubits: int) -> dict[str, float]:
         results[f"{label}_{name}_ratio"] = round(seconds / best_floor, 3)
         results[f"{label}_{name}_peak_rss_mb"] = round(rss, 1)
         tool_ratio = f"   vs zip+sha256sum {seconds / best_tool:5.2f}x" if best_tool else ""
+        if name == "import":
+            tool_ratio += f"   vs per-file floor {seconds / best_per_file:5.2f}x"
+            results[f"{label}_import_over_per_file_floor"] = round(seconds / best_per_file, 3)
         print(
             f"  {name:6s} {seconds:8.2f} s   ratio {seconds / best_floor:5.2f}x (<= {target})"
             f"{tool_ratio}   peak RSS {rss:6.1f} MB"

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
@@ -531,6 +531,18 @@ class Archive:
         total: int = self.conn.execute(f"SELECT count(*) FROM runs{clause}", args).fetchone()[0]
         return total
 
+    def artifacts_by_run(self, run_ids: Sequence[str]) -> dict[str, list[Artifact]]:
+        """Artifacts of many runs in one query."""
+        found: dict[str, list[Artifact]] = {run_id: [] for run_id in run_ids}
+        rows = self.conn.execute(
+            "SELECT run_id, artifact_name, artifact_path, artifact_type FROM artifacts "
+            "ORDER BY artifact_id"
+        )
+        for run_id, name, relative, media in rows:
+            if run_id in found:
+                found[run_id].append(Artifact(name, relative, media, self.resolve_path(relative)))
+        return found
+
     def artifacts_of(self, run_id: str) -> list[Artifact]:
         rows = self.conn.execute(
             "SELECT artifact_name, artifact_path, artifact_type FROM artifacts "
@@ -557,10 +569,10 @@ class Archive:
 
     def resolve_path(self, relative: str) -> Path:
         """Absolute path of a path stored in the database; refuses any that leaves the archive."""
-        parts = PurePosixPath(relative).parts
-        if not parts or PurePosixPath(relative).is_absolute() or ".." in parts or "\\" in relative:
+        parts = relative.split("/")
+        if not relative or relative.startswith("/") or "\\" in relative or ".." in parts:
             raise ArchiveError(f"stored path {relative!r} points outside the archive")
-        return self.root.joinpath(*parts)
+        return self.root / relative
 
 
 def _backend_name(backend: object) -> object:

@@ -170,6 +170,9 @@ def _collect_payload(
     )
     payload: list[_Payload] = []
     records = []
+    artifacts_of = (
+        archive.artifacts_by_run([run.run_id for run in runs]) if include_artifacts else {}
+    )
     for run in runs:
         rho = _file_payload(
             archive, run.density_matrix_path, f"data/results/{run.run_id}_rho.npy", stored
@@ -179,7 +182,7 @@ def _collect_payload(
         shape = state.get("shape") or list(run.rho.shape)
         artifacts = []
         if include_artifacts:
-            for artifact in sorted(run.artifacts, key=lambda a: a.name):
+            for artifact in sorted(artifacts_of[run.run_id], key=lambda a: a.name):
                 extension = artifact.relative_path.rsplit(".", 1)[-1]
                 item = _file_payload(
                     archive,
