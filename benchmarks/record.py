@@ -30,7 +30,7 @@ from qex_archive.database import connect
 from qex_archive.migrations import migrate
 from qex_archive.plugins import make_plugin_manager
 from qex_archive.run import RUN_COLUMNS
-from qex_archive.storage import fsync_directory
+from qex_archive.storage import fsync_path
 
 BELL = np.outer([1, 0, 0, 1], [1, 0, 0, 1]).astype(np.complex128) / 2
 QUERY = (
@@ -57,7 +57,7 @@ def write_file(path: Path, write: Callable[[BinaryIO], None], durable: bool) -> 
             os.fsync(stream.fileno())
     os.replace(temp, path)
     if durable:
-        fsync_directory(path.parent)
+        fsync_path(path.parent)
 
 
 def time_floor(root: Path, n: int, template: tuple[str, ...], durable: bool, html: bool) -> float:

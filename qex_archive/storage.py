@@ -12,8 +12,10 @@ import contextlib
 import hashlib
 import os
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 TEMP_PREFIX = ".tmp-"
 CHUNK_SIZE = 1 << 20
@@ -27,25 +29,34 @@ def is_temp_name(name: str) -> bool:
     return name.startswith(TEMP_PREFIX)
 
 
-def atomic_write(path: Path, chunks: Iterable[bytes | memoryview]) -> None:
-    """Write ``chunks`` to ``path`` so that ``path`` is either absent or complete."""
+@contextmanager
+def atomic_output(path: Path) -> Iterator[BinaryIO]:
+    """A stream whose bytes appear at ``path`` all at once, durably, when the block ends;
+    if the block raises, ``path`` is left as it was and the temporary file removed."""
     temp = temp_name_for(path)
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         with os.fdopen(fd, "wb", closefd=True) as stream:
-            for chunk in chunks:
-                stream.write(chunk)
+            yield stream
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temp, path)
     except BaseException:
         remove_quietly(temp)
         raise
-    fsync_directory(path.parent)
+    fsync_path(path.parent)
 
 
-def fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
+def atomic_write(path: Path, chunks: Iterable[bytes | memoryview]) -> None:
+    """Write ``chunks`` to ``path`` so that ``path`` is either absent or complete."""
+    with atomic_output(path) as stream:
+        for chunk in chunks:
+            stream.write(chunk)
+
+
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory (a directory so that renames in it are durable)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:

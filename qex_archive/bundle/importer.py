@@ -18,7 +18,7 @@ from ..database import write_transaction
 from ..errors import InvalidInput
 from ..integrity import STAGING_DIR
 from ..jsonvalues import dumps
-from ..storage import fsync_directory
+from ..storage import fsync_path
 from .format import CONFLICT, BundleError, Limits
 from .reader import BundleContents, read_bundle
 
@@ -123,17 +123,10 @@ def _fsync_all(paths: list[Path]) -> None:
     thousands of small files is an order of magnitude faster than one after another.
     """
 
-    def sync(path: Path) -> None:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
     with ThreadPoolExecutor(max_workers=16) as pool:
-        list(pool.map(sync, paths))
+        list(pool.map(fsync_path, paths))
     if paths:
-        fsync_directory(paths[0].parent)
+        fsync_path(paths[0].parent)
 
 
 def _new_staging_dir(archive: Archive) -> Path:
@@ -192,7 +185,7 @@ def _move_into_place(archive: Archive, staging: Path, runs: list[dict[str, Any]]
             directory = RESULTS_DIR if record is run["density_matrix"] else ARTIFACTS_DIR
             os.replace(staging / name, archive.root / directory / name)
     for directory in (RESULTS_DIR, ARTIFACTS_DIR):
-        fsync_directory(archive.root / directory)
+        fsync_path(archive.root / directory)
 
 
 def _insert(

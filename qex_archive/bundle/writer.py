@@ -18,7 +18,7 @@ from ..archive import Archive
 from ..errors import ArchiveError, InvalidInput
 from ..query import RunFilter
 from ..run import Run
-from ..storage import fsync_directory, remove_quietly, sha256_of_file, temp_name_for
+from ..storage import atomic_output, sha256_of_file
 from .format import (
     BAG_INFO,
     BAGIT,
@@ -136,19 +136,9 @@ def pack_bundle(
         key=lambda m: m.name,
     )
 
-    temp = temp_name_for(target)
-    try:
-        with open(temp, "wb") as stream:
-            with zipfile.ZipFile(stream, "w", allowZip64=True) as bundle:
-                for member in members:
-                    _write_member(bundle, member, archive, progress)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        remove_quietly(temp)
-        raise
-    fsync_directory(target.parent)
+    with atomic_output(target) as stream, zipfile.ZipFile(stream, "w", allowZip64=True) as bundle:
+        for member in members:
+            _write_member(bundle, member, archive, progress)
     return PackReport(
         path=target,
         bundle_id=bundle_id,
