@@ -1,0 +1,184 @@
+"""The ``qex-archive`` command: a thin layer that parses options, calls the library and prints.
+
+This module holds the command group and what its commands share; the commands live in
+``archive_commands`` (runs), ``plugin_commands`` and ``bundle_commands`` (exchange).
+
+Only ``click`` is imported at start-up; each command imports what it needs, so ``--help``
+and ``runs`` never pay for numpy.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from .. import __version__
+from ..errors import QexError
+
+if TYPE_CHECKING:
+    from ..archive import Archive
+    from ..query import RunFilter
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class QexGroup(click.Group):
+    """Turns library errors into one-line messages, and adds plugin commands on demand."""
+
+    _plugin_commands_loaded = False
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return super().invoke(ctx)
+        except QexError as exc:
+            raise click.ClickException(str(exc)) from None
+        except BrokenPipeError:
+            sys.stderr.close()  # output piped into `head`: stop quietly
+            sys.exit(0)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands(quiet=True)
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and not self._plugin_commands_loaded:
+            self._load_plugin_commands(quiet=False)
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+    def _load_plugin_commands(self, *, quiet: bool) -> None:
+        """Ask third-party plugins for commands; built-ins have none, so without installed
+        plugins this costs one scan of the installed distributions and no imports."""
+        if self._plugin_commands_loaded:
+            return
+        self._plugin_commands_loaded = True
+        from ..plugins import make_plugin_manager, selected_entry_points
+
+        if not selected_entry_points():
+            return
+        try:
+            # built-ins add no commands: leave them (and their imports) out
+            make_plugin_manager(load_builtins=False).hook.qex_register_commands(cli=self)
+        except QexError as exc:
+            if not quiet:
+                raise click.ClickException(str(exc)) from None
+            click.echo(f"warning: {exc}", err=True)
+
+
+def _show_warning(
+    message: Warning | str, category: type[Warning], *args: object, **kwargs: object
+) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
+@click.group(cls=QexGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--data-dir",
+    "-d",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="QEX_DATA",
+    help="Archive directory (default: $QEX_DATA, else ./qex_data).",
+)
+@click.version_option(__version__, prog_name="qex-archive")
+@click.pass_context
+def cli(ctx: click.Context, data_dir: Path | None) -> None:
+    """Keep, find and share quantum experiment runs.
+
+    Each run (experiment, params, backend, time, density matrix, metadata) lives in
+    a SQLite database plus .npy files under one directory.
+
+    Example:
+
+        qex-archive demo && qex-archive runs --experiment ghz_depolarizing
+    """
+    ctx.obj = data_dir
+
+
+def open_from(ctx: click.Context, *, create: bool = False) -> Archive:
+    from ..archive import open_archive
+
+    archive = open_archive(ctx.find_root().obj, create=create)
+    ctx.call_on_close(archive.close)
+    return archive
+
+
+def output_options(command: F) -> F:
+    """``--table`` (default) / ``--json`` / ``--jsonl``, shared by every listing command."""
+    for flag, value, text in reversed(
+        [
+            ("--table", "table", "Readable table (default)."),
+            ("--json", "json", "One JSON document."),
+            ("--jsonl", "jsonl", "One JSON object per line."),
+        ]
+    ):
+        command = click.option(
+            flag, "output", flag_value=value, default=value == "table", help=text
+        )(command)
+    return command
+
+
+def filter_options(command: F) -> F:
+    """The run selection used by ``runs`` (and later ``pack``)."""
+    options = [
+        click.option("--experiment", "-e", help="Experiment name."),
+        click.option("--backend", "-b", help="Backend name."),
+        click.option(
+            "--since", help="Not before: ISO time (2026-11-26T14:00), Unix time or age (3d, 12h)."
+        ),
+        click.option("--until", help="Not after: same forms as --since."),
+        click.option(
+            "--param",
+            "-p",
+            "params",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Parameter condition, repeatable: shots=1024, theta>=0.1, name!=ghz.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def build_filter(
+    experiment: str | None,
+    backend: str | None,
+    since: str | None,
+    until: str | None,
+    params: Iterable[str],
+) -> RunFilter:
+    from ..query import RunFilter, parse_condition
+
+    base = RunFilter.build(experiment=experiment, backend=backend, since=since, until=until)
+    conditions = tuple(parse_condition(text) for text in params)
+    return RunFilter(base.experiment, base.backend, base.since, base.until, conditions)
+
+
+def emit_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+def progress_bar(total: int, label: str) -> Any:
+    """A bar on stderr when it is a terminal; otherwise nothing at all."""
+    from contextlib import nullcontext
+
+    if not sys.stderr.isatty() or total <= 0:
+        return nullcontext(None)
+    return click.progressbar(length=total, label=label, file=sys.stderr)
+
+
+def main() -> None:
+    cli(prog_name="qex-archive")
+
+
+# The commands register themselves on `cli` when imported.
+from . import archive_commands, bundle_commands, plugin_commands  # noqa: E402, F401

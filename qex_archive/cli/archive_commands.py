@@ -1,0 +1,316 @@
+"""Commands on the runs of one archive: record, list, show, delete, check, clean up, demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ..errors import InvalidInput
+from . import (
+    build_filter,
+    cli,
+    emit_json,
+    filter_options,
+    open_from,
+    output_options,
+)
+
+if TYPE_CHECKING:
+    from ..integrity import Finding
+    from ..run import Run
+
+
+@cli.command()
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create an empty archive (or check that one exists).
+
+    Example:
+
+        qex-archive --data-dir ~/lab/qex_data init
+    """
+    archive = open_from(ctx, create=True)
+    total = archive.count()
+    click.echo(f"Archive ready at {archive.root} ({total} run{'s' * (total != 1)})")
+
+
+@cli.command()
+@click.argument("state_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--experiment", "-e", required=True, help="Experiment name.")
+@click.option("--backend", "-b", required=True, help="Backend name.")
+@click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A parameter; VALUE is JSON when it parses as JSON (repeatable).",
+)
+@click.option(
+    "--metadata", "-m", "metadata_json", metavar="JSON", help="Extra metadata as a JSON object."
+)
+@click.option("--dims", metavar="D1,D2,...", help="Subsystem dimensions for qudits, e.g. 3,3.")
+@click.option("--timestamp", "when", help="When the run happened (default: now).")
+@click.option("--strict", is_flag=True, help="Refuse a non-physical state instead of flagging it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the recorded run as JSON.")
+@click.pass_context
+def record(
+    ctx: click.Context,
+    state_file: Path,
+    experiment: str,
+    backend: str,
+    params: tuple[str, ...],
+    metadata_json: str | None,
+    dims: str | None,
+    when: str | None,
+    strict: bool,
+    as_json: bool,
+) -> None:
+    """Record a run whose density matrix (or state vector) is in a .npy file.
+
+    Example:
+
+        qex-archive record rho.npy -e ghz_fidelity -b aer_simulator -p shots=1024 -p theta=0.3
+    """
+    import numpy as np
+
+    from ..jsonvalues import parse_loose
+
+    param_values: dict[str, Any] = {}
+    for text in params:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput(f"--param {text!r} is not KEY=VALUE")
+        if key.strip() in param_values:
+            raise InvalidInput(f"--param {key.strip()!r} is given twice")
+        param_values[key.strip()] = parse_loose(value)
+    metadata = None
+    if metadata_json is not None:
+        try:
+            metadata = json.loads(metadata_json)
+        except ValueError as exc:
+            raise InvalidInput(f"--metadata is not valid JSON ({exc})") from None
+    dim_list = None
+    if dims is not None:
+        try:
+            dim_list = [int(part) for part in dims.split(",")]
+        except ValueError:
+            raise InvalidInput(
+                f"--dims {dims!r} is not a comma-separated list of integers"
+            ) from None
+    try:
+        state = np.load(state_file, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise InvalidInput(f"cannot read {state_file} as a .npy array ({exc})") from None
+    archive = open_from(ctx, create=True)
+    run = archive.record(
+        experiment,
+        params=param_values,
+        backend=backend,
+        state=state,
+        metadata=metadata,
+        timestamp=when,
+        dims=dim_list,
+        strict=strict,
+    )
+    if as_json:
+        emit_json(run.to_dict())
+    else:
+        click.echo(run.run_id)
+    if not run.validation.get("is_valid", True):
+        findings = "; ".join(run.validation["findings"])
+        click.echo(f"warning: stored a non-physical state: {findings}", err=True)
+
+
+@cli.command(name="runs")
+@filter_options
+@click.option(
+    "--limit",
+    "-n",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="At most this many runs.",
+)
+@click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip this many runs first.")
+@click.option("--all", "show_all", is_flag=True, help="No limit.")
+@click.option("--oldest-first", is_flag=True, help="Oldest runs first (default: newest first).")
+@output_options
+@click.pass_context
+def runs_command(
+    ctx: click.Context,
+    experiment: str | None,
+    backend: str | None,
+    since: str | None,
+    until: str | None,
+    params: tuple[str, ...],
+    limit: int,
+    offset: int,
+    show_all: bool,
+    oldest_first: bool,
+    output: str,
+) -> None:
+    """List runs, newest first, filtered by experiment, backend, time and parameters.
+
+    Example:
+
+        qex-archive runs -e ghz_depolarizing -p n_qubits=3 -p "depolarizing<=0.1"
+    """
+    selection = build_filter(experiment, backend, since, until, params)
+    archive = open_from(ctx)
+    selected = archive.select(
+        selection, limit=None if show_all else limit, offset=offset, newest_first=not oldest_first
+    )
+    if output == "json":
+        emit_json([run.to_dict() for run in selected])
+    elif output == "jsonl":
+        for run in selected:
+            click.echo(json.dumps(run.to_dict(), sort_keys=True, ensure_ascii=False))
+    else:
+        from ..formatting import runs_table
+
+        click.echo(runs_table(selected))
+        total = archive.count(selection)
+        if total > offset + len(selected) or offset:
+            click.echo(
+                f"showing {len(selected)} of {total} matching runs; use --limit/--offset or --all",
+                err=True,
+            )
+
+
+@cli.command()
+@click.argument("run_ref", metavar="RUN")
+@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
+@click.pass_context
+def show(ctx: click.Context, run_ref: str, as_json: bool) -> None:
+    """Show one run: parameters, state, validation, files. RUN is an ID or unique prefix.
+
+    Example:
+
+        qex-archive show 3f2a
+    """
+    run = open_from(ctx).get(run_ref)
+    if as_json:
+        emit_json(run.to_dict())
+    else:
+        from ..formatting import run_details
+
+        click.echo(run_details(run))
+
+
+@cli.command()
+@click.argument("run_refs", metavar="RUN...", nargs=-1, required=True)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def rm(ctx: click.Context, run_refs: tuple[str, ...], yes: bool) -> None:
+    """Delete runs with their density matrices and artifacts.
+
+    Example:
+
+        qex-archive rm 3f2a 91bc --yes
+    """
+    from ..formatting import run_line
+
+    archive = open_from(ctx)
+    targets: dict[str, Run] = {}
+    for ref in run_refs:
+        run = archive.get(ref)
+        targets[run.run_id] = run
+    if not yes:
+        listing = "\n".join("  " + run_line(run) for run in targets.values())
+        click.confirm(f"Delete {len(targets)} run(s)?\n{listing}\n", abort=True, err=True)
+    with archive.batch():
+        for run_id in targets:
+            archive.delete(run_id)
+    for run_id in targets:
+        click.echo(f"deleted {run_id}")
+
+
+@cli.command()
+@click.option("--no-checksums", is_flag=True, help="Check sizes and headers only, not SHA-256.")
+@click.option("--strict", is_flag=True, help="Fail on warnings (e.g. non-physical states) too.")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@click.pass_context
+def check(ctx: click.Context, no_checksums: bool, strict: bool, as_json: bool) -> None:
+    """Check the archive: every row has its intact file, every file has its row.
+
+    Exit status 1 when an error is found (or a warning, with --strict).
+
+    Example:
+
+        qex-archive check && echo archive intact
+    """
+    from ..integrity import check_archive
+
+    archive = open_from(ctx)
+    findings = check_archive(archive, verify_checksums=not no_checksums)
+    failing = [f for f in findings if f.severity == "error" or strict]
+    if as_json:
+        emit_json(
+            {
+                "ok": not failing,
+                "runs": archive.count(),
+                "findings": [f.to_dict() for f in findings],
+            }
+        )
+    else:
+        for finding in findings:
+            click.echo(str(finding))
+        click.echo(_check_summary(archive.count(), findings), err=bool(findings))
+    if failing:
+        ctx.exit(1)
+
+
+def _check_summary(total_runs: int, findings: list[Finding]) -> str:
+    errors = sum(f.severity == "error" for f in findings)
+    warnings = len(findings) - errors
+    if not findings:
+        return f"ok: {total_runs} runs, all files present and intact"
+    return f"{total_runs} runs checked: {errors} error(s), {warnings} warning(s)"
+
+
+@cli.command()
+@click.option("--dry-run", "-n", is_flag=True, help="List what would be removed.")
+@click.pass_context
+def gc(ctx: click.Context, dry_run: bool) -> None:
+    """Remove orphan files that no run refers to (left by interrupted writes).
+
+    Example:
+
+        qex-archive gc --dry-run
+    """
+    from ..integrity import collect_garbage
+
+    removed = collect_garbage(open_from(ctx), dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for relative in removed:
+        click.echo(f"{verb} {relative}")
+    if not removed:
+        click.echo("nothing to remove")
+
+
+@cli.command()
+@click.option(
+    "--seed", type=int, default=2, show_default=True, help="Random seed for the simulated noise."
+)
+@click.pass_context
+def demo(ctx: click.Context, seed: int) -> None:
+    """Fill the archive with a few dozen simulated runs (numpy only) to explore.
+
+    Example:
+
+        qex-archive demo && qex-archive runs
+    """
+    from ..demo import fill_demo_archive
+
+    archive = open_from(ctx, create=True)
+    counts = fill_demo_archive(archive, seed=seed)
+    summary = ", ".join(f"{name}: {n}" for name, n in counts.items())
+    click.echo(f"Recorded {sum(counts.values())} simulated runs in {archive.root} ({summary}).")
+    click.echo(
+        "Next: qex-archive runs | qex-archive runs -e ghz_depolarizing -p n_qubits=3 "
+        "| qex-archive show RUN | qex-archive check"
+    )

@@ -1,0 +1,329 @@
+"""Commands for sharing: pack, inspect, verify, import and unpack bundles."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ..errors import InvalidInput
+from . import (
+    F,
+    build_filter,
+    cli,
+    emit_json,
+    filter_options,
+    open_from,
+    progress_bar,
+)
+
+if TYPE_CHECKING:
+    pass
+
+
+def limit_options(command: F) -> F:
+    """Caps on what a bundle may hold, for large legitimate bundles."""
+    options = [
+        click.option(
+            "--max-members", type=click.IntRange(min=1), help="Most ZIP members (default 100,000)."
+        ),
+        click.option("--max-total-size", metavar="BYTES", help="Most bytes in all (default 64G)."),
+        click.option(
+            "--max-file-size", metavar="BYTES", help="Most bytes in one file (default 16G)."
+        ),
+        click.option(
+            "--max-ratio",
+            type=click.FloatRange(min=1),
+            help="Highest compression ratio (default 200).",
+        ),
+        click.option(
+            "--max-json-size", metavar="BYTES", help="Largest JSON member (default 256M)."
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def build_limits(options: dict[str, Any]) -> Any:
+    from ..bundle import Limits
+
+    values: dict[str, Any] = {}
+    for key in ("max_members", "max_total_size", "max_file_size", "max_ratio", "max_json_size"):
+        value = options.pop(key, None)
+        if value is not None:
+            values[key] = _byte_size(value, key) if key.endswith("size") else value
+    return Limits(**values)
+
+
+def _byte_size(text: str, key: str) -> int:
+    units = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+    number, unit = text.strip().upper().rstrip("B"), ""
+    if number and number[-1] in units:
+        number, unit = number[:-1], number[-1]
+    try:
+        return int(float(number) * units[unit])
+    except ValueError:
+        option = "--" + key.replace("_", "-")
+        raise InvalidInput(f"{option} {text!r} is not a size such as 500M or 20G") from None
+
+
+@cli.command()
+@click.argument("run_refs", metavar="[RUN]...", nargs=-1)
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Bundle file to write (.qexb).",
+)
+@filter_options
+@click.option("--no-artifacts", is_flag=True, help="Leave the artifacts (Bloch pages, ...) out.")
+@click.option("--note", help="A free-text note for the recipient.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+@click.pass_context
+def pack(
+    ctx: click.Context,
+    run_refs: tuple[str, ...],
+    output: Path,
+    experiment: str | None,
+    backend: str | None,
+    since: str | None,
+    until: str | None,
+    params: tuple[str, ...],
+    no_artifacts: bool,
+    note: str | None,
+    as_json: bool,
+) -> None:
+    """Pack runs into one bundle file to share: by ID, or by the same filters as 'runs'.
+
+    Example:
+
+        qex-archive pack -o ghz.qexb -e ghz_depolarizing --note "for Ada"
+    """
+    from ..bundle import pack_bundle
+    from ..bundle.writer import select_runs
+
+    archive = open_from(ctx)
+    selection = build_filter(experiment, backend, since, until, params)
+    total = 0
+    if sys.stderr.isatty():  # sizing the bar costs a selection of its own
+        for run in select_runs(archive, run_refs, selection):
+            paths = [run.rho_path] + ([] if no_artifacts else [a.path for a in run.artifacts])
+            total += sum(path.stat().st_size for path in paths)
+    with progress_bar(total, "packing") as bar:
+        report = pack_bundle(
+            archive,
+            output,
+            runs=run_refs,
+            selection=selection,
+            include_artifacts=not no_artifacts,
+            note=note,
+            progress=bar.update if bar else None,
+        )
+    if as_json:
+        emit_json(
+            {
+                "path": str(report.path),
+                "bundle_id": report.bundle_id,
+                "runs": report.runs,
+                "files": report.files,
+                "payload_bytes": report.payload_bytes,
+                "size": report.size,
+            }
+        )
+    else:
+        files = f"{report.files} files, {report.size:,} bytes"
+        click.echo(f"packed {report.runs} runs ({files}) into {report.path}")
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@limit_options
+def inspect(bundle: Path, as_json: bool, **limits: Any) -> None:
+    """Show what a bundle holds, without writing anything (the data files are not hashed;
+    'verify' does that).
+
+    Example:
+
+        qex-archive inspect ghz.qexb
+    """
+    from ..bundle import read_bundle
+    from ..timeutil import iso_local
+
+    contents = read_bundle(bundle, build_limits(limits), verify_payload=False)
+    runs = contents.runs
+    summary = {
+        "bundle_id": contents.bundle_id,
+        "created": contents.description["created"],
+        "creator": contents.description["creator"],
+        "note": contents.description.get("note"),
+        "runs": len(runs),
+        "experiments": dict(sorted(_count(run["experiment_name"] for run in runs).items())),
+        "backends": dict(sorted(_count(run["backend_name"] for run in runs).items())),
+        "first": min(run["timestamp"] for run in runs),
+        "last": max(run["timestamp"] for run in runs),
+        "files": len(contents.manifest),
+        "payload_bytes": sum(contents.member_sizes[name] for name in contents.manifest),
+        "size": contents.size,
+    }
+    if as_json:
+        emit_json(summary)
+        return
+    creator = summary["creator"]
+    lines = [
+        (
+            "bundle",
+            f"{summary['bundle_id']}  (created {summary['created']} "
+            f"by {creator['software']} {creator['version']})",
+        ),
+        ("runs", str(summary["runs"])),
+        ("experiments", ", ".join(f"{k} ({v})" for k, v in summary["experiments"].items())),
+        ("backends", ", ".join(f"{k} ({v})" for k, v in summary["backends"].items())),
+        ("time span", f"{iso_local(summary['first'])} .. {iso_local(summary['last'])}"),
+        (
+            "files",
+            f"{summary['files']} ({summary['payload_bytes']:,} bytes; "
+            f"bundle {summary['size']:,} bytes)",
+        ),
+    ]
+    if summary["note"]:
+        lines.append(("note", summary["note"]))
+    width = max(len(label) for label, _ in lines)
+    for label, value in lines:
+        click.echo(f"{label.ljust(width)}  {value}")
+
+
+def _count(values: Iterable[str]) -> dict[str, int]:
+    from collections import Counter
+
+    return dict(Counter(values))
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@limit_options
+@click.pass_context
+def verify(ctx: click.Context, /, bundle: Path, as_json: bool, **limits: Any) -> None:
+    """Check a bundle completely (structure, checksums, schema, every .npy header) without
+    writing anything. Exit status 0 only when it is valid.
+
+    Example:
+
+        qex-archive verify from-ada.qexb && qex-archive import from-ada.qexb
+    """
+    from ..bundle import BundleError, read_bundle
+
+    problems = []
+    contents = None
+    try:
+        with progress_bar(bundle.stat().st_size if bundle.is_file() else 0, "verifying") as bar:
+            contents = read_bundle(
+                bundle, build_limits(limits), progress=bar.update if bar else None
+            )
+    except BundleError as exc:
+        problems.append(
+            {"code": exc.code, "severity": "error", "member": exc.member, "message": str(exc)}
+        )
+    if as_json:
+        emit_json(
+            {
+                "valid": not problems,
+                "bundle_id": contents.bundle_id if contents else None,
+                "sha256": contents.sha256 if contents else None,
+                "problems": problems,
+            }
+        )
+    elif contents:
+        runs = len(contents.runs)
+        click.echo(f"valid: bundle {contents.bundle_id}, {runs} runs, sha256 {contents.sha256}")
+    else:
+        click.echo(problems[0]["message"], err=True)
+    if problems:
+        ctx.exit(1)
+
+
+@cli.command(name="import")
+@click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--on-conflict",
+    type=click.Choice(["error", "skip"]),
+    default="error",
+    show_default=True,
+    help="What to do with run IDs that exist here with other content.",
+)
+@click.option("--dry-run", "-n", is_flag=True, help="Verify and report, change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@limit_options
+@click.pass_context
+def import_command(
+    ctx: click.Context,
+    /,
+    bundle: Path,
+    on_conflict: str,
+    dry_run: bool,
+    as_json: bool,
+    **limits: Any,
+) -> None:
+    """Import a colleague's bundle into this archive, keeping run IDs; verified first,
+    all or nothing, and importing it again changes nothing.
+
+    Example:
+
+        qex-archive import from-ada.qexb --dry-run
+    """
+    from ..bundle import import_bundle
+
+    archive = open_from(ctx, create=True)
+    with progress_bar(bundle.stat().st_size if bundle.is_file() else 0, "importing") as bar:
+        report = import_bundle(
+            archive,
+            bundle,
+            on_conflict=on_conflict,
+            dry_run=dry_run,
+            limits=build_limits(limits),
+            progress=bar.update if bar else None,
+        )
+    _print_import(report, as_json)
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@limit_options
+def unpack(bundle: Path, directory: Path, as_json: bool, **limits: Any) -> None:
+    """Create a new archive in DIRECTORY from a bundle.
+
+    Example:
+
+        qex-archive unpack from-ada.qexb ada_runs && qex-archive -d ada_runs runs
+    """
+    from ..bundle import unpack_bundle
+
+    with progress_bar(bundle.stat().st_size if bundle.is_file() else 0, "unpacking") as bar:
+        report = unpack_bundle(
+            bundle, directory, limits=build_limits(limits), progress=bar.update if bar else None
+        )
+    _print_import(report, as_json)
+
+
+def _print_import(report: Any, as_json: bool) -> None:
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    prefix = "would import" if report.dry_run else "imported"
+    click.echo(f"{prefix} {len(report.imported)} runs from bundle {report.bundle_id}")
+    if report.identical:
+        click.echo(f"{len(report.identical)} runs already present, unchanged")
+    if report.conflicts:
+        click.echo(
+            f"skipped {len(report.conflicts)} conflicting runs: {', '.join(report.conflicts)}"
+        )
+    if not report.imported and not report.dry_run:
+        click.echo("nothing changed")

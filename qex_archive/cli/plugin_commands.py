@@ -1,0 +1,103 @@
+"""Commands about plugins and the artifacts they render."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from ..errors import InvalidInput
+from . import (
+    cli,
+    emit_json,
+    open_from,
+)
+
+if TYPE_CHECKING:
+    pass
+
+
+@cli.command(name="plugins")
+@click.option("--all", "include_builtins", is_flag=True, help="Include the built-in plugins.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plugins_command(include_builtins: bool, as_json: bool) -> None:
+    """List installed plugins: name, version and the hooks they implement.
+
+    Example:
+
+        qex-archive plugins --all --json
+    """
+    from ..plugins import describe_plugins, make_plugin_manager
+
+    infos = describe_plugins(make_plugin_manager(), include_builtins=include_builtins)
+    if as_json:
+        emit_json([info.to_dict() for info in infos])
+        return
+    if not infos:
+        click.echo("no plugins installed (built-ins are listed with --all)")
+        return
+    width = max(len(info.name) for info in infos)
+    for info in infos:
+        click.echo(f"{info.name.ljust(width)}  {info.version:<10}  {', '.join(info.hooks)}")
+
+
+@cli.command()
+@click.argument("run_ref", metavar="RUN")
+@click.option(
+    "--renderer", "-r", "renderers", multiple=True, help="Only this renderer (repeatable)."
+)
+@click.pass_context
+def render(ctx: click.Context, run_ref: str, renderers: tuple[str, ...]) -> None:
+    """Make a run's artifacts again (after installing a renderer plugin, say).
+
+    Example:
+
+        qex-archive render 3f2a --renderer bloch
+    """
+    artifacts = open_from(ctx).render(run_ref, list(renderers) or None)
+    for artifact in artifacts:
+        click.echo(f"{artifact.name}: {artifact.path}")
+
+
+@cli.command(name="open")
+@click.argument("run_ref", metavar="RUN")
+@click.argument("artifact_name", metavar="[ARTIFACT]", required=False)
+@click.option("--print-path", is_flag=True, help="Print the file's path instead of opening it.")
+@click.pass_context
+def open_command(
+    ctx: click.Context, run_ref: str, artifact_name: str | None, print_path: bool
+) -> None:
+    """Open a run's artifact (default: the first, usually the Bloch spheres) in the browser.
+
+    Prints the path when no browser is available.
+
+    Example:
+
+        qex-archive open 3f2a bloch
+    """
+    run = open_from(ctx).get(run_ref)
+    artifacts = run.artifacts
+    short = run.run_id[:8]
+    if not artifacts:
+        raise InvalidInput(
+            f"run {short} has no artifacts; make them with 'qex-archive render {short}'"
+        )
+    if artifact_name is None:
+        artifact = artifacts[0]
+    else:
+        matching = [a for a in artifacts if a.name == artifact_name]
+        if not matching:
+            names = ", ".join(a.name for a in artifacts)
+            raise InvalidInput(
+                f"run {run.run_id[:8]} has no artifact {artifact_name!r}; it has {names}"
+            )
+        artifact = matching[0]
+    if not artifact.path.is_file():
+        raise InvalidInput(f"{artifact.relative_path} is missing; run 'qex-archive check'")
+    if print_path:
+        click.echo(artifact.path)
+        return
+    import webbrowser
+
+    if not webbrowser.open(artifact.path.resolve().as_uri()):
+        click.echo(artifact.path)
