@@ -374,6 +374,7 @@ class Archive:
                 "ordering": "big_endian",
                 "source_ordering": archived.source_ordering,
                 "source_kind": archived.source_kind,
+                "source_dtype": archived.source_dtype,
                 "subsystem_labels": to_json_data(archived.subsystem_labels),
                 "dtype": "complex128",
                 "shape": list(rho.shape),

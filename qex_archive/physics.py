@@ -13,9 +13,22 @@ import numpy.typing as npt
 
 ComplexMatrix = npt.NDArray[np.complex128]
 TOLERANCES = {"trace": 1e-8, "hermiticity": 1e-8, "eigenvalue": 1e-8}
+# Single-precision simulators (Cirq's default) round at ~1e-7 per entry.
+SINGLE_PRECISION_TOLERANCES = {"trace": 1e-5, "hermiticity": 1e-5, "eigenvalue": 1e-5}
+SINGLE_PRECISION_DTYPES = ("complex64", "float32", "float16")
 
 
-def validation_summary(rho: ComplexMatrix) -> dict[str, Any]:
+def tolerances_for(source_dtype: str | None) -> dict[str, float]:
+    """How far from exact a state may be and still count as physical, given its precision."""
+    return dict(
+        SINGLE_PRECISION_TOLERANCES if source_dtype in SINGLE_PRECISION_DTYPES else TOLERANCES
+    )
+
+
+def validation_summary(
+    rho: ComplexMatrix, tolerances: dict[str, float] | None = None
+) -> dict[str, Any]:
+    tolerances = tolerances or dict(TOLERANCES)
     trace = complex(np.trace(rho))
     adjoint = rho.conj().T
     hermitian_deviation = float(np.max(np.abs(rho - adjoint)))
@@ -26,11 +39,11 @@ def validation_summary(rho: ComplexMatrix) -> dict[str, Any]:
     entropy_bits = float(-np.sum(positive * np.log2(positive))) + 0.0
 
     findings = []
-    if abs(trace - 1) > TOLERANCES["trace"]:
+    if abs(trace - 1) > tolerances["trace"]:
         findings.append(f"trace is {_fmt_complex(trace)}, not 1")
-    if hermitian_deviation > TOLERANCES["hermiticity"]:
+    if hermitian_deviation > tolerances["hermiticity"]:
         findings.append(f"not Hermitian: max |rho - rho^dagger| = {hermitian_deviation:.3g}")
-    if eigenvalues[0] < -TOLERANCES["eigenvalue"]:
+    if eigenvalues[0] < -tolerances["eigenvalue"]:
         findings.append(f"not positive semidefinite: smallest eigenvalue {eigenvalues[0]:.3g}")
     return {
         "trace": trace.real,
@@ -40,7 +53,7 @@ def validation_summary(rho: ComplexMatrix) -> dict[str, Any]:
         "max_eigenvalue": float(eigenvalues[-1]),
         "purity": purity,
         "von_neumann_entropy_bits": entropy_bits,
-        "tolerances": dict(TOLERANCES),
+        "tolerances": tolerances,
         "is_valid": not findings,
         "findings": findings,
     }

@@ -30,6 +30,7 @@ class ArchivedState:
     subsystem_labels: list[Any] | None = None
     source_ordering: str = "big_endian"
     source_kind: str | None = None
+    source_dtype: str | None = None
 
 
 def coerce_state(state: object, dims: Sequence[int] | None = None) -> ArchivedState:
@@ -77,6 +78,7 @@ def coerce_state(state: object, dims: Sequence[int] | None = None) -> ArchivedSt
         subsystem_labels=list(labels),
         source_ordering=converted.source_ordering,
         source_kind=converted.source_kind or kind,
+        source_dtype=str(array.dtype),
     )
 
 

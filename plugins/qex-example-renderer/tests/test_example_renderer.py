@@ -47,7 +47,7 @@ def test_discovered_through_its_entry_point(tmp_path: Path) -> None:
         assert names["heatmap"].media_type == "image/svg+xml"
         assert names["heatmap"].path.name == f"{run.run_id}_heatmap.svg"
         ET.fromstring(names["heatmap"].path.read_bytes())
-        assert run.metadata["qex"]["plugins"] == {"example_renderer": "0.1.0"}
+        assert run.metadata["qex"]["plugins"]["example_renderer"] == "0.1.0"
 
 
 def test_switched_off_by_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

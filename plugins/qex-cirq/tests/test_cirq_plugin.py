@@ -1,0 +1,66 @@
+"""qex-cirq against the real Cirq."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import qex_cirq
+
+import qex_archive as qa
+from qex_archive.plugins import make_plugin_manager
+
+cirq = pytest.importorskip("cirq")
+
+
+def archive(tmp_path: Path) -> qa.Archive:
+    pm = make_plugin_manager(load_third_party=False)
+    pm.register(qex_cirq, name="cirq")
+    return qa.open_archive(tmp_path / "qex_data", plugins=pm)
+
+
+def test_noisy_ghz_from_the_density_matrix_simulator(tmp_path: Path) -> None:
+    q = cirq.LineQubit.range(3)
+    circuit = cirq.Circuit(cirq.H(q[0]), cirq.CNOT(q[0], q[1]), cirq.CNOT(q[1], q[2]))
+    simulator = cirq.DensityMatrixSimulator(noise=cirq.depolarize(0.02), seed=5)
+    with archive(tmp_path) as arch:
+        run = arch.record("ghz", backend=simulator, state=simulator.simulate(circuit))
+        assert run.backend_name == "DensityMatrixSimulator"
+        assert run.dims == [2, 2, 2] and run.state_info["subsystem_labels"] == [
+            "q(0)",
+            "q(1)",
+            "q(2)",
+        ]
+        assert run.validation["is_valid"] and run.validation["purity"] < 1
+        info = run.metadata["backend"]["cirq"]
+        assert "depolarize" in info["noise_model"] and info["noiseless"] is False
+        # Cirq simulates in single precision: judged with single-precision tolerances
+        assert run.state_info["source_dtype"] == "complex64"
+        assert run.validation["tolerances"]["trace"] == 1e-5
+        np.testing.assert_allclose(
+            qex_cirq.to_density_matrix(run),
+            simulator.simulate(circuit).final_density_matrix,
+            atol=1e-6,
+        )
+
+
+def test_state_vectors_and_qudits(tmp_path: Path) -> None:
+    qutrit = cirq.LineQid(0, dimension=3)
+    qubit = cirq.LineQid(1, dimension=2)
+    circuit = cirq.Circuit(cirq.IdentityGate(qid_shape=(3, 2)).on(qutrit, qubit))
+    with archive(tmp_path) as arch:
+        run = arch.record(
+            "qudits", backend=cirq.Simulator(), state=cirq.Simulator().simulate(circuit)
+        )
+        assert run.dims == [3, 2] and run.state_info["source_kind"] == "StateVectorTrialResult"
+        assert run.metadata["backend"]["cirq"]["type"] == "Simulator"
+
+
+def test_final_density_matrix_arrays_need_no_plugin(tmp_path: Path) -> None:
+    q = cirq.LineQubit.range(2)
+    rho = cirq.final_density_matrix(cirq.Circuit(cirq.H(q[0]), cirq.I(q[1])))
+    with qa.open_archive(tmp_path / "plain") as arch:
+        run = arch.record("plain", backend="cirq", state=rho)
+        assert run.dims == [2, 2]
+        np.testing.assert_allclose(run.rho, rho, atol=1e-7)

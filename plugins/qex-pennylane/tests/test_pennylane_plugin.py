@@ -1,0 +1,61 @@
+"""qex-pennylane against the real PennyLane."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import qex_pennylane
+
+import qex_archive as qa
+from qex_archive.plugins import make_plugin_manager
+
+qml = pytest.importorskip("pennylane")
+
+
+def archive(tmp_path: Path) -> qa.Archive:
+    pm = make_plugin_manager(load_third_party=False)
+    pm.register(qex_pennylane, name="pennylane")
+    return qa.open_archive(tmp_path / "qex_data", plugins=pm)
+
+
+def test_noisy_ghz_on_default_mixed(tmp_path: Path) -> None:
+    dev = qml.device("default.mixed", wires=["a", "b", "c"])
+
+    @qml.qnode(dev)
+    def ghz():
+        qml.Hadamard("a")
+        qml.CNOT(["a", "b"])
+        qml.CNOT(["b", "c"])
+        qml.DepolarizingChannel(0.05, wires="c")
+        return qml.density_matrix(wires=["a", "b", "c"])
+
+    with archive(tmp_path) as arch:
+        run = arch.record("ghz", backend=dev, state=qex_pennylane.with_wires(ghz(), dev))
+        assert run.backend_name == "default.mixed" and run.dims == [2, 2, 2]
+        assert run.state_info["subsystem_labels"] == ["a", "b", "c"]
+        assert run.validation["is_valid"] and run.validation["purity"] < 1
+        info = run.metadata["backend"]["pennylane"]
+        assert info["wires"] == ["a", "b", "c"] and info["shots"] is None
+        np.testing.assert_allclose(qex_pennylane.to_array(run), ghz())
+
+
+def test_state_on_default_qubit_and_plain_arrays(tmp_path: Path) -> None:
+    dev = qml.device("default.qubit", wires=2)
+
+    @qml.qnode(dev)
+    def bell():
+        qml.Hadamard(0)
+        qml.CNOT([0, 1])
+        return qml.state()
+
+    with archive(tmp_path) as arch:
+        run = arch.record("bell", backend=dev, state=bell())
+        assert run.dims == [2, 2] and run.validation["purity"] == pytest.approx(1)
+        assert run.metadata["backend"]["pennylane"]["num_wires"] == 2
+        tensor = qml.numpy.array(np.eye(2) / 2)
+        assert (
+            arch.record("t", backend=dev, state=tensor).state_info["source_kind"]
+            == "pennylane_tensor"
+        )

@@ -1,0 +1,155 @@
+"""qex-archive plugin for Qiskit.
+
+- ``DensityMatrix`` and ``Statevector`` (also what Aer's ``save_density_matrix`` returns)
+  become archived states. Qiskit is little-endian (qubit 0 is the rightmost kron factor); the
+  archive is big-endian, so the matrix is reordered on the way in and ``source_ordering`` says
+  ``qiskit_little_endian``. :func:`to_density_matrix` gives the recorded ``DensityMatrix`` back.
+- ``BackendV2`` objects (real devices, fake backends, ``AerSimulator``) are described: name,
+  version, qubits, ``dt``, coupling map, operations, per-qubit T1/T2/frequency and
+  per-instruction duration/error where known, Aer's method and noise model.
+
+Qiskit is imported only when a Qiskit object is seen, so installing this plugin costs the
+command line nothing at start-up.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from qex_archive import hookimpl
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from qex_archive.run import Run
+    from qex_archive.states import ArchivedState
+
+__version__ = "0.1.0"
+SOURCE_ORDERING = "qiskit_little_endian"
+
+
+def _qiskit_loaded() -> bool:
+    """Whoever holds a Qiskit object has imported Qiskit: never import it for nothing."""
+    return "qiskit" in sys.modules
+
+
+def reverse_subsystems(data: npt.NDArray[Any], dims: Sequence[int]) -> npt.NDArray[Any]:
+    """Reverse the order of the tensor factors of a state vector or density matrix.
+
+    Qiskit's index puts subsystem 0 last (least significant); the archive's puts it first.
+    The same reversal maps either way.
+    """
+    n = len(dims)
+    if data.ndim == 1:
+        return data.reshape(list(reversed(dims))).transpose(list(reversed(range(n)))).reshape(-1)
+    axes = list(reversed(range(n)))
+    tensor = data.reshape(list(reversed(dims)) * 2)
+    return tensor.transpose(axes + [n + axis for axis in axes]).reshape(data.shape)
+
+
+@hookimpl
+def qex_convert_state(obj: object) -> ArchivedState | None:
+    from qex_archive.states import ArchivedState
+
+    if not _qiskit_loaded():
+        return None
+    from qiskit.quantum_info import DensityMatrix, Statevector
+
+    if not isinstance(obj, (DensityMatrix, Statevector)):
+        return None
+    dims = list(obj.dims())  # qubit 0 first
+    return ArchivedState(
+        rho=reverse_subsystems(obj.data, dims),
+        dims=dims,
+        subsystem_labels=list(range(len(dims))),
+        source_ordering=SOURCE_ORDERING,
+        source_kind=type(obj).__name__,
+    )
+
+
+def to_density_matrix(run: Run) -> Any:
+    """The run's state as a Qiskit ``DensityMatrix`` (little-endian, as Qiskit expects)."""
+    import numpy as np
+    from qiskit.quantum_info import DensityMatrix
+
+    dims = run.dims or []
+    return DensityMatrix(reverse_subsystems(np.asarray(run.rho), dims), dims=tuple(dims))
+
+
+@hookimpl
+def qex_backend_metadata(backend: object, backend_name: str) -> dict[str, Any] | None:
+    if not _qiskit_loaded():
+        return None
+    import qiskit
+    from qiskit.providers import BackendV2
+
+    if not isinstance(backend, BackendV2):
+        return None
+    num_qubits = _optional(lambda: backend.num_qubits)
+    info: dict[str, Any] = {
+        "name": backend.name,
+        "backend_version": getattr(backend, "backend_version", None) or None,
+        "num_qubits": num_qubits,
+        "qiskit_version": qiskit.__version__,
+    }
+    info["dt_s"] = _optional(lambda: backend.dt)
+    coupling = _optional(lambda: backend.coupling_map)
+    info["coupling_map"] = [list(edge) for edge in coupling.get_edges()] if coupling else None
+    info["operation_names"] = sorted(_optional(lambda: backend.operation_names) or [])
+    qubits = []
+    for index in range(num_qubits or 0):
+        properties = _optional(lambda index=index: backend.qubit_properties(index))
+        if properties is not None:
+            qubits.append(
+                {
+                    "qubit": index,
+                    "t1_s": getattr(properties, "t1", None),
+                    "t2_s": getattr(properties, "t2", None),
+                    "frequency_hz": getattr(properties, "frequency", None),
+                }
+            )
+    info["qubit_properties"] = qubits or None
+    info["instructions"] = _instructions(backend) or None
+    options = getattr(backend, "options", None)
+    if type(backend).__module__.startswith("qiskit_aer"):
+        import qiskit_aer
+
+        info["simulator_method"] = getattr(options, "method", None)
+        info["noise_model"] = getattr(options, "noise_model", None) is not None
+        info["qiskit_aer_version"] = qiskit_aer.__version__
+    return info
+
+
+def _instructions(backend: Any) -> list[dict[str, Any]]:
+    target = _optional(lambda: backend.target)
+    if target is None:
+        return []
+    rows = []
+    for name in sorted(target.operation_names):
+        for qargs, properties in (target[name] or {}).items():
+            if properties is None or (properties.duration is None and properties.error is None):
+                continue
+            rows.append(
+                {
+                    "name": name,
+                    "qubits": list(qargs) if qargs else None,
+                    "duration_s": _finite(properties.duration),
+                    "error": _finite(properties.error),
+                }
+            )
+    return rows
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _optional(read: Any) -> Any:
+    """A property a backend may not have: simulators and older backends raise instead."""
+    try:
+        return read()
+    except Exception:
+        return None
