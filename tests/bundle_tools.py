@@ -86,6 +86,7 @@ def patch_central(raw: bytes, name: str, **fields: int) -> bytes:
     """Change fields of one central directory entry: flags, method, file_size, external_attr,
     header_offset."""
     layout = {
+        "version_needed": (6, "<H"),
         "flags": (8, "<H"),
         "method": (10, "<H"),
         "compress_size": (20, "<I"),

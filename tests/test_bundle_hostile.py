@@ -370,3 +370,15 @@ def test_a_bomb_within_raised_limits_is_read_without_inflating_more_than_declare
     contents = read_bundle(bundle, Limits(max_ratio=100_000))
     assert contents.member_sizes[first(valid, "artifacts")] == 40 * 1024 * 1024
     assert zlib  # the deflate stream was read through zipfile's bounded reader
+
+
+def test_an_unknown_zip_version_is_a_bundle_error_not_a_crash(
+    valid: Members, tmp_path: Path
+) -> None:
+    """Found by the Hypothesis test: zipfile raises NotImplementedError for a 'version needed'
+    it does not know."""
+    bundle = write_zip(tmp_path / "v.qexb", valid)
+    bundle.write_bytes(patch_central(bundle.read_bytes(), BAGIT, version_needed=135))  # 13.5
+    with pytest.raises(BundleError) as caught:
+        read_bundle(bundle)
+    assert caught.value.code == "QEX-B001" and "zip file version 13.5" in str(caught.value)

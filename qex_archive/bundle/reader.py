@@ -71,6 +71,19 @@ MAX_TAG_FILE = 64 * 1024**2
 RATIO_FLOOR = 1 << 20  # small members compress well legitimately; bombs are large
 _MANIFEST_LINE = re.compile(r"^([0-9a-f]{64})[ \t]+(\S+)$")
 Sink = Callable[[str], "BinaryIO | None"]
+# What zipfile and zlib raise on malformed input (an unknown "version needed", a bad
+# compression header, ...): all of it means a broken bundle, never a crash.
+ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    OSError,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    struct.error,
+    UnicodeError,
+)
 
 
 @dataclass
@@ -128,7 +141,7 @@ def read_bundle(
         _check_end_record(stream, size)
         try:
             archive = stack.enter_context(zipfile.ZipFile(stream))
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        except ZIP_ERRORS as exc:
             raise BundleError(NOT_A_ZIP, f"not a readable ZIP file ({exc})") from None
         infos, data_starts = _check_members(archive, stream, limits)
         tags = {
@@ -339,7 +352,7 @@ def _read_small(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> by
     try:
         with archive.open(info) as member:
             data = member.read(cap + 1)
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
+    except ZIP_ERRORS as exc:
         raise BundleError(CHECKSUM, f"corrupt ZIP data ({exc})", info.filename) from None
     if len(data) != info.file_size:
         raise BundleError(SIZE_MISMATCH, "inflates to another size than declared", info.filename)
@@ -565,7 +578,7 @@ def _verify_member(
                 if progress:
                     progress(len(chunk))
                 chunk = member.read(CHUNK)
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
+    except ZIP_ERRORS as exc:
         raise BundleError(CHECKSUM, f"corrupt ZIP data ({exc})", name) from None
     if received != info.file_size:
         raise BundleError(SIZE_MISMATCH, f"holds {received} bytes, declared {info.file_size}", name)
