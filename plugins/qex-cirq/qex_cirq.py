@@ -13,6 +13,7 @@ Cirq is imported only when a Cirq object is seen.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 from qex_archive import hookimpl
@@ -28,7 +29,15 @@ __version__ = "0.1.0"
 
 
 def _is_cirq(obj: object) -> bool:
-    return type(obj).__module__.split(".")[0] in ("cirq", "cirq_google")
+    """Cirq's own objects, and subclasses of its devices and samplers defined elsewhere;
+    never imports Cirq (whoever holds a Cirq object has imported it)."""
+    if "cirq" not in sys.modules:
+        return False
+    import cirq
+
+    return type(obj).__module__.split(".")[0] in ("cirq", "cirq_google") or isinstance(
+        obj, (cirq.Device, cirq.Sampler)
+    )
 
 
 @hookimpl

@@ -11,6 +11,7 @@ PennyLane is imported only when a PennyLane object is seen.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -68,9 +69,14 @@ def to_array(run: Run) -> Any:
 
 @hookimpl
 def qex_backend_metadata(backend: object, backend_name: str) -> dict[str, Any] | None:
-    if not _is_pennylane(backend) or not hasattr(backend, "wires"):
+    if "pennylane" not in sys.modules:
         return None
     import pennylane as qml
+
+    if not isinstance(backend, qml.devices.Device) and not _is_pennylane(backend):
+        return None
+    if not hasattr(backend, "wires"):
+        return None
 
     shots = getattr(backend, "shots", None)
     total = getattr(shots, "total_shots", shots)

@@ -64,3 +64,30 @@ def test_final_density_matrix_arrays_need_no_plugin(tmp_path: Path) -> None:
         run = arch.record("plain", backend="cirq", state=rho)
         assert run.dims == [2, 2]
         np.testing.assert_allclose(run.rho, rho, atol=1e-7)
+
+
+def test_a_device_with_metadata_is_described(tmp_path: Path) -> None:
+    qubits = cirq.GridQubit.rect(1, 2)
+    gateset = cirq.Gateset(cirq.CZPowGate, cirq.PhasedXZGate)
+    metadata = cirq.GridDeviceMetadata(
+        [(qubits[0], qubits[1])],
+        gateset,
+        gate_durations={
+            cirq.GateFamily(cirq.CZPowGate): cirq.Duration(nanos=32),
+            cirq.GateFamily(cirq.PhasedXZGate): cirq.Duration(nanos=25),
+        },
+    )
+
+    class Chip(cirq.Device):
+        @property
+        def metadata(self) -> cirq.GridDeviceMetadata:
+            return metadata
+
+    with archive(tmp_path) as arch:
+        run = arch.record(
+            "e", backend=Chip(), state=cirq.Simulator().simulate(cirq.Circuit(cirq.I(qubits[0])))
+        )
+        info = run.metadata["backend"]["cirq"]
+        assert info["qubits"] == ["q(0, 0)", "q(0, 1)"]
+        assert len(info["gateset"]) == 2
+        assert sorted(info["gate_durations_ns"].values()) == [25.0, 32.0]
