@@ -352,3 +352,10 @@ def test_plugin_failures_are_one_line_warnings(
         "warning: plugin 'renderer bloch' failed in render: RuntimeError: out of ink"
     )
     assert invoke(data_dir, "check").exit_code == 0
+
+
+def test_quiet_silences_notes_but_not_output(demo_dir: Path) -> None:
+    noisy = invoke(demo_dir, "runs", "--limit", "2")
+    assert "showing 2 of 41" in noisy.stderr
+    quiet = CliRunner().invoke(cli, ["--quiet", "--data-dir", str(demo_dir), "runs", "--limit", "2"])
+    assert quiet.stderr == "" and quiet.stdout == noisy.stdout

@@ -88,9 +88,10 @@ def _show_warning(
     envvar="QEX_DATA",
     help="Archive directory (default: $QEX_DATA, else ./qex_data).",
 )
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or notes on stderr.")
 @click.version_option(__version__, prog_name="qex-archive")
 @click.pass_context
-def cli(ctx: click.Context, data_dir: Path | None) -> None:
+def cli(ctx: click.Context, data_dir: Path | None, quiet: bool) -> None:
     """Keep, find and share quantum experiment runs.
 
     Each run (experiment, params, backend, time, density matrix, metadata) lives in
@@ -101,6 +102,12 @@ def cli(ctx: click.Context, data_dir: Path | None) -> None:
         qex-archive demo && qex-archive runs --experiment ghz_depolarizing
     """
     ctx.obj = data_dir
+
+
+def note(message: str) -> None:
+    """An informational line on stderr, unless --quiet."""
+    if not click.get_current_context().find_root().params.get("quiet"):
+        click.echo(message, err=True)
 
 
 def open_from(ctx: click.Context, *, create: bool = False) -> Archive:
@@ -171,7 +178,8 @@ def progress_bar(total: int, label: str) -> Any:
     """A bar on stderr when it is a terminal; otherwise nothing at all."""
     from contextlib import nullcontext
 
-    if not sys.stderr.isatty() or total <= 0:
+    quiet = click.get_current_context().find_root().params.get("quiet")
+    if quiet or not sys.stderr.isatty() or total <= 0:
         return nullcontext(None)
     return click.progressbar(length=total, label=label, file=sys.stderr)
 

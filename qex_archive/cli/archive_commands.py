@@ -14,6 +14,7 @@ from . import (
     cli,
     emit_json,
     filter_options,
+    note,
     open_from,
     output_options,
 )
@@ -175,10 +176,7 @@ def runs_command(
         click.echo(runs_table(selected))
         total = archive.count(selection)
         if total > offset + len(selected) or offset:
-            click.echo(
-                f"showing {len(selected)} of {total} matching runs; use --limit/--offset or --all",
-                err=True,
-            )
+            note(f"showing {len(selected)} of {total} matching runs; use --limit/--offset or --all")
 
 
 @cli.command()
