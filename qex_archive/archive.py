@@ -533,24 +533,24 @@ class Archive:
         return total
 
     def artifacts_by_run(self, run_ids: Sequence[str]) -> dict[str, list[Artifact]]:
-        """Artifacts of many runs in one query."""
+        """Artifacts of many runs, a few queries for all of them."""
         found: dict[str, list[Artifact]] = {run_id: [] for run_id in run_ids}
-        rows = self.conn.execute(
-            "SELECT run_id, artifact_name, artifact_path, artifact_type FROM artifacts "
-            "ORDER BY artifact_id"
-        )
-        for run_id, name, relative, media in rows:
-            if run_id in found:
-                found[run_id].append(Artifact(name, relative, media, self.resolve_path(relative)))
+        ids = list(found)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = self.conn.execute(
+                "SELECT a.run_id, a.artifact_name, a.artifact_path, a.artifact_type, f.origin "
+                "FROM artifacts a LEFT JOIN qex_files f ON f.path = a.artifact_path "
+                f"WHERE a.run_id IN ({','.join('?' * len(chunk))}) ORDER BY a.artifact_id",
+                chunk,
+            )
+            for run_id, name, relative, media, origin in rows:
+                path = self.resolve_path(relative)
+                found[run_id].append(Artifact(name, relative, media, path, origin))
         return found
 
     def artifacts_of(self, run_id: str) -> list[Artifact]:
-        rows = self.conn.execute(
-            "SELECT artifact_name, artifact_path, artifact_type FROM artifacts "
-            "WHERE run_id = ? ORDER BY artifact_id",
-            (run_id,),
-        )
-        return [Artifact(name, rel, media, self.resolve_path(rel)) for name, rel, media in rows]
+        return self.artifacts_by_run([run_id])[run_id]
 
     def provenance_of(self, run_id: str) -> dict[str, Any] | None:
         """Where an imported run came from (bundle ID and checksum, file name, when)."""

@@ -71,10 +71,17 @@ def m003_import_provenance(conn: sqlite3.Connection) -> None:
     )
 
 
+def m004_file_origin(conn: sqlite3.Connection) -> None:
+    # NULL: written here. Otherwise the ID of the bundle the file was imported from, so that
+    # foreign content (an HTML page from a stranger) is never opened by qex without consent.
+    conn.execute("ALTER TABLE qex_files ADD COLUMN origin TEXT")
+
+
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("m001_seed_schema", m001_seed_schema),
     ("m002_file_checksums", m002_file_checksums),
     ("m003_import_provenance", m003_import_provenance),
+    ("m004_file_origin", m004_file_origin),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -37,9 +37,20 @@ class Artifact:
     relative_path: str
     media_type: str
     path: Path
+    origin: str | None = None  # the bundle it was imported from; None when made here
 
-    def to_dict(self) -> dict[str, str]:
-        return {"name": self.name, "path": self.relative_path, "media_type": self.media_type}
+    @property
+    def foreign(self) -> bool:
+        """Imported from a bundle and not made again here: content from someone else."""
+        return self.origin is not None
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {
+            "name": self.name,
+            "path": self.relative_path,
+            "media_type": self.media_type,
+            "imported_from_bundle": self.origin,
+        }
 
 
 class Run:

@@ -22,6 +22,15 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
 
 
 @pytest.fixture
+def browser_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the webbrowser module read $BROWSER again: it caches its choice per process."""
+    import webbrowser
+
+    monkeypatch.setattr(webbrowser, "_tryorder", None)
+    monkeypatch.setattr(webbrowser, "_browsers", {})
+
+
+@pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "qex_data"
 

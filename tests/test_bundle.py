@@ -321,3 +321,37 @@ def test_schema_is_one_file_for_checkouts_and_wheels(tmp_path: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         packaged = archive.read("qex_archive/schemas/bundle.schema.json")
     assert packaged == (repo / "schemas" / "bundle.schema.json").read_bytes()
+
+
+def test_imported_artifacts_are_foreign_until_rendered_here(
+    source: qa.Archive,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    browser_from_env: None,
+) -> None:
+    bundle = tmp_path / "b.qexb"
+    run = source.runs(limit=1)[0]
+    pack_bundle(source, bundle, runs=[run.run_id])
+    contents = read_bundle(bundle)
+    target = qa.open_archive(tmp_path / "target")
+    import_bundle(target, bundle)
+    (artifact,) = target.get(run.run_id).artifacts
+    assert artifact.foreign and artifact.origin == contents.bundle_id
+    assert artifact.path.read_bytes() == run.artifacts[0].path.read_bytes()  # stored as it came
+    assert not source.get(run.run_id).artifacts[0].foreign
+    monkeypatch.setenv("BROWSER", "true")
+    runner = CliRunner()
+    refused = runner.invoke(cli, ["-d", str(target.root), "open", run.run_id[:8]])
+    assert (
+        refused.exit_code == 1
+        and "came from bundle" in refused.stderr
+        and "--trust" in refused.stderr
+    )
+    assert (
+        runner.invoke(cli, ["-d", str(target.root), "open", run.run_id[:8], "--trust"]).exit_code
+        == 0
+    )
+    (local,) = target.render(run.run_id)
+    assert not local.foreign
+    assert runner.invoke(cli, ["-d", str(target.root), "open", run.run_id[:8]]).exit_code == 0
+    assert check_archive(target) == []

@@ -300,7 +300,7 @@ def test_render_makes_artifacts_again(demo_dir: Path) -> None:
 
 
 def test_open_uses_the_browser_or_prints_the_path(
-    demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, browser_from_env: None
 ) -> None:
     with qa.open_archive(demo_dir) as arch:
         run = arch.runs(limit=1)[0]
@@ -357,5 +357,7 @@ def test_plugin_failures_are_one_line_warnings(
 def test_quiet_silences_notes_but_not_output(demo_dir: Path) -> None:
     noisy = invoke(demo_dir, "runs", "--limit", "2")
     assert "showing 2 of 41" in noisy.stderr
-    quiet = CliRunner().invoke(cli, ["--quiet", "--data-dir", str(demo_dir), "runs", "--limit", "2"])
+    quiet = CliRunner().invoke(
+        cli, ["--quiet", "--data-dir", str(demo_dir), "runs", "--limit", "2"]
+    )
     assert quiet.stderr == "" and quiet.stdout == noisy.stdout

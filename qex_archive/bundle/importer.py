@@ -218,8 +218,11 @@ def _insert(
             )
             files.append((relative, artifact))
         archive.conn.executemany(
-            "INSERT INTO qex_files (path, run_id, size, sha256) VALUES (?, ?, ?, ?)",
-            [(relative, run_id, record["size"], record["sha256"]) for relative, record in files],
+            "INSERT INTO qex_files (path, run_id, size, sha256, origin) VALUES (?, ?, ?, ?, ?)",
+            [
+                (relative, run_id, record["size"], record["sha256"], contents.bundle_id)
+                for relative, record in files
+            ],
         )
         archive.conn.execute(
             "INSERT INTO qex_imports (run_id, bundle_id, bundle_sha256, source_name, imported_at) "

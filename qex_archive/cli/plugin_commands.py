@@ -63,13 +63,19 @@ def render(ctx: click.Context, run_ref: str, renderers: tuple[str, ...]) -> None
 @click.argument("run_ref", metavar="RUN")
 @click.argument("artifact_name", metavar="[ARTIFACT]", required=False)
 @click.option("--print-path", is_flag=True, help="Print the file's path instead of opening it.")
+@click.option(
+    "--trust",
+    is_flag=True,
+    help="Open an artifact imported from someone's bundle as it came (it may run scripts).",
+)
 @click.pass_context
 def open_command(
-    ctx: click.Context, run_ref: str, artifact_name: str | None, print_path: bool
+    ctx: click.Context, run_ref: str, artifact_name: str | None, print_path: bool, trust: bool
 ) -> None:
     """Open a run's artifact (default: the first, usually the Bloch spheres) in the browser.
 
-    Prints the path when no browser is available.
+    Prints the path when no browser is available. Artifacts imported from a bundle are
+    someone else's content: make a local one with 'render', or pass --trust.
 
     Example:
 
@@ -97,6 +103,11 @@ def open_command(
     if print_path:
         click.echo(artifact.path)
         return
+    if artifact.foreign and not trust:
+        raise InvalidInput(
+            f"{artifact.relative_path} came from bundle {artifact.origin} and may contain "
+            f"anything; make a local one with 'qex-archive render {short}', or pass --trust"
+        )
     import webbrowser
 
     if not webbrowser.open(artifact.path.resolve().as_uri()):
