@@ -11,6 +11,7 @@ import os
 import re
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -54,13 +55,17 @@ class PluginInfo(NamedTuple):
 
 
 def make_plugin_manager(
-    *, load_third_party: bool = True, load_builtins: bool = True
+    *,
+    load_third_party: bool = True,
+    load_builtins: bool = True,
+    extra_plugins: Sequence[object] = (),
 ) -> pluggy.PluginManager:
     """A plugin manager with the built-in plugins and, unless told otherwise, the installed ones.
 
     ``$QEX_ARCHIVE_LOAD_PLUGINS`` restricts third-party plugins to a comma-separated list of
     entry-point or distribution names; set it empty to load none. ``load_builtins=False``
-    is for asking third-party plugins only (the command line's start-up).
+    is for asking third-party plugins only (the command line's start-up). ``extra_plugins``
+    are registered too, under their own names: a plugin under test, say.
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
@@ -78,11 +83,24 @@ def make_plugin_manager(
                     f"plugin {entry_point.name!r} failed to load ({type(exc).__name__}: {exc}); "
                     f"fix or uninstall it, or leave it out with {LOAD_PLUGINS_ENV}"
                 ) from None
+    for plugin in extra_plugins:
+        try:
+            pm.register(plugin, name=_plugin_name(plugin))
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(_refusal(_plugin_name(plugin), exc)) from None
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise PluginError(_refusal(pm.get_name(exc.plugin) or repr(exc.plugin), exc)) from None
     return pm
+
+
+def _plugin_name(plugin: object) -> str:
+    """A module's entry-point-like name (``qex_cirq`` -> ``cirq``), else pluggy's default."""
+    name = getattr(plugin, "__name__", None)
+    if isinstance(name, str) and name.startswith("qex_"):
+        return name.removeprefix("qex_")
+    return str(name or id(plugin))
 
 
 def _refusal(name: str, exc: pluggy.PluginValidationError) -> str:

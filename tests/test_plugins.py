@@ -27,10 +27,7 @@ from .conftest import bell_state
 
 
 def archive_with(tmp_path: Path, *plugins: object, **options: Any) -> qa.Archive:
-    pm = make_plugin_manager()
-    for plugin in plugins:
-        pm.register(plugin)
-    pm.check_pending()
+    pm = make_plugin_manager(extra_plugins=plugins)
     return qa.open_archive(tmp_path / "qex_data", plugins=pm, **options)
 
 
@@ -490,3 +487,13 @@ def test_installed_entry_points_are_read_from_dist_info(
         "qex-fake",
         "2.3",
     )
+
+
+def test_extra_plugins_are_checked_like_installed_ones() -> None:
+    class Misspelled:
+        @hookimpl
+        def qex_validate_rn(self, run: object) -> None:
+            return None
+
+    with pytest.raises(qa.PluginError, match=r"does not follow.*qex_validate_rn"):
+        make_plugin_manager(load_third_party=False, extra_plugins=[Misspelled()])

@@ -15,8 +15,7 @@ cirq = pytest.importorskip("cirq")
 
 
 def archive(tmp_path: Path) -> qa.Archive:
-    pm = make_plugin_manager(load_third_party=False)
-    pm.register(qex_cirq, name="cirq")
+    pm = make_plugin_manager(load_third_party=False, extra_plugins=[qex_cirq])
     return qa.open_archive(tmp_path / "qex_data", plugins=pm)
 
 

@@ -15,8 +15,7 @@ qml = pytest.importorskip("pennylane")
 
 
 def archive(tmp_path: Path) -> qa.Archive:
-    pm = make_plugin_manager(load_third_party=False)
-    pm.register(qex_pennylane, name="pennylane")
+    pm = make_plugin_manager(load_third_party=False, extra_plugins=[qex_pennylane])
     return qa.open_archive(tmp_path / "qex_data", plugins=pm)
 
 

@@ -26,8 +26,7 @@ from qex_archive.plugins import make_plugin_manager
 
 
 def archive(tmp_path: Path) -> qa.Archive:
-    pm = make_plugin_manager(load_third_party=False)
-    pm.register(qex_qiskit, name="qiskit")
+    pm = make_plugin_manager(load_third_party=False, extra_plugins=[qex_qiskit])
     return qa.open_archive(tmp_path / "qex_data", plugins=pm)
 
 

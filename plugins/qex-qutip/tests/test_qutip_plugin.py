@@ -15,8 +15,7 @@ qutip = pytest.importorskip("qutip")
 
 
 def archive(tmp_path: Path) -> qa.Archive:
-    pm = make_plugin_manager(load_third_party=False)
-    pm.register(qex_qutip, name="qutip")
+    pm = make_plugin_manager(load_third_party=False, extra_plugins=[qex_qutip])
     return qa.open_archive(tmp_path / "qex_data", plugins=pm)
 
 
