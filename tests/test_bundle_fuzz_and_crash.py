@@ -20,6 +20,7 @@ from qex_archive.integrity import check_archive, collect_garbage
 
 from .bundle_tools import read_members, write_zip
 from .conftest import bell_state, snapshot
+from .kill_points import PRELUDE
 
 
 @pytest.fixture(scope="module")
@@ -84,24 +85,13 @@ def test_damaged_bundles_import_identically_or_raise_a_bundle_error(
     assert got == expected_rows(bundle_bytes, tmp_path)
 
 
-KILLER = textwrap.dedent(
+KILLER = PRELUDE + textwrap.dedent(
     """
     import os, sys, time
     import qex_archive as qa
     from qex_archive.bundle import importer, reader
 
     data_dir, bundle, point = sys.argv[1:4]
-
-    def stop_here(*args, **kwargs):
-        print("REACHED", flush=True)
-        time.sleep(60)
-
-    def after(original):
-        def wrapper(*args, **kwargs):
-            result = original(*args, **kwargs)
-            stop_here()
-            return result
-        return wrapper
 
     if point == "while-staging":
         original = reader._verify_member

@@ -15,12 +15,14 @@ import pytest
 import qex_archive as qa
 from qex_archive.integrity import check_archive, collect_garbage
 
+from .kill_points import PRELUDE
+
 pytestmark = pytest.mark.slow
 
 # The child records three runs that must survive, then starts the interrupted operation.
 # Each scenario swaps in a function that announces the point it reached and then waits
 # to be killed, so the kill lands exactly there.
-CHILD = textwrap.dedent(
+CHILD = PRELUDE + textwrap.dedent(
     """
     import os, sys, time
     import numpy as np
@@ -28,18 +30,6 @@ CHILD = textwrap.dedent(
     from qex_archive import archive as archive_module, storage
 
     data_dir, point = sys.argv[1], sys.argv[2]
-
-    def stop_here(*args, **kwargs):
-        print("REACHED", flush=True)
-        time.sleep(60)
-        raise SystemExit("not killed")
-
-    def after(original):
-        def wrapper(*args, **kwargs):
-            result = original(*args, **kwargs)
-            stop_here()
-            return result
-        return wrapper
 
     arch = qa.open_archive(data_dir)
     for i in range(3):
