@@ -119,10 +119,6 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     return applied
 
 
-def check_version(conn: sqlite3.Connection) -> None:
-    _refuse_newer(schema_version(conn))
-
-
 def _refuse_newer(version: int) -> None:
     if version > LATEST_VERSION:
         from . import __version__

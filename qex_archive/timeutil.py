@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 
 from .errors import InvalidInput
 
@@ -51,7 +51,3 @@ def to_timestamp(value: object, what: str) -> float:
 def iso_local(timestamp: float) -> str:
     """Local time with its UTC offset, to the second."""
     return datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="seconds")
-
-
-def iso_utc(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(timespec="microseconds")
