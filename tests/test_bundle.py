@@ -355,3 +355,24 @@ def test_imported_artifacts_are_foreign_until_rendered_here(
     assert not local.foreign
     assert runner.invoke(cli, ["-d", str(target.root), "open", run.run_id[:8]]).exit_code == 0
     assert check_archive(target) == []
+
+
+def test_verify_lists_every_damaged_file(source: qa.Archive, tmp_path: Path) -> None:
+    from .bundle_tools import read_members, write_zip
+
+    bundle = tmp_path / "b.qexb"
+    pack_bundle(source, bundle, selection=qa.RunFilter(experiment="rabi_sweep"))
+    members = read_members(bundle)
+    damaged = sorted(name for name in members if name.startswith("data/results/"))[:3]
+    for name in damaged:
+        members[name] = members[name][:-1] + bytes([members[name][-1] ^ 1])
+    write_zip(bundle, members)
+    result = CliRunner().invoke(cli, ["verify", str(bundle), "--json"])
+    assert result.exit_code == 1
+    problems = json.loads(result.stdout)["problems"]
+    assert [(p["code"], p["member"]) for p in problems] == [("QEX-B012", name) for name in damaged]
+    plain = CliRunner().invoke(cli, ["verify", str(bundle)])
+    assert len(plain.stderr.strip().splitlines()) == 3
+    with pytest.raises(BundleError) as caught:  # import stops at the first
+        import_bundle(qa.open_archive(tmp_path / "t"), bundle)
+    assert caught.value.problems == [caught.value]

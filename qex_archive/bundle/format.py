@@ -38,6 +38,9 @@ class BundleError(QexError):
     def __init__(self, code: str, message: str, member: str | None = None) -> None:
         self.code = code
         self.member = member
+        # Every problem found when reading went on past the first (read_bundle's
+        # all_problems=True); this error itself when there was just one.
+        self.problems: list[BundleError] = [self]
         where = f"{member}: " if member else ""
         super().__init__(f"{code} {where}{message}")
 

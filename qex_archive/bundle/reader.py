@@ -114,13 +114,15 @@ def read_bundle(
     sink: Sink | None = None,
     progress: Callable[[int], None] | None = None,
     verify_payload: bool = True,
+    all_problems: bool = False,
 ) -> BundleContents:
     """Validate the bundle at ``path`` completely; raise :class:`BundleError` at the first problem.
 
     ``sink(member)`` may return a binary stream that receives that payload member's bytes as
     they are verified (the importer's staging files); it is closed after that member.
     ``verify_payload=False`` checks the structure, tag files and descriptions but does not
-    read the data files (``inspect``).
+    read the data files (``inspect``). With ``all_problems=True`` every data file is checked
+    even after one failed, and the error raised lists them all in ``problems``.
     """
     limits = limits or Limits()
     source = Path(path)
@@ -204,6 +206,7 @@ def read_bundle(
             payload_names - {DESCRIPTION, RO_CRATE}, key=lambda name: infos[name].header_offset
         )
         raw = stack.enter_context(source.open("rb"))
+        found: list[BundleError] = []
         for name in files if verify_payload else ():
             target = sink(name) if sink else None
             try:
@@ -211,9 +214,16 @@ def read_bundle(
                 _verify_member(
                     member, infos[name], manifest[name], shapes.get(name), target, progress
                 )
+            except BundleError as exc:
+                if not all_problems:
+                    raise
+                found.append(exc)
             finally:
                 if target is not None:
                     target.close()
+        if found:
+            found[0].problems = found
+            raise found[0]
         bundle_sha256 = bundle_hash.result() if bundle_hash else ""
     return BundleContents(
         path=source,

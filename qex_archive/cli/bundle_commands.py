@@ -219,17 +219,21 @@ def verify(ctx: click.Context, /, bundle: Path, as_json: bool, **limits: Any) ->
     """
     from ..bundle import BundleError, read_bundle
 
-    problems = []
+    problems: list[dict[str, Any]] = []
     contents = None
     try:
         with progress_bar(bundle.stat().st_size if bundle.is_file() else 0, "verifying") as bar:
             contents = read_bundle(
-                bundle, build_limits(limits), progress=bar.update if bar else None
+                bundle,
+                build_limits(limits),
+                progress=bar.update if bar else None,
+                all_problems=True,
             )
     except BundleError as exc:
-        problems.append(
-            {"code": exc.code, "severity": "error", "member": exc.member, "message": str(exc)}
-        )
+        problems = [
+            {"code": p.code, "severity": "error", "member": p.member, "message": str(p)}
+            for p in exc.problems
+        ]
     if as_json:
         emit_json(
             {
@@ -243,7 +247,8 @@ def verify(ctx: click.Context, /, bundle: Path, as_json: bool, **limits: Any) ->
         runs = len(contents.runs)
         click.echo(f"valid: bundle {contents.bundle_id}, {runs} runs, sha256 {contents.sha256}")
     else:
-        click.echo(problems[0]["message"], err=True)
+        for problem in problems:
+            click.echo(problem["message"], err=True)
     if problems:
         ctx.exit(1)
 
