@@ -361,3 +361,13 @@ def test_quiet_silences_notes_but_not_output(demo_dir: Path) -> None:
         cli, ["--quiet", "--data-dir", str(demo_dir), "runs", "--limit", "2"]
     )
     assert quiet.stderr == "" and quiet.stdout == noisy.stdout
+
+
+def test_unwritable_and_missing_paths_are_one_line_errors(demo_dir: Path, tmp_path: Path) -> None:
+    assert_one_line_error(
+        invoke(demo_dir, "pack", "-o", str(tmp_path / "missing" / "x.qexb")), "does not exist"
+    )
+    # /proc refuses new files even to root: the OSError path, not the library's own check
+    assert_one_line_error(
+        invoke(demo_dir, "pack", "-o", "/proc/x.qexb"), "No such file or directory"
+    )

@@ -95,6 +95,8 @@ def pack_bundle(
     target = Path(output)
     if target.is_dir():
         raise InvalidInput(f"{target} is a directory; give a file name such as runs.qexb")
+    if not target.parent.is_dir():
+        raise InvalidInput(f"directory {target.parent} does not exist; create it or pick another")
     selected = select_runs(archive, runs, selection)
     payload, records = _collect_payload(archive, selected, include_artifacts)
     created = _creation_time(selected)

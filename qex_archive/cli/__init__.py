@@ -43,6 +43,10 @@ class QexGroup(click.Group):
         except BrokenPipeError:
             sys.stderr.close()  # output piped into `head`: stop quietly
             sys.exit(0)
+        except OSError as exc:
+            # A path the user gave that cannot be read or written: their input, not a bug.
+            where = f": {exc.filename}" if exc.filename else ""
+            raise click.ClickException(f"{exc.strerror or exc}{where}") from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._load_plugin_commands(quiet=True)
