@@ -2,6 +2,7 @@
 
     python benchmarks/bundle.py              # 1,000 two-qubit runs, and ~2 GB of 10-qubit runs
     python benchmarks/bundle.py --quick      # 200 two-qubit runs, and ~256 MB of 10-qubit runs
+    python benchmarks/bundle.py --smoke      # tiny sizes: checks the script runs, not the speed
 
 The floor reads every payload file once in 1 MiB chunks, hashes it with SHA-256 and writes it
 to one output file: the least any packer or importer must do. Pack, verify and import run in
@@ -73,7 +74,10 @@ def make_archive(root: Path, runs: int, qubits: int) -> None:
             "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
             (run_id, row[1], json.dumps({"i": i}), row[3], row[4] + i, rho_path, row[6]),
         )
-        conn.execute("INSERT INTO qex_files VALUES (?, ?, ?, ?)", (rho_path, run_id, size, sha))
+        conn.execute(
+            "INSERT INTO qex_files (path, run_id, size, sha256) VALUES (?, ?, ?, ?)",
+            (rho_path, run_id, size, sha),
+        )
         for name, relative, media, path in artifacts:
             new = f"artifacts/{run_id}_{name}.{relative.rsplit('.', 1)[1]}"
             shutil.copyfile(path, root / new)
@@ -83,7 +87,7 @@ def make_archive(root: Path, runs: int, qubits: int) -> None:
                 (run_id, name, new, media),
             )
             conn.execute(
-                "INSERT INTO qex_files VALUES (?, ?, ?, ?)",
+                "INSERT INTO qex_files (path, run_id, size, sha256) VALUES (?, ?, ?, ?)",
                 (new, run_id, path.stat().st_size, stored[relative]),
             )
     conn.commit()
@@ -214,13 +218,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes; numbers mean nothing")
     args = parser.parse_args()
+    small, large = (20, 2) if args.smoke else (200, 16) if args.quick else (1000, 128)
     work = Path(tempfile.mkdtemp(prefix="qex-bundle-bench-", dir=os.environ.get("QEX_BENCH_DIR")))
     os.environ["QEX_ARCHIVE_LOAD_PLUGINS"] = ""
     try:
-        results = measure("small", work, 200 if args.quick else 1000, 2)
-        results |= measure("large", work, 16 if args.quick else 128, 10)
+        results = measure("small", work, small, 2)
+        results |= measure("large", work, large, 10)
         print(json.dumps(results))
     finally:
         shutil.rmtree(work, ignore_errors=True)

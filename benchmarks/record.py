@@ -2,6 +2,7 @@
 
     python benchmarks/record.py              # 2,000 records; queries on 1,000 and 1,000,000 runs
     python benchmarks/record.py --quick      # 500 records; queries on 1,000 and 100,000 runs
+    python benchmarks/record.py --smoke      # tiny sizes: checks the script runs, not the speed
 
 Prints per-operation times and ratios; every baseline is measured in this same process.
 """
@@ -90,7 +91,9 @@ def time_floor(root: Path, n: int, template: tuple[str, ...], durable: bool, htm
                 "VALUES (?, ?, ?, ?)",
                 (run_id, "bloch", rows[1][0], "text/html"),
             )
-        conn.executemany("INSERT INTO qex_files VALUES (?, ?, ?, ?)", rows)
+        conn.executemany(
+            "INSERT INTO qex_files (path, run_id, size, sha256) VALUES (?, ?, ?, ?)", rows
+        )
         conn.execute("COMMIT")
     elapsed = (time.perf_counter() - start) / n
     conn.close()
@@ -158,10 +161,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes; numbers mean nothing")
     args = parser.parse_args()
-    n_records = 500 if args.quick else 2000
-    big = 100_000 if args.quick else 1_000_000
+    n_records, big, repeats = (
+        (20, 2000, 3) if args.smoke else (500, 100_000, 25) if args.quick else (2000, 1_000_000, 25)
+    )
 
     work = Path(tempfile.mkdtemp(prefix="qex-bench-", dir=os.environ.get("QEX_BENCH_DIR")))
     try:
@@ -210,7 +215,7 @@ def main() -> None:
             start = time.perf_counter()
             build_big_archive(root, total, template)
             built = time.perf_counter() - start
-            api, sql = time_queries(root, 41)
+            api, sql = time_queries(root, 41 if repeats > 3 else 3)
             print(f"query 'experiment X, newest 50' on {total:,} runs (built in {built:.0f} s)")
             print(
                 f"  archive.runs()  {api * 1e3:8.3f} ms   bare SQL {sql * 1e3:8.3f} ms   "
@@ -219,7 +224,7 @@ def main() -> None:
             shutil.rmtree(root)
 
         script = shutil.which("qex-archive")
-        if script:
+        if script and not args.smoke:
             # Byte-compile as `pip install .` does; an editable install under
             # PYTHONDONTWRITEBYTECODE would otherwise recompile every module on every start.
             subprocess.run(
@@ -227,13 +232,17 @@ def main() -> None:
                 check=True,
                 env={**os.environ, "PYTHONDONTWRITEBYTECODE": ""},
             )
-            base = time_command([sys.executable, "-c", "import click, pluggy"], 25)
-            print(f"start-up, median of 25; python -c 'import click, pluggy': {base * 1e3:.1f} ms")
+        if script:
+            base = time_command([sys.executable, "-c", "import click, pluggy"], repeats)
+            print(
+                f"start-up, median of {repeats}; "
+                f"python -c 'import click, pluggy': {base * 1e3:.1f} ms"
+            )
             for label, extra_env in (
                 ("qex-archive --help, installed plugins", {}),
                 ("qex-archive --help, no third-party plugins", {"QEX_ARCHIVE_LOAD_PLUGINS": ""}),
             ):
-                cli = time_command([script, "--help"], 25, extra_env)
+                cli = time_command([script, "--help"], repeats, extra_env)
                 ratios[label] = cli / base
                 print(f"  {label:44s} {cli * 1e3:6.1f} ms   ratio {cli / base:.2f}x   (<= 1.3x)")
         print(json.dumps({name: round(value, 3) for name, value in ratios.items()}))
