@@ -1,0 +1,156 @@
+"""The compiled schema predicate agrees with jsonschema on every value, valid or not."""
+
+from __future__ import annotations
+
+import copy
+import json
+import zipfile
+from typing import Any
+
+import jsonschema
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import qex_archive as qa
+from qex_archive.bundle import pack_bundle
+from qex_archive.bundle.format import schema_path
+from qex_archive.schema_predicate import compile_schema
+
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from([0, 1, 1.0, 2.0, -1, 1048576, 1048577, True, False])
+    | st.text(max_size=80)
+    | st.sampled_from(["qex-bundle", "complex128", "data/results/x_rho.npy", "a" * 64, "0" * 64])
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def bundle_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(schema_path().read_text(encoding="utf-8"))
+    return schema
+
+
+@pytest.fixture(scope="module")
+def description(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("predicate")
+    with qa.open_archive(root / "a") as arch:
+        arch.record("e", params={"i": 0}, backend="b", state=np.eye(2) / 2)
+        arch.record("f", params={"i": 1}, backend="c", state=np.eye(4) / 4, renderers=[])
+        pack_bundle(arch, root / "b.qexb", note="two runs")
+    with zipfile.ZipFile(root / "b.qexb") as bundle:
+        value: dict[str, Any] = json.loads(bundle.read("data/qex-bundle.json"))
+    return value
+
+
+def paths_of(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += paths_of(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += paths_of(item, (*prefix, index))
+    return found
+
+
+def test_the_bundle_schema_compiles_and_accepts_a_real_description(
+    description: dict[str, Any],
+) -> None:
+    predicate = compile_schema(bundle_schema())
+    assert predicate is not None
+    assert predicate(description)
+    assert jsonschema.Draft202012Validator(bundle_schema()).is_valid(description)
+
+
+@settings(
+    max_examples=600, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_agrees_with_jsonschema_on_edited_descriptions(
+    description: dict[str, Any], data: st.DataObject
+) -> None:
+    schema = bundle_schema()
+    predicate = compile_schema(schema)
+    assert predicate is not None
+    validator = jsonschema.Draft202012Validator(schema)
+    edited = copy.deepcopy(description)
+    for _ in range(data.draw(st.integers(min_value=1, max_value=3))):
+        path = data.draw(st.sampled_from(paths_of(edited)))
+        if not path:
+            edited = data.draw(json_values)
+            continue
+        parent = edited
+        for step in path[:-1]:
+            parent = parent[step]
+        action = data.draw(st.sampled_from(["replace", "delete", "add"]))
+        if action == "replace":
+            parent[path[-1]] = data.draw(json_values)
+        elif action == "delete":
+            del parent[path[-1]]
+        elif isinstance(parent, dict):
+            parent[data.draw(st.text(max_size=12))] = data.draw(json_values)
+        else:
+            parent.append(data.draw(json_values))
+    assert predicate(edited) == validator.is_valid(edited), edited
+
+
+KEYWORD_SCHEMAS: list[dict[str, Any]] = [
+    {"type": "integer"},
+    {"type": "number"},
+    {"type": ["object", "null"]},
+    {"type": "boolean"},
+    {"const": 1},
+    {"const": "x"},
+    {"const": True},
+    {"const": None},
+    {"minimum": 1, "maximum": 10},
+    {"minLength": 1, "maxLength": 3},
+    {"pattern": "^[a-z]+$"},
+    {"minItems": 1, "maxItems": 2, "items": {"type": "string"}},
+    {"maxProperties": 1, "minProperties": 1},
+    {"propertyNames": {"maxLength": 2}},
+    {"additionalProperties": {"type": "integer"}},
+    {"properties": {"a": {"type": "integer"}}, "required": ["a"]},
+    {"properties": {"a": {"type": "integer"}}, "additionalProperties": False},
+    {"properties": {"a": {"$ref": "#/$defs/d"}}, "$defs": {"d": {"const": 2}}},
+    {"type": "array", "items": False},
+    {"not-a-keyword-of-the-subset": 1, "$comment": "x"},
+]
+
+
+@pytest.mark.parametrize("schema", KEYWORD_SCHEMAS, ids=lambda s: json.dumps(s)[:60])
+@settings(max_examples=300, deadline=None)
+@given(value=json_values)
+def test_each_keyword_means_what_it_means_to_jsonschema(schema: dict[str, Any], value: Any) -> None:
+    predicate = compile_schema(schema)
+    if "not-a-keyword-of-the-subset" in schema:
+        assert predicate is None
+        return
+    assert predicate is not None
+    assert predicate(value) == jsonschema.Draft202012Validator(schema).is_valid(value)
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"oneOf": [{"type": "string"}]},
+        {"patternProperties": {"^a": {}}, "properties": {}},
+        {"prefixItems": [{}], "items": {}},
+        {"$ref": "https://example.invalid/other.json"},
+        {"const": [1, 2]},
+        {"$ref": "#/$defs/loop", "$defs": {"loop": {"$ref": "#/$defs/loop"}}},
+    ],
+)
+def test_keywords_outside_the_subset_leave_the_work_to_jsonschema(schema: dict[str, Any]) -> None:
+    assert compile_schema(schema) is None
