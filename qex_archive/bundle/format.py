@@ -98,20 +98,24 @@ def parse_json(raw: bytes, member: str, limits: Limits) -> Any:
         raise BundleError(
             TOO_LARGE, f"{len(raw)} bytes of JSON is over the limit; raise --max-json-size", member
         )
+    if _depth(raw) > limits.max_json_depth:
+        raise BundleError(BAD_JSON, f"JSON nested deeper than {limits.max_json_depth}", member)
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key, value in items:
-            if key in result:
-                raise BundleError(BAD_JSON, f"duplicate JSON key {key[:80]!r}", member)
-            result[key] = value
+        result = dict(items)
+        if len(result) != len(items):
+            seen: set[str] = set()
+            for key, _ in items:
+                if key in seen:
+                    raise BundleError(BAD_JSON, f"duplicate JSON key {key[:80]!r}", member)
+                seen.add(key)
         return result
 
     def constant(name: str) -> Any:
         raise BundleError(BAD_JSON, f"{name} is not JSON", member)
 
     try:
-        value = json.loads(raw.decode("utf-8"), object_pairs_hook=pairs, parse_constant=constant)
+        return json.loads(raw.decode("utf-8"), object_pairs_hook=pairs, parse_constant=constant)
     except BundleError:
         raise
     except RecursionError:
@@ -120,23 +124,23 @@ def parse_json(raw: bytes, member: str, limits: Limits) -> Any:
         ) from None
     except ValueError as exc:
         raise BundleError(BAD_JSON, f"not valid UTF-8 JSON ({str(exc)[:120]})", member) from None
-    if _depth(value) > limits.max_json_depth:
-        raise BundleError(BAD_JSON, f"JSON nested deeper than {limits.max_json_depth}", member)
-    return value
 
 
-def _depth(value: Any) -> int:
-    """Nesting depth of parsed JSON, without recursion."""
-    deepest = 0
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            item = item.values()
-        elif not isinstance(item, list):
-            continue
-        deepest = max(deepest, depth)
-        stack.extend((child, depth + 1) for child in item if isinstance(child, (dict, list)))
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _depth(raw: bytes) -> int:
+    """Nesting depth of JSON text, measured before parsing (strings removed, brackets counted).
+    Exact for valid JSON; invalid JSON is refused by the parser whatever this says."""
+    depth = deepest = 0
+    for bracket in _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS):
+        if bracket == 0x5B or bracket == 0x7B:  # [ or {
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+        else:
+            depth -= 1
     return deepest
 
 
