@@ -66,7 +66,14 @@ def _compile(schema: Any, definitions: dict[str, Any], depth: int) -> Predicate:
         checks.append(build(argument, schema, definitions, depth))
     if len(checks) == 1:
         return checks[0]
-    return lambda value: all(check(value) for check in checks)
+
+    def every(value: Any) -> bool:
+        for check in checks:
+            if not check(value):
+                return False
+        return True
+
+    return every
 
 
 def _ref(argument: Any, _: dict[str, Any], definitions: dict[str, Any], depth: int) -> Predicate:
@@ -131,7 +138,15 @@ def _required(argument: Any, *_: Any) -> Predicate:
     if not isinstance(argument, list):
         raise _Unsupported
     names = tuple(argument)
-    return lambda value: not isinstance(value, dict) or all(name in value for name in names)
+
+    def check(value: Any) -> bool:
+        if isinstance(value, dict):
+            for name in names:
+                if name not in value:
+                    return False
+        return True
+
+    return check
 
 
 def _properties(
@@ -148,9 +163,9 @@ def _properties(
     def check(value: Any) -> bool:
         if not isinstance(value, dict):
             return True
+        get = checks.get
         for key, item in value.items():
-            test = checks.get(key, extra)
-            if not test(item):
+            if not get(key, extra)(item):
                 return False
         return True
 
@@ -181,7 +196,15 @@ def _items(
     if "prefixItems" in schema:
         raise _Unsupported
     test = _compile(argument, definitions, depth + 1)
-    return lambda value: not isinstance(value, list) or all(test(item) for item in value)
+
+    def check(value: Any) -> bool:
+        if isinstance(value, list):
+            for item in value:
+                if not test(item):
+                    return False
+        return True
+
+    return check
 
 
 _KEYWORDS: dict[str, Callable[[Any, dict[str, Any], dict[str, Any], int], Predicate]] = {
