@@ -570,10 +570,15 @@ class Archive:
 
     def resolve_path(self, relative: str) -> Path:
         """Absolute path of a path stored in the database; refuses any that leaves the archive."""
-        parts = relative.split("/")
-        if not relative or relative.startswith("/") or "\\" in relative or ".." in parts:
-            raise ArchiveError(f"stored path {relative!r} points outside the archive")
-        return self.root / relative
+        return self.root / checked_relative(relative)
+
+
+def checked_relative(relative: str) -> str:
+    """A path from the database, refused if it could lead outside the archive."""
+    parts = relative.split("/")
+    if not relative or relative.startswith("/") or "\\" in relative or ".." in parts:
+        raise ArchiveError(f"stored path {relative!r} points outside the archive")
+    return relative
 
 
 def _backend_name(backend: object) -> object:

@@ -30,7 +30,6 @@ PAYLOAD_NAME = re.compile(
     rf"^data/(?:qex-bundle\.json|ro-crate-metadata\.json"
     rf"|results/{RUN_ID}_rho\.npy|artifacts/{RUN_ID}_[a-z][a-z0-9_]{{0,39}}\.[a-z0-9]{{1,10}})$"
 )
-FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 CHUNK = 1 << 20
 
 

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import uuid
-import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .. import __version__
-from ..archive import Archive
+from ..archive import Archive, checked_relative
 from ..errors import ArchiveError, InvalidInput
 from ..query import RunFilter
 from ..run import Run
@@ -25,14 +25,15 @@ from .format import (
     BAGIT_TXT,
     CHUNK,
     DESCRIPTION,
-    FIXED_ZIP_TIME,
     FORMAT_VERSION,
     MANIFEST,
     RO_CRATE,
     TAGMANIFEST,
     canonical_json,
 )
+from .zipwriter import ZipWriter, deflate
 
+IN_MEMORY_MEMBER = CHUNK  # larger files are streamed chunk by chunk
 BUNDLE_NAMESPACE = uuid.UUID("6f7e1a52-4f0e-5c3b-9a51-7b0c7e2f9d10")
 Progress = Callable[[int], None]
 
@@ -52,7 +53,8 @@ class _Payload:
     name: str  # member name inside the bundle
     size: int
     sha256: str
-    source: Path | bytes
+    source: str | bytes  # a file's absolute path, or the content itself
+    relative: str = ""  # the file's path inside the archive, for messages
 
 
 def select_runs(archive: Archive, refs: Sequence[str], selection: RunFilter | None) -> list[Run]:
@@ -98,10 +100,42 @@ def pack_bundle(
     if not target.parent.is_dir():
         raise InvalidInput(f"directory {target.parent} does not exist; create it or pick another")
     selected = select_runs(archive, runs, selection)
-    payload, records = _collect_payload(archive, selected, include_artifacts)
-    created = _creation_time(selected)
-    bundle_id = str(uuid.uuid5(BUNDLE_NAMESPACE, json.dumps([records, note], sort_keys=True)))
-    description: dict[str, Any] = {
+    files, records = _collect_payload(archive, selected, include_artifacts)
+    with ThreadPoolExecutor(min(2, os.cpu_count() or 1)) as pool:
+        # the files are read, checked and deflated on other threads while this one writes JSON
+        ahead = _ReadAhead(files, pool)
+        try:
+            created = _creation_time(selected)
+            description, bundle_id = _description(records, created, selected, note)
+            payload = [*files, _bytes_payload(DESCRIPTION, description)]
+            crate = _ro_crate(bundle_id, created, note, records, payload)
+            payload.append(_bytes_payload(RO_CRATE, canonical_json(crate)))
+            members = _with_tag_files(payload, bundle_id, created)
+            with atomic_output(target) as stream:
+                bundle = ZipWriter(stream)
+                for member in members:
+                    _write_member(bundle, member, ahead.take(member), progress)
+                bundle.finish()
+        finally:
+            ahead.cancel()
+    return PackReport(
+        path=target,
+        bundle_id=bundle_id,
+        runs=len(selected),
+        files=len(payload),
+        payload_bytes=sum(p.size for p in payload),
+        size=target.stat().st_size,
+    )
+
+
+def _description(
+    records: list[dict[str, Any]], created: str, runs: Sequence[Run], note: str | None
+) -> tuple[bytes, str]:
+    """``qex-bundle.json`` and the bundle id, a uuid5 of the run records and the note."""
+    records_json = canonical_json(records)[:-1]
+    content = hashlib.sha256(records_json + canonical_json(note)).hexdigest()
+    bundle_id = str(uuid.uuid5(BUNDLE_NAMESPACE, content))
+    head: dict[str, Any] = {
         "format": "qex-bundle",
         "format_version": FORMAT_VERSION,
         "bundle_id": bundle_id,
@@ -109,16 +143,18 @@ def pack_bundle(
         "creator": {
             "software": "qex-archive",
             "version": __version__,
-            "plugins": _plugin_versions(selected),
+            "plugins": _plugin_versions(runs),
         },
-        "runs": records,
     }
     if note:
-        description["note"] = note
-    payload.append(_bytes_payload(DESCRIPTION, canonical_json(description)))
-    payload.append(_bytes_payload(RO_CRATE, canonical_json(_ro_crate(description, payload))))
-    payload.sort(key=lambda item: item.name)
+        head["note"] = note
+    # "runs" sorts after every other key, so the records (encoded once, above) go last.
+    return canonical_json(head)[:-2] + b',"runs":' + records_json + b"}\n", bundle_id
 
+
+def _with_tag_files(payload: list[_Payload], bundle_id: str, created: str) -> list[_Payload]:
+    """The payload and the BagIt tag files describing it, in member order."""
+    payload = sorted(payload, key=lambda item: item.name)
     manifest = "".join(f"{p.sha256}  {p.name}\n" for p in payload).encode()
     oxum = f"{sum(p.size for p in payload)}.{len(payload)}"
     bag_info = (
@@ -133,21 +169,9 @@ def pack_bundle(
         f"{hashlib.sha256(content).hexdigest()}  {name}\n" for name, content in sorted(tags.items())
     ).encode()
     tags[TAGMANIFEST] = tagmanifest
-    members = sorted(
+    return sorted(
         [*payload, *(_bytes_payload(name, content) for name, content in tags.items())],
         key=lambda m: m.name,
-    )
-
-    with atomic_output(target) as stream, zipfile.ZipFile(stream, "w", allowZip64=True) as bundle:
-        for member in members:
-            _write_member(bundle, member, archive, progress)
-    return PackReport(
-        path=target,
-        bundle_id=bundle_id,
-        runs=len(selected),
-        files=len(payload),
-        payload_bytes=sum(p.size for p in payload),
-        size=target.stat().st_size,
     )
 
 
@@ -160,6 +184,7 @@ def _collect_payload(
             for path, size, sha in archive.conn.execute("SELECT path, size, sha256 FROM qex_files")
         )
     )
+    root = str(archive.root)
     payload: list[_Payload] = []
     records = []
     artifacts_of = (
@@ -167,7 +192,7 @@ def _collect_payload(
     )
     for run in runs:
         rho = _file_payload(
-            archive, run.density_matrix_path, f"data/results/{run.run_id}_rho.npy", stored
+            root, run.density_matrix_path, f"data/results/{run.run_id}_rho.npy", stored
         )
         payload.append(rho)
         state = run.state_info
@@ -177,7 +202,7 @@ def _collect_payload(
             for artifact in sorted(artifacts_of[run.run_id], key=lambda a: a.name):
                 extension = artifact.relative_path.rsplit(".", 1)[-1]
                 item = _file_payload(
-                    archive,
+                    root,
                     artifact.relative_path,
                     f"data/artifacts/{run.run_id}_{artifact.name}.{extension}",
                     stored,
@@ -214,51 +239,131 @@ def _collect_payload(
 
 
 def _file_payload(
-    archive: Archive, relative: str, name: str, stored: dict[str, tuple[int, str]]
+    root: str, relative: str, name: str, stored: dict[str, tuple[int, str]]
 ) -> _Payload:
-    path = archive.resolve_path(relative)
-    if not path.is_file():
-        raise ArchiveError(f"{relative} is missing from the archive; run 'qex-archive check'")
-    size, sha = stored.get(relative) or sha256_of_file(path)  # archives adopted without checksums
-    return _Payload(name, size, sha, path)
+    path = os.path.join(root, checked_relative(relative))
+    known = stored.get(relative)
+    if known is None:  # an archive adopted without checksums
+        if not os.path.isfile(path):
+            _missing(relative)
+        known = sha256_of_file(Path(path))
+    return _Payload(name, known[0], known[1], path, relative)
+
+
+def _missing(relative: str) -> NoReturn:
+    raise ArchiveError(f"{relative} is missing from the archive; run 'qex-archive check'")
 
 
 def _bytes_payload(name: str, content: bytes) -> _Payload:
     return _Payload(name, len(content), hashlib.sha256(content).hexdigest(), content)
 
 
-def _write_member(
-    bundle: zipfile.ZipFile, member: _Payload, archive: Archive, progress: Progress | None
-) -> None:
-    info = zipfile.ZipInfo(member.name, date_time=FIXED_ZIP_TIME)
-    info.create_system = 3  # Unix, so the permissions below mean what they say
-    info.external_attr = 0o100644 << 16
-    # complex data does not compress; text does
-    info.compress_type = (
-        zipfile.ZIP_STORED if member.name.endswith(".npy") else zipfile.ZIP_DEFLATED
-    )
-    info.file_size = member.size
-    with bundle.open(info, "w", force_zip64=member.size >= 2**31) as out:
+def _deflated(member: _Payload) -> bool:
+    return not member.name.endswith(".npy")  # complex data does not compress; text does
+
+
+Prepared = tuple[bytes, int]  # what goes into the ZIP (deflated or not) and the CRC-32
+
+
+class _ReadAhead:
+    """Small files read, checked against their recorded checksums, CRC'd and deflated on
+    worker threads (file reads, hashing and zlib release the GIL), in batches and in member
+    order, never more than a bounded number of bytes ahead of the writer."""
+
+    BATCH = 64
+    BUDGET = 64 * 1024**2
+
+    def __init__(self, files: Sequence[_Payload], pool: Executor) -> None:
+        small = sorted((f for f in files if f.size <= IN_MEMORY_MEMBER), key=lambda item: item.name)
+        self._batches = [small[i : i + self.BATCH] for i in range(0, len(small), self.BATCH)]
+        self._batch_of = {m.name: i for i, batch in enumerate(self._batches) for m in batch}
+        self._futures: dict[int, Future[dict[str, Prepared]]] = {}
+        self._pool = pool
+        self._next = self._in_flight = 0
+        self._submit()
+
+    def take(self, member: _Payload) -> Prepared | None:
+        """The member's prepared bytes; ``None`` for the large files, which are streamed."""
         if isinstance(member.source, bytes):
-            out.write(member.source)
-            return
-        digest = hashlib.sha256()
-        for chunk in _chunks(member.source):
-            digest.update(chunk)
-            out.write(chunk)
-            if progress:
-                progress(len(chunk))
-    if digest.hexdigest() != member.sha256:
-        relative = member.source.relative_to(archive.root)
-        raise ArchiveError(
-            f"{relative} differs from its recorded checksum; run 'qex-archive check'"
+            return _prepare(member)
+        index = self._batch_of.get(member.name)
+        if index is None:
+            return None
+        results = self._futures[index].result()
+        prepared = results.pop(member.name)
+        if not results:
+            del self._futures[index]
+            self._in_flight -= sum(m.size for m in self._batches[index])
+            self._submit()
+        return prepared
+
+    def cancel(self) -> None:
+        for future in self._futures.values():
+            future.cancel()
+
+    def _submit(self) -> None:
+        while self._next < len(self._batches) and self._in_flight < self.BUDGET:
+            batch = self._batches[self._next]
+            self._futures[self._next] = self._pool.submit(_prepare_batch, batch)
+            self._in_flight += sum(m.size for m in batch)
+            self._next += 1
+
+
+def _prepare_batch(batch: Sequence[_Payload]) -> dict[str, Prepared]:
+    return {member.name: _prepare(member) for member in batch}
+
+
+def _prepare(member: _Payload) -> Prepared:
+    if isinstance(member.source, bytes):
+        content = member.source
+    else:
+        try:
+            with open(member.source, "rb") as stream:
+                content = stream.read(member.size + 1)
+        except FileNotFoundError:
+            _missing(member.relative)
+        if len(content) != member.size or hashlib.sha256(content).hexdigest() != member.sha256:
+            _changed(member.relative)
+    return (deflate(content) if _deflated(member) else content), zlib.crc32(content)
+
+
+def _write_member(
+    bundle: ZipWriter,
+    member: _Payload,
+    prepared: Prepared | None,
+    progress: Progress | None,
+) -> None:
+    if prepared is not None:
+        data, crc = prepared
+        bundle.write(member.name, data, size=member.size, crc=crc, deflated=_deflated(member))
+        if progress and not isinstance(member.source, bytes):
+            progress(member.size)
+        return
+    assert isinstance(member.source, str)
+    digest = hashlib.sha256()
+
+    def chunks(path: str) -> Iterator[bytes]:
+        with open(path, "rb") as stream:
+            while chunk := stream.read(CHUNK):
+                digest.update(chunk)
+                yield chunk
+                if progress:
+                    progress(len(chunk))
+
+    try:
+        bundle.write_stream(
+            member.name, chunks(member.source), size=member.size, deflated=_deflated(member)
         )
+    except FileNotFoundError:
+        _missing(member.relative)
+    except ValueError:
+        _changed(member.relative)
+    if digest.hexdigest() != member.sha256:
+        _changed(member.relative)
 
 
-def _chunks(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as stream:
-        while chunk := stream.read(CHUNK):
-            yield chunk
+def _changed(relative: str) -> NoReturn:
+    raise ArchiveError(f"{relative} differs from its recorded checksum; run 'qex-archive check'")
 
 
 def _creation_time(runs: Sequence[Run]) -> str:
@@ -280,7 +385,13 @@ def _plugin_versions(runs: Sequence[Run]) -> dict[str, str]:
     return dict(sorted(versions.items()))
 
 
-def _ro_crate(description: dict[str, Any], payload: Sequence[_Payload]) -> dict[str, Any]:
+def _ro_crate(
+    bundle_id: str,
+    created: str,
+    note: str | None,
+    records: Sequence[dict[str, Any]],
+    payload: Sequence[_Payload],
+) -> dict[str, Any]:
     """An RO-Crate 1.2 description of the same files, for tools that know nothing of qex."""
     files = sorted(payload, key=lambda item: item.name)
     software = {
@@ -289,7 +400,7 @@ def _ro_crate(description: dict[str, Any], payload: Sequence[_Payload]) -> dict[
         "name": "qex-archive",
         "version": __version__,
     }
-    experiments = sorted({run["experiment_name"] for run in description["runs"]})
+    experiments = sorted({run["experiment_name"] for run in records})
     graph: list[dict[str, Any]] = [
         {
             "@id": "ro-crate-metadata.json",
@@ -300,11 +411,11 @@ def _ro_crate(description: dict[str, Any], payload: Sequence[_Payload]) -> dict[
         {
             "@id": "./",
             "@type": "Dataset",
-            "identifier": f"urn:uuid:{description['bundle_id']}",
-            "name": f"qex-archive bundle of {len(description['runs'])} runs",
-            "description": description.get("note")
+            "identifier": f"urn:uuid:{bundle_id}",
+            "name": f"qex-archive bundle of {len(records)} runs",
+            "description": note
             or f"Quantum experiment runs ({', '.join(experiments)[:500]}) and density matrices.",
-            "datePublished": description["created"],
+            "datePublished": created,
             "hasPart": [{"@id": item.name.removeprefix("data/")} for item in files],
         },
         software,
@@ -325,19 +436,19 @@ def _ro_crate(description: dict[str, Any], payload: Sequence[_Payload]) -> dict[
             "@type": "CreateAction",
             "instrument": {"@id": "#qex-archive"},
             "result": {"@id": "./"},
-            "endTime": description["created"],
+            "endTime": created,
         }
     )
     return {"@context": "https://w3id.org/ro/crate/1.2/context", "@graph": graph}
 
 
+_MEDIA_TYPES = {
+    "npy": "application/x-npy",
+    "json": "application/json",
+    "html": "text/html",
+    "svg": "image/svg+xml",
+}
+
+
 def _media_type(name: str) -> str:
-    if name.endswith(".npy"):
-        return "application/x-npy"
-    if name.endswith(".json"):
-        return "application/json"
-    if name.endswith(".html"):
-        return "text/html"
-    if name.endswith(".svg"):
-        return "image/svg+xml"
-    return "application/octet-stream"
+    return _MEDIA_TYPES.get(name.rsplit(".", 1)[-1], "application/octet-stream")

@@ -1,0 +1,202 @@
+"""A ZIP writer for bundles: deterministic bytes, no per-member overhead, ZIP64 when needed.
+
+Every member is a regular Unix file (mode 0644) dated 1980-01-01 00:00, stored or
+raw-deflated, with its sizes and CRC-32 in the local header (no data descriptors), so that
+the same members in the same order always give the same file. ``zipfile`` spends about
+30 us of Python per member; a bundle of 1,000 small runs has 2,000 of them.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import BinaryIO
+
+_LOCAL = struct.Struct("<4sHHHHHIIIHH")
+_CENTRAL = struct.Struct("<4sHHHHHHIIIHHHHHII")
+_END = struct.Struct("<4sHHHHIIH")
+_END64 = struct.Struct("<4sQHHIIQQQQ")
+_LOCATOR64 = struct.Struct("<4sIQI")
+DOS_DATE = (1 << 5) | 1  # 1980-01-01
+DOS_TIME = 0
+UNIX_REGULAR_0644 = 0o100644 << 16
+MADE_BY_UNIX = 3 << 8
+STORED, DEFLATED = 0, 8
+LIMIT32 = 0xFFFFFFFF  # in a 32-bit field: "see the ZIP64 extra field"
+LIMIT16 = 0xFFFF
+ZIP64_AT = LIMIT32  # sizes and offsets from here on go in ZIP64 fields
+ZIP64_COUNT_AT = LIMIT16  # as many members as this need the ZIP64 end record
+
+
+def deflate(data: bytes) -> bytes:
+    """Raw deflate at zlib's default level, as ZIP members hold it."""
+    compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+    return compressor.compress(data) + compressor.flush()
+
+
+@dataclass(frozen=True)
+class _Entry:
+    name: bytes
+    method: int
+    crc: int
+    compressed_size: int
+    size: int
+    offset: int
+
+
+class ZipWriter:
+    """Members appended in the order given; :meth:`finish` writes the central directory."""
+
+    FLUSH_AT = 1 << 20
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._entries: list[_Entry] = []
+        self._offset = stream.tell()
+        self._buffer = bytearray()  # small members are gathered and written a MiB at a time
+
+    def _emit(self, data: bytes) -> None:
+        self._buffer += data
+        self._offset += len(data)
+        if len(self._buffer) >= self.FLUSH_AT:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._stream.write(self._buffer)
+        self._buffer.clear()
+
+    def write(self, name: str, data: bytes, *, size: int, crc: int, deflated: bool) -> None:
+        """Append a member whose (possibly deflated) bytes are all in ``data``."""
+        method = DEFLATED if deflated else STORED
+        entry = _Entry(name.encode("ascii"), method, crc, len(data), size, self._offset)
+        self._emit(self._local_header(entry))
+        self._emit(data)
+        self._entries.append(entry)
+
+    def write_stream(
+        self, name: str, chunks: Iterable[bytes], *, size: int, deflated: bool
+    ) -> None:
+        """Append a member read chunk by chunk; ``size`` is the promised uncompressed size
+        (it decides whether ZIP64 fields are needed) and :class:`ValueError` is raised when the
+        chunks add up to something else. The local header is patched once the CRC is known."""
+        self._flush()
+        header_at = self._offset
+        # deflate can grow incompressible input by a few bytes per 16 KiB block
+        big = (size + size // 100 + 1024 if deflated else size) >= ZIP64_AT
+        method = DEFLATED if deflated else STORED
+        placeholder = _Entry(name.encode("ascii"), method, 0, 0, 0, header_at)
+        header = self._local_header(placeholder, zip64=big)
+        self._stream.write(header)
+        crc = received = written = 0
+        compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+        for chunk in chunks:
+            crc = zlib.crc32(chunk, crc)
+            received += len(chunk)
+            out = compressor.compress(chunk) if deflated else chunk
+            self._stream.write(out)
+            written += len(out)
+        if deflated:
+            tail = compressor.flush()
+            self._stream.write(tail)
+            written += len(tail)
+        if received != size:
+            raise ValueError(f"{name} holds {received} bytes, {size} were expected")
+        entry = _Entry(placeholder.name, method, crc, written, received, header_at)
+        if not big and written >= ZIP64_AT:
+            raise ValueError(f"{name} grew past the ZIP64 limit when deflated")
+        self._stream.seek(header_at)
+        self._stream.write(self._local_header(entry, zip64=big))
+        self._offset = header_at + len(header) + written
+        self._stream.seek(self._offset)
+        self._entries.append(entry)
+
+    def finish(self) -> None:
+        """Write the central directory and end records; the writer is done after this."""
+        directory_at = self._offset
+        records = []
+        for entry in self._entries:
+            extra = b""
+            size, compressed, offset = entry.size, entry.compressed_size, entry.offset
+            fields = []
+            if size >= ZIP64_AT:
+                fields.append(size)
+                size = LIMIT32
+            if compressed >= ZIP64_AT:
+                fields.append(compressed)
+                compressed = LIMIT32
+            if offset >= ZIP64_AT:
+                fields.append(offset)
+                offset = LIMIT32
+            if fields:
+                extra = struct.pack(f"<HH{len(fields)}Q", 1, 8 * len(fields), *fields)
+            version = 45 if fields else 20
+            records.append(
+                _CENTRAL.pack(
+                    b"PK\x01\x02",
+                    MADE_BY_UNIX | version,
+                    version,
+                    0,
+                    entry.method,
+                    DOS_TIME,
+                    DOS_DATE,
+                    entry.crc,
+                    compressed,
+                    size,
+                    len(entry.name),
+                    len(extra),
+                    0,
+                    0,
+                    0,
+                    UNIX_REGULAR_0644,
+                    offset,
+                )
+                + entry.name
+                + extra
+            )
+        directory = b"".join(records)
+        count = len(self._entries)
+        end_at = directory_at + len(directory)
+        tail = b""
+        if count >= ZIP64_COUNT_AT or directory_at >= ZIP64_AT or len(directory) >= ZIP64_AT:
+            tail = _END64.pack(
+                b"PK\x06\x06", 44, MADE_BY_UNIX | 45, 45, 0, 0, count, count,
+                len(directory), directory_at,
+            ) + _LOCATOR64.pack(b"PK\x06\x07", 0, end_at, 1)  # fmt: skip
+        tail += _END.pack(
+            b"PK\x05\x06",
+            0,
+            0,
+            min(count, LIMIT16),
+            min(count, LIMIT16),
+            min(len(directory), LIMIT32),
+            min(directory_at, LIMIT32),
+            0,
+        )
+        self._emit(directory + tail)
+        self._flush()
+
+    def _local_header(self, entry: _Entry, *, zip64: bool = False) -> bytes:
+        if zip64 or entry.size >= ZIP64_AT or entry.compressed_size >= ZIP64_AT:
+            extra = struct.pack("<HHQQ", 1, 16, entry.size, entry.compressed_size)
+            sizes = (LIMIT32, LIMIT32)
+            version = 45
+        else:
+            extra, sizes, version = b"", (entry.compressed_size, entry.size), 20
+        return (
+            _LOCAL.pack(
+                b"PK\x03\x04",
+                version,
+                0,
+                entry.method,
+                DOS_TIME,
+                DOS_DATE,
+                entry.crc,
+                *sizes,
+                len(entry.name),
+                len(extra),
+            )
+            + entry.name
+            + extra
+        )
