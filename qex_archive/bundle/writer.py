@@ -274,7 +274,10 @@ class _ReadAhead:
     BUDGET = 64 * 1024**2
 
     def __init__(self, files: Sequence[_Payload], pool: Executor) -> None:
-        small = sorted((f for f in files if f.size <= IN_MEMORY_MEMBER), key=lambda item: item.name)
+        small = sorted(
+            (f for f in files if f.size <= IN_MEMORY_MEMBER and _deflated(f)),
+            key=lambda item: item.name,
+        )
         self._batches = [small[i : i + self.BATCH] for i in range(0, len(small), self.BATCH)]
         self._batch_of = {m.name: i for i, batch in enumerate(self._batches) for m in batch}
         self._futures: dict[int, Future[dict[str, Prepared]]] = {}
@@ -288,7 +291,7 @@ class _ReadAhead:
             return _prepare(member)
         index = self._batch_of.get(member.name)
         if index is None:
-            return None
+            return _prepare(member) if member.size <= IN_MEMORY_MEMBER else None
         results = self._futures[index].result()
         prepared = results.pop(member.name)
         if not results:
@@ -318,13 +321,25 @@ def _prepare(member: _Payload) -> Prepared:
         content = member.source
     else:
         try:
-            with open(member.source, "rb") as stream:
-                content = stream.read(member.size + 1)
+            content = _read_up_to(member.source, member.size + 1)
         except FileNotFoundError:
             _missing(member.relative)
         if len(content) != member.size or hashlib.sha256(content).hexdigest() != member.sha256:
             _changed(member.relative)
     return (deflate(content) if _deflated(member) else content), zlib.crc32(content)
+
+
+def _read_up_to(path: str, limit: int) -> bytes:
+    """At most ``limit`` bytes of a file (plain os calls: half the cost of ``open()``)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        parts = []
+        while limit > 0 and (chunk := os.read(fd, limit)):
+            parts.append(chunk)
+            limit -= len(chunk)
+        return b"".join(parts)
+    finally:
+        os.close(fd)
 
 
 def _write_member(
