@@ -12,8 +12,10 @@ import contextlib
 import hashlib
 import os
 import secrets
-from collections.abc import Iterable, Iterator
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import BinaryIO
 
@@ -61,6 +63,71 @@ def fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class StagingDirectory:
+    """Many new files in one directory, made durable together by :meth:`sync`.
+
+    On Linux a single ``syncfs(2)`` flushes them all: for thousands of small files that is
+    ten times faster than an fsync each, and since Linux 5.8 it reports any write-back error
+    the file system met after this directory was opened. Elsewhere every file is fsynced,
+    many in flight at once so that the file system can commit them together.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._fd = os.open(directory, os.O_RDONLY)
+        self._paths: list[Path] = []
+
+    def create(self, name: str) -> BinaryIO:
+        """A new file (refused if the name exists), to be written and closed by the caller."""
+        path = self.directory / name
+        stream = open(path, "xb")  # noqa: SIM115 - the caller closes it
+        self._paths.append(path)
+        return stream
+
+    def sync(self) -> None:
+        if not _syncfs(self._fd):
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=16) as pool:
+                list(pool.map(fsync_path, self._paths))
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+    def __enter__(self) -> StagingDirectory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _syncfs(fd: int) -> bool:
+    """``syncfs(2)`` on the file system holding ``fd``; False where the C library lacks it."""
+    call = _syncfs_function()
+    if call is None:
+        return False
+    if call(fd) != 0:
+        import ctypes
+
+        error = ctypes.get_errno()
+        raise OSError(error, f"cannot flush the files to disk: {os.strerror(error)}")
+    return True
+
+
+@cache
+def _syncfs_function() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        function: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    return function
 
 
 def remove_quietly(path: Path) -> None:

@@ -8,17 +8,16 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from ..archive import ARTIFACTS_DIR, RESULTS_DIR, Archive, open_archive
 from ..database import write_transaction
 from ..errors import InvalidInput
 from ..integrity import STAGING_DIR
 from ..jsonvalues import dumps
-from ..storage import fsync_path
+from ..storage import StagingDirectory, fsync_path
 from .format import CONFLICT, BundleError, Limits
 from .reader import BundleContents, read_bundle
 
@@ -72,15 +71,15 @@ def import_bundle(
         return report
     staging = _new_staging_dir(archive)
     try:
-
-        def sink(member: str) -> BinaryIO:
+        with StagingDirectory(staging) as staged:
             # Member names were matched against the whitelist; the base name is qex's own.
-            staged.append(staging / Path(member).name)
-            return staged[-1].open("xb")
-
-        staged: list[Path] = []
-        contents = read_bundle(path, limits, sink=sink, progress=progress)
-        _fsync_all(staged)
+            contents = read_bundle(
+                path,
+                limits,
+                sink=lambda member: staged.create(member.rsplit("/", 1)[1]),
+                progress=progress,
+            )
+            staged.sync()
         with write_transaction(archive.conn):
             report = _plan(archive, contents)
             _refuse_conflicts(report, on_conflict, dry_run=False)
@@ -114,19 +113,6 @@ def unpack_bundle(
         raise
     finally:
         archive.close()
-
-
-def _fsync_all(paths: list[Path]) -> None:
-    """Make the staged files durable before they are moved in and their rows committed.
-
-    Many fsyncs in flight at once let the file system commit them together, which for
-    thousands of small files is an order of magnitude faster than one after another.
-    """
-
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        list(pool.map(fsync_path, paths))
-    if paths:
-        fsync_path(paths[0].parent)
 
 
 def _new_staging_dir(archive: Archive) -> Path:

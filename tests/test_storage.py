@@ -1,0 +1,69 @@
+"""Staged files made durable together, and what happens when the disk cannot flush them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+import qex_archive as qa
+from qex_archive import storage
+from qex_archive.bundle import import_bundle, pack_bundle
+from qex_archive.storage import StagingDirectory
+
+from .conftest import bell_state, snapshot
+
+
+def test_staged_files_are_new_files_only(tmp_path: Path) -> None:
+    with StagingDirectory(tmp_path) as staged:
+        with staged.create("a.npy") as stream:
+            stream.write(b"x")
+        with pytest.raises(FileExistsError):
+            staged.create("a.npy")
+        staged.sync()
+    assert (tmp_path / "a.npy").read_bytes() == b"x"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="syncfs(2) is Linux's")
+def test_linux_flushes_the_file_system_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fsynced: list[Path] = []
+    monkeypatch.setattr(storage, "fsync_path", fsynced.append)
+    assert storage._syncfs_function() is not None
+    with StagingDirectory(tmp_path) as staged:
+        for name in ("a", "b", "c"):
+            staged.create(name).close()
+        staged.sync()
+    assert fsynced == []
+
+
+def test_without_syncfs_every_file_is_fsynced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fsynced: list[Path] = []
+    monkeypatch.setattr(storage, "fsync_path", fsynced.append)
+    monkeypatch.setattr(storage, "_syncfs_function", lambda: None)
+    with StagingDirectory(tmp_path) as staged:
+        for name in ("a", "b", "c"):
+            staged.create(name).close()
+        staged.sync()
+    assert sorted(fsynced) == [tmp_path / "a", tmp_path / "b", tmp_path / "c"]
+
+
+def test_an_import_the_disk_cannot_flush_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with qa.open_archive(tmp_path / "source") as source:
+        source.record("e", backend="b", state=bell_state())
+        pack_bundle(source, tmp_path / "b.qexb")
+    with qa.open_archive(tmp_path / "target") as target:
+        target.record("kept", backend="b", state=bell_state())
+        before = snapshot(tmp_path / "target")
+        monkeypatch.setattr(storage, "_syncfs_function", lambda: lambda fd: -1)
+        with pytest.raises(OSError, match="cannot flush the files to disk"):
+            import_bundle(target, tmp_path / "b.qexb")
+        assert snapshot(tmp_path / "target") == before
+        monkeypatch.undo()
+        assert len(import_bundle(target, tmp_path / "b.qexb").imported) == 1
