@@ -178,12 +178,11 @@ def _insert(
     archive: Archive, contents: BundleContents, runs: list[dict[str, Any]], *, source_name: str
 ) -> None:
     now = time.time()
+    run_rows, artifact_rows, file_rows, import_rows = [], [], [], []
     for run in runs:
         run_id = run["run_id"]
         rho_path = f"{RESULTS_DIR}/{run_id}_rho.npy"
-        archive.conn.execute(
-            "INSERT INTO runs (run_id, experiment_name, params, backend_name, timestamp, "
-            "density_matrix_path, metadata) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        run_rows.append(
             (
                 run_id,
                 run["experiment_name"],
@@ -192,26 +191,33 @@ def _insert(
                 float(run["timestamp"]),
                 rho_path,
                 None if run["metadata"] is None else dumps(run["metadata"]),
-            ),
-        )
-        files = [(rho_path, run["density_matrix"])]
-        for artifact in run["artifacts"]:
-            relative = f"{ARTIFACTS_DIR}/{Path(artifact['path']).name}"
-            archive.conn.execute(
-                "INSERT INTO artifacts (run_id, artifact_name, artifact_path, artifact_type) "
-                "VALUES (?, ?, ?, ?)",
-                (run_id, artifact["name"], relative, artifact["media_type"]),
             )
-            files.append((relative, artifact))
-        archive.conn.executemany(
-            "INSERT INTO qex_files (path, run_id, size, sha256, origin) VALUES (?, ?, ?, ?, ?)",
-            [
-                (relative, run_id, record["size"], record["sha256"], contents.bundle_id)
-                for relative, record in files
-            ],
         )
-        archive.conn.execute(
-            "INSERT INTO qex_imports (run_id, bundle_id, bundle_sha256, source_name, imported_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (run_id, contents.bundle_id, contents.sha256, source_name, now),
-        )
+        rho = run["density_matrix"]
+        file_rows.append((rho_path, run_id, rho["size"], rho["sha256"], contents.bundle_id))
+        for artifact in run["artifacts"]:
+            relative = f"{ARTIFACTS_DIR}/{artifact['path'].rsplit('/', 1)[1]}"
+            artifact_rows.append((run_id, artifact["name"], relative, artifact["media_type"]))
+            file_rows.append(
+                (relative, run_id, artifact["size"], artifact["sha256"], contents.bundle_id)
+            )
+        import_rows.append((run_id, contents.bundle_id, contents.sha256, source_name, now))
+    archive.conn.executemany(
+        "INSERT INTO runs (run_id, experiment_name, params, backend_name, timestamp, "
+        "density_matrix_path, metadata) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        run_rows,
+    )
+    archive.conn.executemany(
+        "INSERT INTO artifacts (run_id, artifact_name, artifact_path, artifact_type) "
+        "VALUES (?, ?, ?, ?)",
+        artifact_rows,
+    )
+    archive.conn.executemany(
+        "INSERT INTO qex_files (path, run_id, size, sha256, origin) VALUES (?, ?, ?, ?, ?)",
+        file_rows,
+    )
+    archive.conn.executemany(
+        "INSERT INTO qex_imports (run_id, bundle_id, bundle_sha256, source_name, imported_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        import_rows,
+    )
