@@ -39,6 +39,11 @@ _EXPORTS = {
     "make_plugin_manager": "plugins",
     "PluginError": "plugins",
     "PluginWarning": "plugins",
+    "pack_bundle": "bundle",
+    "read_bundle": "bundle",
+    "import_bundle": "bundle",
+    "unpack_bundle": "bundle",
+    "BundleError": "bundle",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -47,6 +52,11 @@ if TYPE_CHECKING:
     from .archive import Archive as Archive
     from .archive import open_archive as open_archive
     from .archive import resolve_data_dir as resolve_data_dir
+    from .bundle import BundleError as BundleError
+    from .bundle import import_bundle as import_bundle
+    from .bundle import pack_bundle as pack_bundle
+    from .bundle import read_bundle as read_bundle
+    from .bundle import unpack_bundle as unpack_bundle
     from .errors import AmbiguousRunId as AmbiguousRunId
     from .errors import ArchiveError as ArchiveError
     from .errors import ArchiveNotFound as ArchiveNotFound

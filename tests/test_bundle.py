@@ -373,3 +373,26 @@ def test_verify_lists_every_damaged_file(source: qa.Archive, tmp_path: Path) -> 
     with pytest.raises(BundleError) as caught:  # import stops at the first
         import_bundle(qa.open_archive(tmp_path / "t"), bundle)
     assert caught.value.problems == [caught.value]
+
+
+def test_pack_takes_the_filters_of_runs(source: qa.Archive, tmp_path: Path) -> None:
+    wanted = source.runs(experiment="ghz_depolarizing", where={"depolarizing": {">=": 0.1}})
+    assert 0 < len(wanted) < source.count()
+    report = qa.pack_bundle(
+        source,
+        tmp_path / "f.qexb",
+        experiment="ghz_depolarizing",
+        where={"depolarizing": {">=": 0.1}},
+    )
+    assert sorted(run["run_id"] for run in qa.read_bundle(report.path).runs) == sorted(
+        run.run_id for run in wanted
+    )
+    one = wanted[0].run_id
+    assert qa.pack_bundle(source, tmp_path / "one.qexb", runs=one[:8]).runs == 1
+    with pytest.raises(qa.InvalidInput, match="either a selection or filter keywords"):
+        qa.pack_bundle(
+            source, tmp_path / "x.qexb", experiment="a", selection=qa.RunFilter(backend="b")
+        )
+    with pytest.raises(qa.InvalidInput, match="since 'not a time' is not a time"):
+        qa.pack_bundle(source, tmp_path / "x.qexb", since="not a time")
+    assert not (tmp_path / "x.qexb").exists()

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import qex_archive as qa
+
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
 
@@ -24,6 +26,12 @@ def test_readme_starts_with_the_two_commands() -> None:
     assert "grep -m1 '^pip install -r'" in (REPO / ".ci" / "run").read_text()
 
 
+def python_blocks(section: str) -> list[str]:
+    """The ```python blocks of one README section (## heading)."""
+    text = README.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", text, re.S)
+
+
 def test_readme_library_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     example = re.search(r"```python\n(.*?)```", README, re.S)
@@ -32,6 +40,13 @@ def test_readme_library_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyP
     exec(compile(example.group(1), "README.md", "exec"), namespace)
     arch = namespace["arch"]
     assert arch.count() == 51  # type: ignore[attr-defined]
+
+    (sharing,) = python_blocks("Sharing runs")
+    exec(compile(sharing, "README.md", "exec"), namespace)
+    assert len(namespace["received"].runs) == 50  # type: ignore[attr-defined]
+    assert len(namespace["report"].imported) == 50  # type: ignore[attr-defined]
+    with qa.open_archive(tmp_path / "ada_data") as ada:
+        assert {run.experiment_name for run in ada.runs()} == {"sweep"}
 
 
 def test_readme_table_header_is_the_real_one(tmp_path: Path) -> None:

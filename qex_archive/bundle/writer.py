@@ -6,7 +6,7 @@ import hashlib
 import os
 import uuid
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -81,6 +81,11 @@ def pack_bundle(
     output: str | os.PathLike[str],
     *,
     runs: Sequence[str] = (),
+    experiment: str | None = None,
+    backend: str | None = None,
+    since: object = None,
+    until: object = None,
+    where: Mapping[str, Any] | None = None,
     selection: RunFilter | None = None,
     include_artifacts: bool = True,
     note: str | None = None,
@@ -88,10 +93,23 @@ def pack_bundle(
 ) -> PackReport:
     """Write the selected runs to ``output`` (a ``.qexb`` file) and describe what was written.
 
+    Runs are chosen as by :meth:`Archive.runs` (``experiment``, ``backend``, ``since``,
+    ``until``, ``where``), or by a prepared ``selection``, and/or named by ID or unique
+    prefix in ``runs``; with none of these, every run is packed.
+
     The bundle is written to a temporary name and renamed, so a failure leaves no half file.
     Packing the same runs again gives the same bytes; ``SOURCE_DATE_EPOCH`` sets the creation
     time, which otherwise is the newest run's.
     """
+    if isinstance(runs, str):
+        runs = [runs]
+    criteria = RunFilter.build(
+        experiment=experiment, backend=backend, since=since, until=until, where=where
+    )
+    if criteria != RunFilter():
+        if selection is not None:
+            raise InvalidInput("give either a selection or filter keywords, not both")
+        selection = criteria
     if note is not None and (not isinstance(note, str) or len(note) > 10_000):
         raise InvalidInput("the note must be text of at most 10,000 characters")
     target = Path(output)
