@@ -6,7 +6,9 @@
 
 The floor reads every payload file once in 1 MiB chunks, hashes it with SHA-256 and writes it
 to one output file: the least any packer or importer must do. Pack, verify and import run in
-child processes so that each one's peak RSS is its own.
+child processes so that each one's peak RSS is its own. Import is also compared with the floor
+that writes one file per file, measured just before it in each round, as the disk's speed at
+creating files drifts over minutes.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 import os
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -160,7 +163,13 @@ def child(action: str, archive_dir: Path, bundle: Path) -> dict[str, float]:
     return result
 
 
-def measure(label: str, work: Path, runs: int, qubits: int) -> dict[str, float]:
+def settle() -> None:
+    """Let the disk finish what earlier steps left (write-back, discards of deleted files):
+    file creation on a busy file system can be ten times slower."""
+    os.sync()
+
+
+def measure(label: str, work: Path, runs: int, qubits: int, rounds: int) -> dict[str, float]:
     source = work / f"{label}-source"
     start = time.perf_counter()
     make_archive(source, runs, qubits)
@@ -174,16 +183,24 @@ def measure(label: str, work: Path, runs: int, qubits: int) -> dict[str, float]:
     bundle = work / f"{label}.qexb"
     results: dict[str, float] = {}
     floors, per_file, tools, packs, verifies, imports = [], [], [], [], [], []
-    for round_ in range(3):
+    paired: list[float] = []  # import / per-file floor, measured back to back
+    for round_ in range(rounds):
+        settle()
         floors.append(floor(source, work / "floor.bin"))
         (work / "floor.bin").unlink()
-        per_file.append(floor_per_file(source, work / "floor-files"))
+        settle()
         tools.append(tool_floor(source, work))
         bundle.unlink(missing_ok=True)  # the floor writes a new file too
+        settle()
         packs.append(child("pack", source, bundle))
+        settle()
         verifies.append(child("verify", source, bundle))
+        settle()
+        per_file.append(floor_per_file(source, work / "floor-files"))
+        settle()
         target = work / f"{label}-target{round_}"
         imports.append(child("import", target, bundle))
+        paired.append(imports[-1]["seconds"] / per_file[-1])
         shutil.rmtree(target)
     best_floor = min(floors)
     print(
@@ -202,9 +219,12 @@ def measure(label: str, work: Path, runs: int, qubits: int) -> dict[str, float]:
         results[f"{label}_{name}_ratio"] = round(seconds / best_floor, 3)
         results[f"{label}_{name}_peak_rss_mb"] = round(rss, 1)
         tool_ratio = f"   vs zip+sha256sum {seconds / best_tool:5.2f}x" if best_tool else ""
+        if best_tool:
+            results[f"{label}_{name}_over_tools"] = round(seconds / best_tool, 3)
         if name == "import":
-            tool_ratio += f"   vs per-file floor {seconds / best_per_file:5.2f}x"
-            results[f"{label}_import_over_per_file_floor"] = round(seconds / best_per_file, 3)
+            ratio = statistics.median(paired)
+            tool_ratio += f"   vs per-file floor {ratio:5.2f}x (median of pairs)"
+            results[f"{label}_import_over_per_file_floor"] = round(ratio, 3)
         print(
             f"  {name:6s} {seconds:8.2f} s   ratio {seconds / best_floor:5.2f}x (<= {target})"
             f"{tool_ratio}   peak RSS {rss:6.1f} MB"
@@ -225,8 +245,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="qex-bundle-bench-", dir=os.environ.get("QEX_BENCH_DIR")))
     os.environ["QEX_ARCHIVE_LOAD_PLUGINS"] = ""
     try:
-        results = measure("small", work, small, 2)
-        results |= measure("large", work, large, 10)
+        results = measure("small", work, small, 2, rounds=5)
+        results |= measure("large", work, large, 10, rounds=3)
         print(json.dumps(results))
     finally:
         shutil.rmtree(work, ignore_errors=True)
