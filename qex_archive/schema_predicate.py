@@ -56,6 +56,11 @@ def _compile(schema: Any, definitions: dict[str, Any], depth: int) -> Predicate:
         return lambda value: False
     if not isinstance(schema, dict):
         raise _Unsupported
+    keywords = set(schema) - _ANNOTATIONS
+    if schema.get("type") == "object" and keywords <= _RECORD_KEYWORDS:
+        return _record(schema, definitions, depth)
+    if schema.get("type") == "string" and keywords <= _TEXT_KEYWORDS:
+        return _text(schema)
     checks: list[Predicate] = []
     for keyword, argument in schema.items():
         if keyword in _ANNOTATIONS:
@@ -74,6 +79,59 @@ def _compile(schema: Any, definitions: dict[str, Any], depth: int) -> Predicate:
         return True
 
     return every
+
+
+_RECORD_KEYWORDS = frozenset({"type", "properties", "required", "additionalProperties"})
+
+
+def _record(schema: dict[str, Any], definitions: dict[str, Any], depth: int) -> Predicate:
+    """An object with named properties, the commonest schema, checked in one pass."""
+    required = tuple(schema.get("required", ()))
+    properties = schema.get("properties", {})
+    if not isinstance(properties, dict) or not all(isinstance(n, str) for n in required):
+        raise _Unsupported
+    checks = {name: _compile(sub, definitions, depth + 1) for name, sub in properties.items()}
+    additional = schema.get("additionalProperties", True)
+    extra = None if additional is False else _compile(additional, definitions, depth + 1)
+
+    def check(value: Any) -> bool:
+        if not isinstance(value, dict):
+            return False
+        for name in required:
+            if name not in value:
+                return False
+        for key, item in value.items():
+            test = checks.get(key, extra)
+            if test is None or not test(item):
+                return False
+        return True
+
+    return check
+
+
+_TEXT_KEYWORDS = frozenset({"type", "minLength", "maxLength", "pattern"})
+
+
+def _text(schema: dict[str, Any]) -> Predicate:
+    """A string with bounds and a pattern, checked in one call."""
+    shortest, longest = schema.get("minLength", 0), schema.get("maxLength")
+    pattern = schema.get("pattern")
+    for bound in (shortest, longest):
+        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int)):
+            raise _Unsupported
+    if pattern is not None and not isinstance(pattern, str):
+        raise _Unsupported
+    search = re.compile(pattern).search if pattern is not None else None
+    limit = longest if longest is not None else float("inf")
+
+    def check(value: Any) -> bool:
+        return (
+            isinstance(value, str)
+            and shortest <= len(value) <= limit
+            and (search is None or search(value) is not None)
+        )
+
+    return check
 
 
 def _ref(argument: Any, _: dict[str, Any], definitions: dict[str, Any], depth: int) -> Predicate:

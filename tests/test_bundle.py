@@ -396,3 +396,48 @@ def test_pack_takes_the_filters_of_runs(source: qa.Archive, tmp_path: Path) -> N
     with pytest.raises(qa.InvalidInput, match="since 'not a time' is not a time"):
         qa.pack_bundle(source, tmp_path / "x.qexb", since="not a time")
     assert not (tmp_path / "x.qexb").exists()
+
+
+HAND_MADE = [
+    (
+        "UPDATE runs SET run_id = 'run-001', density_matrix_path = 'results/run-001_rho.npy'",
+        "bundles carry UUID run IDs only",
+    ),
+    ("UPDATE artifacts SET artifact_name = 'Bloch Sphere'", "its artifact 'Bloch Sphere'"),
+    (
+        "UPDATE artifacts SET artifact_type = 'text/html; charset=utf-8'",
+        "artifacts/0/media_type: 'text/html; charset=utf-8' does not match",
+    ),
+    ("UPDATE runs SET params = '{\"theta\": NaN}'", "it holds NaN or Infinity"),
+    ("UPDATE runs SET params = '{\"theta\": '", "its params or metadata are not valid JSON"),
+    ("UPDATE runs SET params = '[1, 2]'", "params: [1, 2] is not of type 'object'"),
+    ("UPDATE runs SET experiment_name = 'tab\tname'", "contains control characters"),
+    ("UPDATE runs SET timestamp = 'yesterday'", "timestamp: 'yesterday' is not of type 'number'"),
+]
+
+
+@pytest.mark.parametrize(("sql", "message"), HAND_MADE, ids=[m for _, m in HAND_MADE])
+def test_runs_a_bundle_cannot_carry_are_refused_before_writing(
+    tmp_path: Path, sql: str, message: str
+) -> None:
+    """An archive made by hand from the schema document may hold what format 1 cannot carry;
+    pack says which run and why instead of writing a bundle its own verify would refuse."""
+    with qa.open_archive(tmp_path / "a") as arch:
+        run = arch.record("e", params={"theta": 0.1}, backend="b", state=bell_state())
+        if "run-001" in sql:
+            run.rho_path.rename(run.rho_path.with_name("run-001_rho.npy"))
+            arch.conn.execute("PRAGMA foreign_keys = OFF")
+            arch.conn.execute("UPDATE artifacts SET run_id = 'run-001'")
+            arch.conn.execute(
+                "UPDATE qex_files SET path = 'results/run-001_rho.npy', run_id = 'run-001' "
+                "WHERE path LIKE 'results/%'"
+            )
+        arch.conn.execute(sql)
+        arch.conn.commit()
+        with pytest.raises(qa.ArchiveError, match="cannot go into a bundle: ") as caught:
+            qa.pack_bundle(arch, tmp_path / "b.qexb")
+        assert message in str(caught.value)
+        assert not list(tmp_path.glob("*.qexb*"))
+        if "artifact" in message:
+            qa.pack_bundle(arch, tmp_path / "b.qexb", include_artifacts=False)
+            assert qa.read_bundle(tmp_path / "b.qexb").runs

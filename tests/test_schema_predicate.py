@@ -125,6 +125,16 @@ KEYWORD_SCHEMAS: list[dict[str, Any]] = [
     {"properties": {"a": {"type": "integer"}}, "additionalProperties": False},
     {"properties": {"a": {"$ref": "#/$defs/d"}}, "$defs": {"d": {"const": 2}}},
     {"type": "array", "items": False},
+    {"type": "string", "minLength": 1, "maxLength": 3, "pattern": "^[a-z]+$"},
+    {"type": "string", "maxLength": 2},
+    {
+        "type": "object",
+        "properties": {"a": {"type": "integer"}, "b": {"type": "string"}},
+        "required": ["a"],
+        "additionalProperties": False,
+    },
+    {"type": "object", "properties": {"a": {}}, "additionalProperties": {"type": "string"}},
+    {"type": "object", "required": ["a"]},
     {"not-a-keyword-of-the-subset": 1, "$comment": "x"},
 ]
 

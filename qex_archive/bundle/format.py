@@ -25,6 +25,7 @@ TAG_FILES = (BAGIT, BAG_INFO, MANIFEST, TAGMANIFEST)
 DESCRIPTION = "data/qex-bundle.json"
 RO_CRATE = "data/ro-crate-metadata.json"
 RUN_ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+RUN_ID_PATTERN = re.compile(RUN_ID)
 # Every payload member: names qex computes itself, so anything else is refused outright.
 PAYLOAD_NAME = re.compile(
     rf"^data/(?:qex-bundle\.json|ro-crate-metadata\.json"
@@ -168,6 +169,36 @@ def bundle_predicate() -> Callable[[Any], bool]:
     """Fast yes/no against the bundle schema; on "no", ask :func:`bundle_validator` why."""
     schema = json.loads(schema_path().read_text(encoding="utf-8"))
     return compile_schema(schema) or bundle_validator().is_valid
+
+
+def _run_schema() -> dict[str, Any]:
+    schema = json.loads(schema_path().read_text(encoding="utf-8"))
+    return {"$defs": schema["$defs"], "$ref": "#/$defs/run"}
+
+
+@cache
+def run_record_predicate() -> Callable[[Any], bool]:
+    """Whether one run record follows the schema (what pack checks before writing)."""
+    schema = _run_schema()
+    return compile_schema(schema) or _run_validator().is_valid
+
+
+def run_record_problem(record: Any) -> str:
+    """What is wrong with a run record the predicate refused, in jsonschema's words."""
+    errors = sorted(_run_validator().iter_errors(record), key=lambda e: list(e.absolute_path))
+    if not errors:
+        return "it does not follow the bundle schema"
+    first = errors[0]
+    where = "/".join(str(part) for part in first.absolute_path) or "the record"
+    return f"{where}: {first.message[:200]}"
+
+
+@cache
+def _run_validator() -> Any:
+    import jsonschema
+
+    definitions = _run_schema()["$defs"]
+    return jsonschema.Draft202012Validator(_inline_refs(definitions["run"], definitions))
 
 
 def _inline_refs(node: Any, definitions: dict[str, Any]) -> Any:

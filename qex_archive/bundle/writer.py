@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 from .. import __version__
 from ..archive import Archive, checked_relative
 from ..errors import ArchiveError, InvalidInput
+from ..names import check_name
 from ..query import RunFilter
 from ..run import Run
 from ..storage import atomic_output, sha256_of_file
@@ -27,9 +28,13 @@ from .format import (
     DESCRIPTION,
     FORMAT_VERSION,
     MANIFEST,
+    PAYLOAD_NAME,
     RO_CRATE,
+    RUN_ID_PATTERN,
     TAGMANIFEST,
     canonical_json,
+    run_record_predicate,
+    run_record_problem,
 )
 from .zipwriter import ZipWriter, deflate
 
@@ -119,6 +124,7 @@ def pack_bundle(
         raise InvalidInput(f"directory {target.parent} does not exist; create it or pick another")
     selected = select_runs(archive, runs, selection)
     files, records = _collect_payload(archive, selected, include_artifacts)
+    _check_packable(records)
     with ThreadPoolExecutor(min(2, os.cpu_count() or 1)) as pool:
         # the files are read, checked and deflated on other threads while this one writes JSON
         ahead = _ReadAhead(files, pool)
@@ -150,7 +156,15 @@ def _description(
     records: list[dict[str, Any]], created: str, runs: Sequence[Run], note: str | None
 ) -> tuple[bytes, str]:
     """``qex-bundle.json`` and the bundle id, a uuid5 of the run records and the note."""
-    records_json = canonical_json(records)[:-1]
+    try:
+        records_json = canonical_json(records)[:-1]
+    except ValueError:  # NaN or Infinity, which JSON cannot hold; find the run
+        for record in records:
+            try:
+                canonical_json(record)
+            except ValueError:
+                raise _unpackable(record["run_id"], "it holds NaN or Infinity") from None
+        raise
     content = hashlib.sha256(records_json + canonical_json(note)).hexdigest()
     bundle_id = str(uuid.uuid5(BUNDLE_NAMESPACE, content))
     head: dict[str, Any] = {
@@ -209,22 +223,31 @@ def _collect_payload(
         archive.artifacts_by_run([run.run_id for run in runs]) if include_artifacts else {}
     )
     for run in runs:
+        if not RUN_ID_PATTERN.fullmatch(run.run_id):
+            raise _unpackable(run.run_id, "bundles carry UUID run IDs only (as qex records them)")
         rho = _file_payload(
             root, run.density_matrix_path, f"data/results/{run.run_id}_rho.npy", stored
         )
         payload.append(rho)
-        state = run.state_info
+        try:
+            state = run.state_info
+            params = run.params
+        except ValueError:
+            raise _unpackable(run.run_id, "its params or metadata are not valid JSON") from None
         shape = state.get("shape") or list(run.rho.shape)
         artifacts = []
         if include_artifacts:
             for artifact in sorted(artifacts_of[run.run_id], key=lambda a: a.name):
                 extension = artifact.relative_path.rsplit(".", 1)[-1]
-                item = _file_payload(
-                    root,
-                    artifact.relative_path,
-                    f"data/artifacts/{run.run_id}_{artifact.name}.{extension}",
-                    stored,
-                )
+                member = f"data/artifacts/{run.run_id}_{artifact.name}.{extension}"
+                if not PAYLOAD_NAME.match(member):
+                    raise _unpackable(
+                        run.run_id,
+                        f"its artifact {artifact.name!r} ({artifact.relative_path}) needs a name "
+                        "of lowercase letters, digits and _ and a short lowercase extension",
+                        "pack with --no-artifacts, or leave the run out of the selection",
+                    )
+                item = _file_payload(root, artifact.relative_path, member, stored)
                 payload.append(item)
                 artifacts.append(
                     {
@@ -239,7 +262,7 @@ def _collect_payload(
             {
                 "run_id": run.run_id,
                 "experiment_name": run.experiment_name,
-                "params": run.params,
+                "params": params,
                 "backend_name": run.backend_name,
                 "timestamp": run.timestamp,
                 "metadata": run.metadata,
@@ -254,6 +277,24 @@ def _collect_payload(
             }
         )
     return payload, records
+
+
+def _check_packable(records: Sequence[dict[str, Any]]) -> None:
+    """Refuse, before writing anything, a run that bundle format 1 cannot carry (archives
+    made by hand may hold one): the bundle would fail its own verification."""
+    fits = run_record_predicate()
+    for record in records:
+        if not fits(record):
+            raise _unpackable(record["run_id"], run_record_problem(record))
+        for key, what in (("experiment_name", "experiment name"), ("backend_name", "backend")):
+            try:
+                check_name(record[key], what)
+            except InvalidInput as exc:
+                raise _unpackable(record["run_id"], str(exc)) from None
+
+
+def _unpackable(run_id: str, why: str, fix: str = "leave it out of the selection") -> ArchiveError:
+    return ArchiveError(f"run {run_id} cannot go into a bundle: {why}; {fix}")
 
 
 def _file_payload(
