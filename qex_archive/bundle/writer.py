@@ -124,11 +124,11 @@ def pack_bundle(
         raise InvalidInput(f"directory {target.parent} does not exist; create it or pick another")
     selected = select_runs(archive, runs, selection)
     files, records = _collect_payload(archive, selected, include_artifacts)
-    _check_packable(records)
     with ThreadPoolExecutor(min(2, os.cpu_count() or 1)) as pool:
         # the files are read, checked and deflated on other threads while this one writes JSON
         ahead = _ReadAhead(files, pool)
         try:
+            _check_packable(records)
             created = _creation_time(selected)
             description, bundle_id = _description(records, created, selected, note)
             payload = [*files, _bytes_payload(DESCRIPTION, description)]
