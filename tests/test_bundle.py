@@ -413,6 +413,8 @@ HAND_MADE = [
     ("UPDATE runs SET params = '[1, 2]'", "params: [1, 2] is not of type 'object'"),
     ("UPDATE runs SET experiment_name = 'tab\tname'", "contains control characters"),
     ("UPDATE runs SET timestamp = 'yesterday'", "timestamp: 'yesterday' is not of type 'number'"),
+    ("UPDATE runs SET metadata = '[1]'", "metadata: [1] is not of type 'object', 'null'"),
+    ("UPDATE runs SET metadata = NULL; FORTRAN", "Fortran order"),
 ]
 
 
@@ -432,6 +434,9 @@ def test_runs_a_bundle_cannot_carry_are_refused_before_writing(
                 "UPDATE qex_files SET path = 'results/run-001_rho.npy', run_id = 'run-001' "
                 "WHERE path LIKE 'results/%'"
             )
+        if sql.endswith("; FORTRAN"):
+            sql = sql.removesuffix("; FORTRAN")
+            np.save(run.rho_path, np.asfortranarray(bell_state() + 0j))
         arch.conn.execute(sql)
         arch.conn.commit()
         with pytest.raises(qa.ArchiveError, match="cannot go into a bundle: ") as caught:
@@ -441,3 +446,18 @@ def test_runs_a_bundle_cannot_carry_are_refused_before_writing(
         if "artifact" in message:
             qa.pack_bundle(arch, tmp_path / "b.qexb", include_artifacts=False)
             assert qa.read_bundle(tmp_path / "b.qexb").runs
+
+
+def test_a_hand_made_run_without_metadata_packs(tmp_path: Path) -> None:
+    """No qex state summary: the shape comes from the .npy header, and the bundle is valid."""
+    with qa.open_archive(tmp_path / "a") as arch:
+        run = arch.record("e", backend="b", state=bell_state())
+        arch.conn.execute("UPDATE runs SET metadata = NULL")
+        arch.conn.commit()
+        qa.pack_bundle(arch, tmp_path / "b.qexb")
+    (record,) = qa.read_bundle(tmp_path / "b.qexb").runs
+    assert record["metadata"] is None
+    assert record["density_matrix"]["shape"] == [4, 4]
+    with qa.open_archive(tmp_path / "c") as other:
+        qa.import_bundle(other, tmp_path / "b.qexb")
+        assert other.get(run.run_id).rho_path.read_bytes() == run.rho_path.read_bytes()

@@ -17,6 +17,7 @@ from .. import __version__
 from ..archive import Archive, checked_relative
 from ..errors import ArchiveError, InvalidInput
 from ..names import check_name
+from ..npyfile import NpyFormatError, check_density_matrix_header, read_header
 from ..query import RunFilter
 from ..run import Run
 from ..storage import atomic_output, sha256_of_file
@@ -230,11 +231,13 @@ def _collect_payload(
         )
         payload.append(rho)
         try:
-            state = run.state_info
-            params = run.params
+            params, metadata = run.params, run.metadata
         except ValueError:
             raise _unpackable(run.run_id, "its params or metadata are not valid JSON") from None
-        shape = state.get("shape") or list(run.rho.shape)
+        state = metadata.get("state") if isinstance(metadata, dict) else None
+        shape = state.get("shape") if isinstance(state, dict) else None
+        if shape is None:  # recorded without qex's state summary: ask the file
+            shape = _shape_of(run, rho)
         artifacts = []
         if include_artifacts:
             for artifact in sorted(artifacts_of[run.run_id], key=lambda a: a.name):
@@ -265,18 +268,31 @@ def _collect_payload(
                 "params": params,
                 "backend_name": run.backend_name,
                 "timestamp": run.timestamp,
-                "metadata": run.metadata,
+                "metadata": metadata,
                 "density_matrix": {
                     "path": rho.name,
                     "size": rho.size,
                     "sha256": rho.sha256,
                     "dtype": "complex128",
-                    "shape": list(shape),
+                    "shape": list(shape) if isinstance(shape, (list, tuple)) else shape,
                 },
                 "artifacts": artifacts,
             }
         )
     return payload, records
+
+
+def _shape_of(run: Run, rho: _Payload) -> tuple[int, ...]:
+    assert isinstance(rho.source, str)
+    try:
+        with open(rho.source, "rb") as stream:
+            header = read_header(stream)
+        check_density_matrix_header(header)
+    except FileNotFoundError:
+        _missing(rho.relative)
+    except NpyFormatError as exc:
+        raise _unpackable(run.run_id, f"{rho.relative}: {exc}") from None
+    return header.shape
 
 
 def _check_packable(records: Sequence[dict[str, Any]]) -> None:
