@@ -7,7 +7,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import cached_property
@@ -518,19 +518,35 @@ class Archive:
                 isinstance(value, bool) or not isinstance(value, int) or value < 0
             ):
                 raise InvalidInput(f"{name} must be a non-negative integer, got {value!r}")
-        clause, args = selection.sql()
         direction = "DESC" if newest_first else "ASC"
-        sql = (
-            f"{_SELECT_RUNS}{clause} ORDER BY timestamp {direction}, run_id {direction} "
-            "LIMIT ? OFFSET ?"
-        )
-        rows = self.conn.execute(sql, [*args, -1 if limit is None else limit, offset])
-        return [Run(self, row) for row in rows]
+
+        def query(clause: str) -> str:
+            return (
+                f"{_SELECT_RUNS}{clause} ORDER BY timestamp {direction}, run_id {direction} "
+                "LIMIT ? OFFSET ?"
+            )
+
+        paging = [-1 if limit is None else limit, offset]
+        return [Run(self, row) for row in self._filtered(selection, query, paging)]
 
     def count(self, selection: RunFilter | None = None) -> int:
-        clause, args = (selection or RunFilter()).sql()
-        total: int = self.conn.execute(f"SELECT count(*) FROM runs{clause}", args).fetchone()[0]
+        rows = self._filtered(
+            selection or RunFilter(), lambda clause: f"SELECT count(*) FROM runs{clause}", []
+        )
+        total: int = rows[0][0]
         return total
+
+    def _filtered(
+        self, selection: RunFilter, query: Callable[[str], str], extra: list[Any]
+    ) -> list[Any]:
+        clause, args = selection.sql()
+        try:
+            return self.conn.execute(query(clause), [*args, *extra]).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "malformed JSON" not in str(exc):
+                raise
+        clause, args = selection.sql(damaged_json=True)  # a row holds params that are not JSON
+        return self.conn.execute(query(clause), [*args, *extra]).fetchall()
 
     def artifacts_by_run(self, run_ids: Sequence[str]) -> dict[str, list[Artifact]]:
         """Artifacts of many runs, a few queries for all of them."""

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
+from .errors import ArchiveError
 from .jsonvalues import dumps
 from .run import Run
-from .timeutil import iso_local
+from .timeutil import iso_local, short_time
 
 PARAMS_WIDTH = 60
-
-
-def short_time(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+DAMAGED = "(damaged: not a JSON object; see 'qex-archive check')"
 
 
 def format_params(params: dict[str, Any], width: int | None = None) -> str:
@@ -46,19 +43,26 @@ def runs_table(runs: Sequence[Run]) -> str:
     header = ("RUN", "TIME", "EXPERIMENT", "BACKEND", "DIMS", "PURITY", "VALID", "PARAMS")
     rows = [header]
     for run in runs:
-        validation = run.validation
+        try:
+            validation, dims = run.validation, format_dims(run.dims)
+        except ArchiveError:
+            validation, dims = {}, "?"
         is_valid = validation.get("is_valid")
         valid = "?" if is_valid is None else "yes" if is_valid else "NO"
+        try:
+            params = format_params(run.params, PARAMS_WIDTH)
+        except ArchiveError:
+            params = DAMAGED
         rows.append(
             (
                 run.run_id[:8],
                 short_time(run.timestamp),
                 run.experiment_name,
                 run.backend_name,
-                format_dims(run.dims),
+                dims,
                 _number(validation.get("purity")),
                 valid,
-                format_params(run.params, PARAMS_WIDTH),
+                params,
             )
         )
     if len(rows) == 1:
@@ -73,14 +77,25 @@ def runs_table(runs: Sequence[Run]) -> str:
 
 
 def run_details(run: Run) -> str:
-    state = run.state_info
-    validation = run.validation
+    problems: list[str] = []
+    try:
+        params = format_params(run.params) or "(none)"
+    except ArchiveError as exc:
+        params, problems = DAMAGED, [str(exc)]
+    metadata: dict[str, Any] = {}
+    try:
+        metadata = run.metadata or {}
+    except ArchiveError as exc:
+        problems.append(str(exc))
+    state = run.state_info if metadata else {}
+    validation = run.validation if metadata else {}
     lines = [
         ("run", run.run_id),
         ("experiment", run.experiment_name),
         ("backend", run.backend_name),
         ("time", f"{iso_local(run.timestamp)}  ({run.timestamp})"),
-        ("params", format_params(run.params) or "(none)"),
+        ("params", params),
+        *(("damaged", problem) for problem in problems),
     ]
     if state:
         shape = "x".join(str(n) for n in state.get("shape", []))
@@ -118,7 +133,7 @@ def run_details(run: Run) -> str:
     else:
         lines.append(("artifacts", "(none)"))
     reserved = {"state", "validation", "backend", "qex"}
-    extra = {k: v for k, v in (run.metadata or {}).items() if k not in reserved}
+    extra = {k: v for k, v in metadata.items() if k not in reserved}
     if extra:
         lines.append(("metadata", dumps(extra)))
     provenance = run.provenance
@@ -130,7 +145,7 @@ def run_details(run: Run) -> str:
                 f"(bundle {provenance['bundle_id']}, sha256 {provenance['bundle_sha256'][:16]}…)",
             )
         )
-    backend = (run.metadata or {}).get("backend")
+    backend = metadata.get("backend")
     if backend:
         lines.append(("backend info", dumps(backend)))
     width = max(len(label) for label, _ in lines)

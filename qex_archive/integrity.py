@@ -58,7 +58,8 @@ def check_archive(archive: Archive, *, verify_checksums: bool = True) -> list[Fi
             for path, size, sha256 in conn.execute("SELECT path, size, sha256 FROM qex_files")
         }
         runs = conn.execute(
-            "SELECT run_id, density_matrix_path, metadata FROM runs ORDER BY run_id"
+            "SELECT run_id, params, metadata, typeof(timestamp) IN ('real', 'integer') "
+            "FROM runs ORDER BY run_id"
         ).fetchall()
     for relative in sorted(on_disk - set(referenced)):
         if is_temp_name(Path(relative).name):
@@ -74,8 +75,11 @@ def check_archive(archive: Archive, *, verify_checksums: bool = True) -> list[Fi
         )
     for relative, run_id in sorted(referenced.items()):
         findings.extend(_check_file(archive, relative, run_id, checksums, verify_checksums))
-    for run_id, _path, metadata in runs:
-        findings.extend(_check_physics(run_id, metadata))
+    for run_id, params, metadata, numeric_time in runs:
+        if not numeric_time:
+            message = "timestamp is not a number (Unix seconds)"
+            findings.append(Finding("QEX-C014", "error", None, run_id, message))
+        findings.extend(_check_row(run_id, params, metadata))
     return findings
 
 
@@ -174,12 +178,28 @@ def _check_file(
     return []
 
 
-def _check_physics(run_id: str, metadata_json: str | None) -> list[Finding]:
+def _check_row(run_id: str, params_json: object, metadata_json: object) -> list[Finding]:
+    findings = []
+    if not isinstance(_json_value(params_json), dict):
+        findings.append(Finding("QEX-C013", "error", None, run_id, "params is not a JSON object"))
+    metadata = {} if metadata_json is None else _json_value(metadata_json)
+    if not isinstance(metadata, dict):
+        findings.append(Finding("QEX-C011", "error", None, run_id, "metadata is not a JSON object"))
+        return findings
+    validation = metadata.get("validation")
+    if isinstance(validation, dict) and validation.get("is_valid") is False:
+        listed = validation.get("findings")
+        reasons = "; ".join(map(str, listed)) if isinstance(listed, list) else ""
+        reasons = reasons or "flagged at record time"
+        findings.append(
+            Finding("QEX-C008", "warning", None, run_id, f"non-physical state: {reasons}")
+        )
+    return findings
+
+
+def _json_value(text: object) -> object:
+    """Parsed JSON text; ``None`` for anything that is not (rows may be written by others)."""
     try:
-        validation = (json.loads(metadata_json or "{}") or {}).get("validation")
-    except (ValueError, AttributeError):
-        return [Finding("QEX-C011", "error", None, run_id, "metadata is not a JSON object")]
-    if validation and validation.get("is_valid") is False:
-        reasons = "; ".join(validation.get("findings") or []) or "flagged at record time"
-        return [Finding("QEX-C008", "warning", None, run_id, f"non-physical state: {reasons}")]
-    return []
+        return json.loads(text) if isinstance(text, (str, bytes)) else None
+    except ValueError:
+        return None

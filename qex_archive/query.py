@@ -58,8 +58,11 @@ class RunFilter:
             conditions=tuple(_conditions(where or {})),
         )
 
-    def sql(self) -> tuple[str, list[Any]]:
-        """A WHERE clause (possibly empty) and its arguments."""
+    def sql(self, *, damaged_json: bool = False) -> tuple[str, list[Any]]:
+        """A WHERE clause (possibly empty) and its arguments. With ``damaged_json``, rows whose
+        params are not valid JSON (written by other tools) match no parameter condition
+        instead of making SQLite fail; it costs a second parse per row, so it is the fallback."""
+        params = "(CASE WHEN json_valid(params) THEN params END)" if damaged_json else "params"
         clauses: list[str] = []
         args: list[Any] = []
         if self.experiment is not None:
@@ -78,10 +81,10 @@ class RunFilter:
             path = '$."' + condition.key + '"'
             if condition.value is None:
                 negate = "NOT " if condition.op == "!=" else ""
-                clauses.append(f"json_type(params, ?) IS {negate}'null'")
+                clauses.append(f"json_type({params}, ?) IS {negate}'null'")
                 args.append(path)
             else:
-                clauses.append(f"json_extract(params, ?) {OPERATORS[condition.op]} ?")
+                clauses.append(f"json_extract({params}, ?) {OPERATORS[condition.op]} ?")
                 args.extend([path, condition.value])
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 

@@ -9,6 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .errors import ArchiveError
 from .timeutil import iso_local
 
 if TYPE_CHECKING:
@@ -91,15 +92,28 @@ class Run:
 
     @cached_property
     def params(self) -> dict[str, Any]:
-        params: dict[str, Any] = json.loads(self._params_json)
-        return params
+        """The parameters; :class:`ArchiveError` if the stored text is not a JSON object."""
+        return self._json_object(self._params_json, "params")
 
     @cached_property
     def metadata(self) -> dict[str, Any] | None:
+        """The metadata (``None`` if none); :class:`ArchiveError` if not a JSON object."""
         if self._metadata_json is None:
             return None
-        metadata: dict[str, Any] = json.loads(self._metadata_json)
-        return metadata
+        return self._json_object(self._metadata_json, "metadata")
+
+    def _json_object(self, text: object, what: str) -> dict[str, Any]:
+        # Rows written by other tools (the schema is the user's) may hold anything.
+        try:
+            value = json.loads(text) if isinstance(text, (str, bytes)) else None
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            raise ArchiveError(
+                f"run {self.run_id}: its {what} in the database is not a JSON object "
+                f"({str(text)[:60]!r}); correct the row, then 'qex-archive check'"
+            )
+        return value
 
     @property
     def time(self) -> datetime:
@@ -109,17 +123,19 @@ class Run:
     @property
     def state_info(self) -> dict[str, Any]:
         """``metadata["state"]``: dims, ordering, labels, checksum (empty if not recorded)."""
-        return dict((self.metadata or {}).get("state") or {})
+        state = (self.metadata or {}).get("state")
+        return dict(state) if isinstance(state, dict) else {}
 
     @property
     def dims(self) -> list[int] | None:
         dims = self.state_info.get("dims")
-        return list(dims) if dims is not None else None
+        return list(dims) if isinstance(dims, list) else None
 
     @property
     def validation(self) -> dict[str, Any]:
         """``metadata["validation"]``: trace, purity, entropy, eigenvalue range, is_valid."""
-        return dict((self.metadata or {}).get("validation") or {})
+        validation = (self.metadata or {}).get("validation")
+        return dict(validation) if isinstance(validation, dict) else {}
 
     @property
     def rho_path(self) -> Path:
@@ -149,18 +165,31 @@ class Run:
         return self._row
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """Everything about the run as JSON values; a damaged params or metadata column (a row
+        written by another tool) is ``None``, with the reason under ``"damaged"``."""
+        damaged = []
+        fields: dict[str, Any] = {}
+        for name in ("params", "metadata"):
+            try:
+                fields[name] = getattr(self, name)
+            except ArchiveError as exc:
+                fields[name] = None
+                damaged.append(str(exc))
+        result = {
             "run_id": self.run_id,
             "experiment_name": self.experiment_name,
-            "params": self.params,
+            "params": fields["params"],
             "backend_name": self.backend_name,
             "timestamp": self.timestamp,
             "time": iso_local(self.timestamp),
             "density_matrix_path": self.density_matrix_path,
-            "metadata": self.metadata,
+            "metadata": fields["metadata"],
             "artifacts": [artifact.to_dict() for artifact in self.artifacts],
             "imported_from": self.provenance,
         }
+        if damaged:
+            result["damaged"] = damaged
+        return result
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Run) and self.row() == other.row()

@@ -48,6 +48,23 @@ def to_timestamp(value: object, what: str) -> float:
     raise InvalidInput(f"{what} must be a time, not {type(value).__name__}")
 
 
-def iso_local(timestamp: float) -> str:
-    """Local time with its UTC offset, to the second."""
-    return datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="seconds")
+def iso_local(timestamp: object) -> str:
+    """Local time with its UTC offset, to the second (a stored value that is no Unix time,
+    from a row written by another tool, is shown as it is)."""
+    moment = _moment(timestamp)
+    return moment.astimezone().isoformat(timespec="seconds") if moment else str(timestamp)
+
+
+def short_time(timestamp: object) -> str:
+    """``YYYY-MM-DD HH:MM:SS`` in local time, for tables."""
+    moment = _moment(timestamp)
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else str(timestamp)[:19]
+
+
+def _moment(timestamp: object) -> datetime | None:
+    if isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)):
+        return None
+    try:
+        return datetime.fromtimestamp(timestamp)
+    except (ValueError, OverflowError, OSError):
+        return None

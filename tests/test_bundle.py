@@ -409,11 +409,11 @@ HAND_MADE = [
         "artifacts/0/media_type: 'text/html; charset=utf-8' does not match",
     ),
     ("UPDATE runs SET params = '{\"theta\": NaN}'", "it holds NaN or Infinity"),
-    ("UPDATE runs SET params = '{\"theta\": '", "its params or metadata are not valid JSON"),
-    ("UPDATE runs SET params = '[1, 2]'", "params: [1, 2] is not of type 'object'"),
+    ("UPDATE runs SET params = '{\"theta\": '", "params or metadata in the database are not JSON"),
+    ("UPDATE runs SET params = '[1, 2]'", "params or metadata in the database are not JSON"),
     ("UPDATE runs SET experiment_name = 'tab\tname'", "contains control characters"),
     ("UPDATE runs SET timestamp = 'yesterday'", "timestamp: 'yesterday' is not of type 'number'"),
-    ("UPDATE runs SET metadata = '[1]'", "metadata: [1] is not of type 'object', 'null'"),
+    ("UPDATE runs SET metadata = '[1]'", "params or metadata in the database are not JSON"),
     ("UPDATE runs SET metadata = NULL; FORTRAN", "Fortran order"),
 ]
 

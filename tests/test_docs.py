@@ -92,3 +92,12 @@ def test_every_bundle_error_code_is_documented() -> None:
         )
     )
     assert codes == documented
+
+
+def test_every_check_code_is_documented() -> None:
+    source = (REPO / "qex_archive" / "integrity.py").read_text()
+    codes = set(re.findall(r'"(QEX-C\d{3})"', source))
+    documented = set(
+        re.findall(r"^\| (QEX-C\d{3}) \|", (REPO / "docs" / "checks.md").read_text(), flags=re.M)
+    )
+    assert codes == documented

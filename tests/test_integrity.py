@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pytest
 
 import qex_archive as qa
 from qex_archive.integrity import check_archive, collect_garbage
@@ -83,3 +86,59 @@ def test_check_changes_nothing(archive: qa.Archive) -> None:
     before = snapshot(archive.root)
     check_archive(archive)
     assert snapshot(archive.root) == before
+
+
+def damage(archive: qa.Archive, sql: str) -> qa.Run:
+    """A second run whose row another tool wrote badly; the first stays healthy."""
+    archive.record("e", params={"x": 1}, backend="b", state=bell_state())
+    run = archive.record("e", params={"x": 2}, backend="b", state=bell_state())
+    archive.conn.execute(sql + " WHERE run_id = ?", (run.run_id,))
+    archive.conn.commit()
+    return run
+
+
+def run_cli(archive: qa.Archive, *args: str) -> tuple[int, str]:
+    from click.testing import CliRunner
+
+    from qex_archive.cli import cli
+
+    result = CliRunner().invoke(cli, ["--data-dir", str(archive.root), *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize(
+    ("sql", "code", "unreadable"),
+    [
+        ("UPDATE runs SET params = '{\"x\": '", "QEX-C013", "params"),
+        ("UPDATE runs SET params = '[1, 2]'", "QEX-C013", "params"),
+        ("UPDATE runs SET metadata = '[1]'", "QEX-C011", "metadata"),
+        ("UPDATE runs SET metadata = 'not json'", "QEX-C011", "metadata"),
+        ("UPDATE runs SET timestamp = '2026-11-26T10:00'", "QEX-C014", None),
+    ],
+)
+def test_rows_written_badly_by_other_tools_are_reported_and_still_listed(
+    archive: qa.Archive, sql: str, code: str, unreadable: str | None
+) -> None:
+    run = damage(archive, sql)
+    assert [(f.code, f.run_id) for f in check_archive(archive)] == [(code, run.run_id)]
+    fresh = archive.get(run.run_id)
+    if unreadable:
+        with pytest.raises(qa.ArchiveError, match=f"its {unreadable} in the database is not"):
+            getattr(fresh, unreadable)
+    status, listing = run_cli(archive, "runs")
+    assert status == 0 and run.run_id[:8] in listing and listing.count("\n") == 3
+    status, details = run_cli(archive, "show", run.run_id)
+    assert status == 0 and run.run_id in details
+    status, data = run_cli(archive, "runs", "--json")
+    rows = {row["run_id"]: row for row in json.loads(data)}
+    assert status == 0 and len(rows) == 2
+    if unreadable:
+        assert "damaged" in details and rows[run.run_id][unreadable] is None
+        assert "not a JSON object" in rows[run.run_id]["damaged"][0]
+    else:
+        assert "2026-11-26T10:00" in listing
+    status, filtered = run_cli(archive, "runs", "-p", "x=1")
+    assert status == 0 and filtered.count("\n") == 2  # header and the healthy run
+    status, _ = run_cli(archive, "check")
+    assert status == 1

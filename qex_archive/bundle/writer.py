@@ -232,8 +232,12 @@ def _collect_payload(
         payload.append(rho)
         try:
             params, metadata = run.params, run.metadata
-        except ValueError:
-            raise _unpackable(run.run_id, "its params or metadata are not valid JSON") from None
+        except ArchiveError:
+            raise _unpackable(
+                run.run_id,
+                "its params or metadata in the database are not JSON objects",
+                "correct the row, or leave the run out of the selection",
+            ) from None
         state = metadata.get("state") if isinstance(metadata, dict) else None
         shape = state.get("shape") if isinstance(state, dict) else None
         if shape is None:  # recorded without qex's state summary: ask the file
