@@ -461,3 +461,19 @@ def test_a_hand_made_run_without_metadata_packs(tmp_path: Path) -> None:
     with qa.open_archive(tmp_path / "c") as other:
         qa.import_bundle(other, tmp_path / "b.qexb")
         assert other.get(run.run_id).rho_path.read_bytes() == run.rho_path.read_bytes()
+
+
+def test_a_damaged_row_with_the_same_id_is_a_conflict(tmp_path: Path) -> None:
+    with qa.open_archive(tmp_path / "a") as arch:
+        run = arch.record("e", params={"x": 1}, backend="b", state=bell_state())
+        qa.pack_bundle(arch, tmp_path / "b.qexb")
+    with qa.open_archive(tmp_path / "c") as other:
+        qa.import_bundle(other, tmp_path / "b.qexb")
+        other.conn.execute("UPDATE runs SET params = '{\"x\": '")
+        other.conn.commit()
+        before = snapshot(tmp_path / "c")
+        with pytest.raises(BundleError, match=f"QEX-B025 1 run ID.*{run.run_id}"):
+            qa.import_bundle(other, tmp_path / "b.qexb")
+        report = qa.import_bundle(other, tmp_path / "b.qexb", on_conflict="skip")
+        assert report.conflicts == [run.run_id] and report.imported == []
+        assert snapshot(tmp_path / "c") == before
