@@ -211,12 +211,7 @@ def _with_tag_files(payload: list[_Payload], bundle_id: str, created: str) -> li
 def _collect_payload(
     archive: Archive, runs: Sequence[Run], include_artifacts: bool
 ) -> tuple[list[_Payload], list[dict[str, Any]]]:
-    stored = dict(
-        (
-            (path, (size, sha))
-            for path, size, sha in archive.conn.execute("SELECT path, size, sha256 FROM qex_files")
-        )
-    )
+    stored = _stored_checksums(archive, [run.run_id for run in runs])
     root = str(archive.root)
     payload: list[_Payload] = []
     records = []
@@ -297,6 +292,20 @@ def _shape_of(run: Run, rho: _Payload) -> tuple[int, ...]:
     except NpyFormatError as exc:
         raise _unpackable(run.run_id, f"{rho.relative}: {exc}") from None
     return header.shape
+
+
+def _stored_checksums(archive: Archive, run_ids: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """Size and SHA-256 of the selected runs' files, as recorded when they were written."""
+    stored: dict[str, tuple[int, str]] = {}
+    for start in range(0, len(run_ids), 500):
+        chunk = run_ids[start : start + 500]
+        rows = archive.conn.execute(
+            "SELECT path, size, sha256 FROM qex_files "
+            f"WHERE run_id IN ({','.join('?' * len(chunk))})",
+            chunk,
+        )
+        stored.update((path, (size, sha)) for path, size, sha in rows)
+    return stored
 
 
 def _check_packable(records: Sequence[dict[str, Any]]) -> None:
