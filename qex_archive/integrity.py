@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sqlite3
@@ -12,6 +11,7 @@ from pathlib import Path
 from .archive import ARTIFACTS_DIR, RESULTS_DIR, Archive
 from .database import write_transaction
 from .errors import ArchiveError
+from .jsonvalues import stored_json
 from .npyfile import NpyFormatError, check_density_matrix_header, read_header
 from .storage import is_temp_name, remove_quietly, sha256_of_file
 
@@ -180,9 +180,9 @@ def _check_file(
 
 def _check_row(run_id: str, params_json: object, metadata_json: object) -> list[Finding]:
     findings = []
-    if not isinstance(_json_value(params_json), dict):
+    if not isinstance(stored_json(params_json), dict):
         findings.append(Finding("QEX-C013", "error", None, run_id, "params is not a JSON object"))
-    metadata = {} if metadata_json is None else _json_value(metadata_json)
+    metadata = {} if metadata_json is None else stored_json(metadata_json)
     if not isinstance(metadata, dict):
         findings.append(Finding("QEX-C011", "error", None, run_id, "metadata is not a JSON object"))
         return findings
@@ -195,11 +195,3 @@ def _check_row(run_id: str, params_json: object, metadata_json: object) -> list[
             Finding("QEX-C008", "warning", None, run_id, f"non-physical state: {reasons}")
         )
     return findings
-
-
-def _json_value(text: object) -> object:
-    """Parsed JSON text; ``None`` for anything that is not (rows may be written by others)."""
-    try:
-        return json.loads(text) if isinstance(text, (str, bytes)) else None
-    except ValueError:
-        return None

@@ -110,6 +110,18 @@ def json_object(value: object, where: str) -> dict[str, JSONValue]:
     return result
 
 
+DAMAGED = object()  # what a stored JSON column that does not parse reads as; equals nothing
+
+
+def stored_json(text: object) -> object:
+    """A JSON column as stored; :data:`DAMAGED` when it is not JSON text (rows written by
+    other tools may hold anything)."""
+    try:
+        return json.loads(text) if isinstance(text, (str, bytes)) else DAMAGED
+    except ValueError:
+        return DAMAGED
+
+
 def parse_loose(text: str) -> JSONValue:
     """A command-line value: JSON when it parses as JSON (``3``, ``0.5``, ``true``, ``[1,2]``),
     otherwise the text itself, so ``--param backend=aer`` needs no quotes."""

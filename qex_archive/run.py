@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -10,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ArchiveError
+from .jsonvalues import stored_json
 from .timeutil import iso_local
 
 if TYPE_CHECKING:
@@ -103,11 +103,7 @@ class Run:
         return self._json_object(self._metadata_json, "metadata")
 
     def _json_object(self, text: object, what: str) -> dict[str, Any]:
-        # Rows written by other tools (the schema is the user's) may hold anything.
-        try:
-            value = json.loads(text) if isinstance(text, (str, bytes)) else None
-        except ValueError:
-            value = None
+        value = stored_json(text)
         if not isinstance(value, dict):
             raise ArchiveError(
                 f"run {self.run_id}: its {what} in the database is not a JSON object "

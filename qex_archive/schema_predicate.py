@@ -87,12 +87,14 @@ _RECORD_KEYWORDS = frozenset({"type", "properties", "required", "additionalPrope
 def _record(schema: dict[str, Any], definitions: dict[str, Any], depth: int) -> Predicate:
     """An object with named properties, the commonest schema, checked in one pass."""
     required = tuple(schema.get("required", ()))
-    properties = schema.get("properties", {})
-    if not isinstance(properties, dict) or not all(isinstance(n, str) for n in required):
+    if not all(isinstance(name, str) for name in required):
         raise _Unsupported
-    checks = {name: _compile(sub, definitions, depth + 1) for name, sub in properties.items()}
-    additional = schema.get("additionalProperties", True)
-    extra = None if additional is False else _compile(additional, definitions, depth + 1)
+    members = _members(
+        schema.get("properties", {}),
+        schema.get("additionalProperties", True),
+        definitions,
+        depth,
+    )
 
     def check(value: Any) -> bool:
         if not isinstance(value, dict):
@@ -100,6 +102,21 @@ def _record(schema: dict[str, Any], definitions: dict[str, Any], depth: int) -> 
         for name in required:
             if name not in value:
                 return False
+        return members(value)
+
+    return check
+
+
+def _members(
+    properties: Any, additional: Any, definitions: dict[str, Any], depth: int
+) -> Callable[[dict[str, Any]], bool]:
+    """Each member of an object against its property's schema, or else ``additional``."""
+    if not isinstance(properties, dict):
+        raise _Unsupported
+    checks = {name: _compile(sub, definitions, depth + 1) for name, sub in properties.items()}
+    extra = None if additional is False else _compile(additional, definitions, depth + 1)
+
+    def check(value: dict[str, Any]) -> bool:
         for key, item in value.items():
             test = checks.get(key, extra)
             if test is None or not test(item):
@@ -210,24 +227,10 @@ def _required(argument: Any, *_: Any) -> Predicate:
 def _properties(
     argument: Any, schema: dict[str, Any], definitions: dict[str, Any], depth: int
 ) -> Predicate:
-    if not isinstance(argument, dict):
-        raise _Unsupported
-    checks = {name: _compile(sub, definitions, depth + 1) for name, sub in argument.items()}
-    additional = schema.get("additionalProperties", True)
     if schema.get("patternProperties"):
         raise _Unsupported
-    extra: Predicate = _compile(additional, definitions, depth + 1)
-
-    def check(value: Any) -> bool:
-        if not isinstance(value, dict):
-            return True
-        get = checks.get
-        for key, item in value.items():
-            if not get(key, extra)(item):
-                return False
-        return True
-
-    return check
+    members = _members(argument, schema.get("additionalProperties", True), definitions, depth)
+    return lambda value: not isinstance(value, dict) or members(value)
 
 
 def _additional_properties(

@@ -156,49 +156,43 @@ def schema_path() -> Path:
 
 
 @cache
-def bundle_validator() -> Any:
+def _schema_document() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(schema_path().read_text(encoding="utf-8"))
+    return schema
+
+
+@cache
+def _validator(part: str | None) -> Any:
+    """jsonschema's validator for the whole description, or for one of its ``$defs``."""
     import jsonschema
 
-    schema = json.loads(schema_path().read_text(encoding="utf-8"))
+    schema = _schema_document()
+    definitions = schema.get("$defs", {})
     # Inlining the local $refs once makes validating thousands of runs a third faster.
-    return jsonschema.Draft202012Validator(_inline_refs(schema, schema.get("$defs", {})))
+    return jsonschema.Draft202012Validator(
+        _inline_refs(schema if part is None else definitions[part], definitions)
+    )
 
 
 @cache
-def bundle_predicate() -> Callable[[Any], bool]:
-    """Fast yes/no against the bundle schema; on "no", ask :func:`bundle_validator` why."""
-    schema = json.loads(schema_path().read_text(encoding="utf-8"))
-    return compile_schema(schema) or bundle_validator().is_valid
+def _predicate(part: str | None) -> Callable[[Any], bool]:
+    schema = _schema_document()
+    target = schema if part is None else {"$defs": schema["$defs"], "$ref": f"#/$defs/{part}"}
+    return compile_schema(target) or _validator(part).is_valid
 
 
-def _run_schema() -> dict[str, Any]:
-    schema = json.loads(schema_path().read_text(encoding="utf-8"))
-    return {"$defs": schema["$defs"], "$ref": "#/$defs/run"}
-
-
-@cache
-def run_record_predicate() -> Callable[[Any], bool]:
-    """Whether one run record follows the schema (what pack checks before writing)."""
-    schema = _run_schema()
-    return compile_schema(schema) or _run_validator().is_valid
-
-
-def run_record_problem(record: Any) -> str:
-    """What is wrong with a run record the predicate refused, in jsonschema's words."""
-    errors = sorted(_run_validator().iter_errors(record), key=lambda e: list(e.absolute_path))
+def schema_problem(value: Any, part: str | None = None) -> str | None:
+    """``None`` when ``value`` follows the bundle schema (or its ``$defs`` entry ``part``, such
+    as ``"run"``); otherwise where and what is wrong, in jsonschema's words. The fast compiled
+    predicate answers first; jsonschema is asked only to explain a refusal."""
+    if _predicate(part)(value):
+        return None
+    errors = sorted(_validator(part).iter_errors(value), key=lambda e: list(e.absolute_path))
     if not errors:
-        return "it does not follow the bundle schema"
+        return "does not follow the bundle schema"
     first = errors[0]
-    where = "/".join(str(part) for part in first.absolute_path) or "the record"
-    return f"{where}: {first.message[:200]}"
-
-
-@cache
-def _run_validator() -> Any:
-    import jsonschema
-
-    definitions = _run_schema()["$defs"]
-    return jsonschema.Draft202012Validator(_inline_refs(definitions["run"], definitions))
+    where = "/".join(str(step) for step in first.absolute_path) or "(top)"
+    return f"at {where}: {first.message[:200]}"
 
 
 def _inline_refs(node: Any, definitions: dict[str, Any]) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -16,7 +15,7 @@ from ..archive import ARTIFACTS_DIR, RESULTS_DIR, Archive, open_archive
 from ..database import write_transaction
 from ..errors import InvalidInput
 from ..integrity import STAGING_DIR
-from ..jsonvalues import dumps
+from ..jsonvalues import dumps, stored_json
 from ..storage import StagingDirectory, fsync_path
 from .format import CONFLICT, BundleError, Limits
 from .reader import BundleContents, read_bundle
@@ -140,27 +139,15 @@ def _plan(archive: Archive, contents: BundleContents) -> ImportReport:
         ).fetchone()
         same = (
             existing[0] == run["experiment_name"]
-            and _parsed(existing[1]) == run["params"]
+            and stored_json(existing[1]) == run["params"]
             and existing[2] == run["backend_name"]
             and existing[3] == run["timestamp"]
-            and (_parsed(existing[4]) if existing[4] is not None else None) == run["metadata"]
+            and (stored_json(existing[4]) if existing[4] is not None else None) == run["metadata"]
             and stored_sha is not None
             and stored_sha[0] == run["density_matrix"]["sha256"]
         )
         (report.identical if same else report.conflicts).append(run["run_id"])
     return report
-
-
-def _parsed(text: object) -> object:
-    """A stored JSON column; a damaged one (another tool's row) parses to a marker equal to
-    nothing, so the run counts as a conflict rather than stopping the import."""
-    try:
-        return json.loads(text) if isinstance(text, (str, bytes)) else _DAMAGED
-    except ValueError:
-        return _DAMAGED
-
-
-_DAMAGED = object()
 
 
 def _refuse_conflicts(report: ImportReport, on_conflict: str, *, dry_run: bool) -> None:

@@ -62,10 +62,9 @@ from .format import (
     VERSION,
     BundleError,
     Limits,
-    bundle_predicate,
-    bundle_validator,
     fold,
     parse_json,
+    schema_problem,
 )
 
 MAX_TAG_FILE = 64 * 1024**2
@@ -435,17 +434,9 @@ def _check_description(
             f"format version {description.get('format_version')!r} is not {FORMAT_VERSION}",
             DESCRIPTION,
         )
-    errors = (
-        []
-        if bundle_predicate()(description)
-        else sorted(
-            bundle_validator().iter_errors(description), key=lambda e: list(e.absolute_path)
-        )
-    )
-    if errors:
-        first = errors[0]
-        where = "/".join(str(part) for part in first.absolute_path) or "(top)"
-        raise BundleError(SCHEMA, f"at {where}: {first.message[:200]}", DESCRIPTION)
+    problem = schema_problem(description)
+    if problem:
+        raise BundleError(SCHEMA, problem, DESCRIPTION)
     if bag_info.get("External-Identifier") != f"urn:uuid:{description['bundle_id']}":
         raise BundleError(INCONSISTENT, "External-Identifier differs from the bundle_id", BAG_INFO)
     referenced: set[str] = set()

@@ -34,8 +34,7 @@ from .format import (
     RUN_ID_PATTERN,
     TAGMANIFEST,
     canonical_json,
-    run_record_predicate,
-    run_record_problem,
+    schema_problem,
 )
 from .zipwriter import ZipWriter, deflate
 
@@ -311,10 +310,10 @@ def _stored_checksums(archive: Archive, run_ids: Sequence[str]) -> dict[str, tup
 def _check_packable(records: Sequence[dict[str, Any]]) -> None:
     """Refuse, before writing anything, a run that bundle format 1 cannot carry (archives
     made by hand may hold one): the bundle would fail its own verification."""
-    fits = run_record_predicate()
     for record in records:
-        if not fits(record):
-            raise _unpackable(record["run_id"], run_record_problem(record))
+        problem = schema_problem(record, "run")
+        if problem:
+            raise _unpackable(record["run_id"], problem)
         for key, what in (("experiment_name", "experiment name"), ("backend_name", "backend")):
             try:
                 check_name(record[key], what)
