@@ -2,51 +2,59 @@
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import os
 import sqlite3
-import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
-from .database import connect, write_transaction
+from . import tables
+from .archive_files import (
+    ARTIFACTS_DIR,
+    DATA_DIRS,
+    DB_NAME,
+    RESULTS_DIR,
+    data_path,
+    remove_data_file,
+)
+from .database import connect, connect_read_only
 from .errors import (
     AmbiguousRunId,
     ArchiveError,
     ArchiveNotFound,
     InvalidInput,
-    InvalidState,
     QexError,
+    ReadOnlyArchive,
     RunNotFound,
 )
-from .jsonvalues import dumps, json_object, to_json_data
-from .migrations import migrate
-from .names import check_name
+from .migrations import LATEST_VERSION, migrate, schema_version
 from .query import RunFilter
-from .run import RUN_COLUMNS, Artifact, Run, RunRow
-from .storage import atomic_write, remove_quietly
-from .timeutil import to_timestamp
+from .recording import PreparedFile, PreparedRun, artifact_files, prepare_run
+from .run import Artifact, Run
+from .storage import atomic_write, storage_faults
 
 if TYPE_CHECKING:
     import pluggy
 
-    from .plugin_calls import PluginCalls, PluginProblem
+    from .plugin_calls import PluginCalls
 
-DB_NAME = "qex.db"
-RESULTS_DIR = "results"
-ARTIFACTS_DIR = "artifacts"
 DEFAULT_DIR = "qex_data"
 ENV_VAR = "QEX_DATA"
 RENDERERS_ENV = "QEX_ARCHIVE_RENDERERS"
-RESERVED_METADATA_KEYS = ("state", "validation", "backend", "qex")
+MAX_SQL_INTEGER = 2**63 - 1
 
-_SELECT_RUNS = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
+__all__ = [
+    "ARTIFACTS_DIR",
+    "DB_NAME",
+    "RESULTS_DIR",
+    "Archive",
+    "QexError",
+    "open_archive",
+    "resolve_data_dir",
+]
 
 
 def resolve_data_dir(path: str | os.PathLike[str] | None = None) -> Path:
@@ -66,6 +74,9 @@ def open_archive(
     """Open the archive at ``path`` (see :func:`resolve_data_dir`), creating it if missing
     unless ``create=False``, and bring its schema up to date.
 
+    An archive that cannot be written (a read-only mount, no write permission) is opened for
+    reading: listing, showing, checking and packing work, and changes are refused in one line.
+
     ``plugins`` is a plugin manager to use instead of the installed plugins (see
     :func:`qex_archive.plugins.make_plugin_manager`); ``renderers`` names the artifacts
     ``record`` makes by default (else ``$QEX_ARCHIVE_RENDERERS``, else every renderer).
@@ -77,43 +88,56 @@ def open_archive(
     if not db_path.exists():
         if not create:
             raise ArchiveNotFound(
-                f"no archive at {root}; create one with 'qex-archive init' "
+                f"no archive at {root}; create one with '{init_command(path)}' "
                 "or point --data-dir / $QEX_DATA at an existing one"
             )
-        try:
+        with storage_faults(f"create the archive directory {root}"):
             root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ArchiveError(f"cannot create archive directory {root}: {exc.strerror}") from None
-    for sub in (RESULTS_DIR, ARTIFACTS_DIR):
-        (root / sub).mkdir(exist_ok=True)
+    read_only = _read_only_reason(root, db_path)
     try:
-        conn = connect(db_path)
-        migrate(conn)
+        if read_only:
+            if not db_path.exists():
+                raise ArchiveError(f"cannot create an archive in {root}: {read_only}")
+            conn = connect_read_only(db_path)
+            _refuse_stale_read_only(conn, root)
+        else:
+            for sub in DATA_DIRS:
+                if not os.path.lexists(root / sub):
+                    with storage_faults(f"create {root / sub}"):
+                        (root / sub).mkdir()
+            conn = connect(db_path)
+            migrate(conn)
     except sqlite3.DatabaseError as exc:
         raise ArchiveError(f"{db_path} is not a usable SQLite database ({exc})") from None
-    return Archive(root, conn, plugins=plugins, renderers=renderers)
+    return Archive(root, conn, plugins=plugins, renderers=renderers, read_only=read_only)
 
 
-@dataclass(frozen=True)
-class _PreparedFile:
-    relative: str
-    chunks: tuple[bytes | memoryview, ...]
-    size: int
-    sha256: str
-
-    @classmethod
-    def of(cls, relative: str, *chunks: bytes | memoryview) -> _PreparedFile:
-        digest = hashlib.sha256()
-        for chunk in chunks:
-            digest.update(chunk)
-        return cls(relative, chunks, sum(memoryview(c).nbytes for c in chunks), digest.hexdigest())
+def init_command(path: str | os.PathLike[str] | None) -> str:
+    """The command that creates the archive the user pointed at."""
+    if path is None or str(path) in ("", DEFAULT_DIR) or os.environ.get(ENV_VAR) == str(path):
+        return "qex-archive init"
+    return f"qex-archive --data-dir {path} init"
 
 
-@dataclass(frozen=True)
-class _PreparedRun:
-    row: RunRow
-    files: list[_PreparedFile]
-    artifacts: list[tuple[str, str, str]]  # name, relative path, media type
+def _read_only_reason(root: Path, db_path: Path) -> str | None:
+    if not os.access(root, os.W_OK):
+        return f"no write permission for {root}, or it is on a read-only file system"
+    if db_path.exists() and not os.access(db_path, os.W_OK):
+        return f"no write permission for {db_path}"
+    return None
+
+
+def _refuse_stale_read_only(conn: sqlite3.Connection, root: Path) -> None:
+    version = schema_version(conn)
+    if version < LATEST_VERSION:
+        conn.close()
+        raise ArchiveError(
+            f"the archive at {root} was written by an older qex-archive and needs upgrading, "
+            "which cannot be done while it is read-only; open it once where it can be written"
+        )
+    if version > LATEST_VERSION:
+        conn.close()
+        migrate(conn)  # raises SchemaTooNew with the upgrade hint
 
 
 class Archive:
@@ -126,15 +150,18 @@ class Archive:
         *,
         plugins: pluggy.PluginManager | None = None,
         renderers: Sequence[str] | None = None,
+        read_only: str | None = None,
     ) -> None:
         self.root = root
         self.conn = conn
+        self.read_only = read_only  # why the archive cannot be written; None when it can
         self._plugins = plugins
         self._default_renderers = None if renderers is None else list(renderers)
-        # Inside batch(): files written (removed if the batch fails) and files of deleted runs
-        # (removed once it commits).
-        self._batch_files: list[Path] | None = None
-        self._batch_removals: list[Path] = []
+        # Files written by the current transaction (removed if it fails); inside batch(), the
+        # files of deleted runs too (removed once it commits).
+        self._written: list[Path] | None = None
+        self._in_batch = False
+        self._batch_removals: list[str] = []
 
     @property
     def db_path(self) -> Path:
@@ -203,10 +230,20 @@ class Archive:
         run from being stored: the failure is kept in ``metadata["qex"]["plugin_errors"]``
         and shown as a :class:`~qex_archive.plugins.PluginWarning`.
         """
-        prepared, problems = self._prepare(
-            experiment, params, backend, state, metadata, timestamp, dims, strict, renderers
+        self._refuse_read_only("record a run")
+        prepared, problems = prepare_run(
+            self,
+            experiment,
+            params,
+            backend,
+            state,
+            metadata,
+            timestamp,
+            dims,
+            strict,
+            self._renderer_names(renderers),
         )
-        with self._writing():
+        with self._writing("record the run"):
             self._store(prepared)
         self._hooks.warn(problems)
         return Run(self, prepared.row)
@@ -214,57 +251,57 @@ class Archive:
     @contextmanager
     def batch(self) -> Iterator[Archive]:
         """Record many runs in one transaction: all of them are stored, or none."""
-        if self._batch_files is not None:
+        if self._in_batch:
             yield self
             return
-        self._batch_files = []
+        self._refuse_read_only("record runs")
+        self._in_batch = True
         self._batch_removals = []
         try:
-            with write_transaction(self.conn):
+            with self._transaction("store the batch"):
                 yield self
-        except BaseException:
-            for path in self._batch_files:
-                remove_quietly(path)
-            raise
-        else:
-            for path in self._batch_removals:
-                remove_quietly(path)
+            for relative in self._batch_removals:
+                remove_data_file(self.root, relative)
         finally:
-            self._batch_files = None
+            self._in_batch = False
             self._batch_removals = []
 
     def delete(self, ref: str) -> Run:
-        """Remove a run (full ID or unique prefix): its row, artifacts and files."""
-        with self._writing():
+        """Remove a run (full ID or unique prefix): its rows, and its files unless another
+        run's row refers to the same file."""
+        with self._writing("delete the run"):
             run = self.get(ref)
-            paths = {run.density_matrix_path}
-            paths.update(a.relative_path for a in self.artifacts_of(run.run_id))
-            paths.update(self._file_paths_of(run.run_id))
-            self.conn.execute("DELETE FROM qex_imports WHERE run_id = ?", (run.run_id,))
-            self.conn.execute("DELETE FROM qex_files WHERE run_id = ?", (run.run_id,))
-            self.conn.execute("DELETE FROM artifacts WHERE run_id = ?", (run.run_id,))
-            self.conn.execute("DELETE FROM runs WHERE run_id = ?", (run.run_id,))
-        self._remove_after_commit(paths)
+            paths = tables.paths_of_run(self.conn, run.run_id)
+            tables.delete_run(self.conn, run.run_id)
+            unwanted = paths - tables.referenced_among(self.conn, paths)
+        self._remove_after_commit(unwanted)
         return run
 
     def _remove_after_commit(self, relative_paths: Iterable[str]) -> None:
         """Files go only after their rows are gone: a crash leaves orphans, never dangling rows."""
-        paths = [self.resolve_path(relative) for relative in relative_paths]
-        if self._batch_files is not None:
-            self._batch_removals.extend(paths)
+        if self._in_batch:
+            self._batch_removals.extend(relative_paths)
         else:
-            for path in paths:
-                remove_quietly(path)
+            for relative in relative_paths:
+                remove_data_file(self.root, relative)
 
-    def render(self, ref: str, renderers: Sequence[str] | None = None) -> list[Artifact]:
+    def render(
+        self, ref: str, renderers: Sequence[str] | None = None, *, force: bool = False
+    ) -> list[Artifact]:
         """Make a stored run's artifacts again: those named, else the ones it has (when their
-        renderer is installed), else the default ones."""
+        renderer is installed), else the default ones.
+
+        The density matrix must match its recorded checksum (``force=True`` renders anyway).
+        New files get new names and the rows switch to them in one transaction, so a crash
+        leaves either the old artifacts or the new ones, plus at most orphan files."""
         import numpy as np
 
-        if self._batch_files is not None:
-            # a failed batch would remove the new files, which replace the old ones in place
+        if self._in_batch:
             raise QexError("render() cannot run inside batch(); call it after the batch")
+        self._refuse_read_only("render artifacts")
         run = self.get(ref)
+        if not force:
+            run.verify_density_matrix()
         if renderers is None:
             existing = [a.name for a in self.artifacts_of(run.run_id)]
             renderers = [name for name in existing if name in self._hooks.renderers] or None
@@ -276,34 +313,14 @@ class Archive:
                 f"cannot render {run.run_id[:8]}: " + "; ".join(p.message for p in problems)
             )
         names = [renderer.name for renderer, _ in outputs]
-        marks = ",".join("?" * len(names))
-        # Forget the old artifacts first, then write the new files, then add them: a crash in
-        # between leaves orphan files, never a row whose file does not match its checksum.
-        with self._writing():
-            old = [
-                path
-                for (path,) in self.conn.execute(
-                    "SELECT artifact_path FROM artifacts "
-                    f"WHERE run_id = ? AND artifact_name IN ({marks})",
-                    (run.run_id, *names),
-                )
-            ]
-            self.conn.execute(
-                f"DELETE FROM qex_files WHERE path IN ({','.join('?' * len(old))})", old
-            )
-            self.conn.execute(
-                f"DELETE FROM artifacts WHERE run_id = ? AND artifact_name IN ({marks})",
-                (run.run_id, *names),
-            )
-        files, artifacts = [], []
-        for renderer, content in outputs:
-            relative = f"{ARTIFACTS_DIR}/{renderer.file_name(run.run_id)}"
-            files.append(_PreparedFile.of(relative, content))
-            artifacts.append((renderer.name, relative, renderer.media_type))
-        with self._writing():
+        with self._writing("render the artifacts"):
+            taken = frozenset(path for path, _ in tables.references(self.conn))
+            files, artifacts = artifact_files(run.run_id, outputs, taken)
             self._write_files(files)
+            old = tables.delete_artifacts(self.conn, run.run_id, names)
             self._insert_artifacts(run.run_id, files, artifacts)
-        self._remove_after_commit(set(old) - {f.relative for f in files})
+            unwanted = set(old) - tables.referenced_among(self.conn, old)
+        self._remove_after_commit(unwanted)
         return self.artifacts_of(run.run_id)
 
     def renderer_names(self) -> list[str]:
@@ -327,133 +344,69 @@ class Archive:
                 raise InvalidInput(f"no renderer named {name!r}; available: {known}")
         return list(dict.fromkeys(chosen))
 
-    def _writing(self) -> Any:
-        return nullcontext() if self._batch_files is not None else write_transaction(self.conn)
-
-    def _prepare(
-        self,
-        experiment: object,
-        params: object,
-        backend: object,
-        state: object,
-        metadata: object,
-        timestamp: object,
-        dims: Sequence[int] | None,
-        strict: bool,
-        renderers: Sequence[str] | None,
-    ) -> tuple[_PreparedRun, list[PluginProblem]]:
-        experiment_name = check_name(experiment, "experiment name")
-        backend_name = check_name(_backend_name(backend), "backend")
-        params_clean = json_object({} if params is None else params, "params")
-        user_metadata = json_object({} if metadata is None else metadata, "metadata")
-        for key in RESERVED_METADATA_KEYS:
-            if key in user_metadata:
-                raise InvalidInput(
-                    f"metadata key {key!r} is reserved for what qex-archive records; rename it"
-                )
-        when = time.time() if timestamp is None else to_timestamp(timestamp, "timestamp")
-        renderer_names = self._renderer_names(renderers)
-
-        from .npyfile import header_bytes
-        from .states import coerce_state
-
-        hooks = self._hooks
-        archived = coerce_state(hooks.convert_state(state), dims)
-        rho = archived.rho
-        run_id = str(uuid.uuid4())
-        rho_file = _PreparedFile.of(
-            f"{RESULTS_DIR}/{run_id}_rho.npy",
-            header_bytes(rho.shape),
-            rho.reshape(-1).view("u1").data,  # the matrix's bytes, not a copy
-        )
-        backend_info, problems = hooks.backend_metadata(backend, backend_name)
-        full_metadata: dict[str, Any] = {
-            **user_metadata,
-            "state": {
-                "dims": archived.dims,
-                "ordering": "big_endian",
-                "source_ordering": archived.source_ordering,
-                "source_kind": archived.source_kind,
-                "source_dtype": archived.source_dtype,
-                "subsystem_labels": to_json_data(archived.subsystem_labels),
-                "dtype": "complex128",
-                "shape": list(rho.shape),
-                "sha256": rho_file.sha256,
-            },
-        }
-        if backend_info:
-            full_metadata["backend"] = backend_info
-        full_metadata["qex"] = {"version": __version__, "plugins": hooks.versions}
-
-        params_json = dumps(params_clean)
-
-        def row(metadata_json: str | None = None) -> RunRow:
-            return (
-                run_id,
-                experiment_name,
-                params_json,
-                backend_name,
-                when,
-                rho_file.relative,
-                metadata_json,
+    def _refuse_read_only(self, action: str) -> None:
+        if self.read_only:
+            raise ReadOnlyArchive(
+                f"cannot {action}: the archive at {self.root} is read-only ({self.read_only}); "
+                "reading commands still work"
             )
 
-        def draft() -> Run:
-            return Run.draft(self, row(), params_clean, full_metadata, rho)
+    @contextmanager
+    def _writing(self, action: str) -> Iterator[None]:
+        """One write transaction (or the enclosing batch's). On any failure the rows are rolled
+        back and the files written here removed; disk and database faults become one line."""
+        self._refuse_read_only(action)
+        if self._in_batch:
+            with storage_faults(action):
+                yield
+            return
+        with self._transaction(action), storage_faults(action):
+            yield
 
-        validation, more = hooks.validate(draft(), rho)
-        problems += more
-        full_metadata["validation"] = validation
-        if strict and not validation.get("is_valid", True):
-            raise InvalidState(
-                "state is not physical (" + "; ".join(validation["findings"]) + "); "
-                "pass strict=False to store it flagged"
-            )
-        outputs, more = hooks.render(draft(), rho, renderer_names)
-        problems += more
-        if problems:
-            full_metadata["qex"]["plugin_errors"] = [p.to_dict() for p in problems]
-        files = [rho_file]
-        artifacts = []
-        for renderer, content in outputs:
-            relative = f"{ARTIFACTS_DIR}/{renderer.file_name(run_id)}"
-            files.append(_PreparedFile.of(relative, content))
-            artifacts.append((renderer.name, relative, renderer.media_type))
-        return _PreparedRun(row(dumps(full_metadata)), files, artifacts), problems
+    @contextmanager
+    def _transaction(self, action: str) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT; if anything fails, ROLLBACK and remove the files
+        :meth:`_write_files` wrote meanwhile."""
+        with storage_faults(action):
+            self.conn.execute("BEGIN IMMEDIATE")
+        self._written = written = []
+        try:
+            yield
+            with storage_faults(action):
+                self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self.conn.execute("ROLLBACK")
+            for path in written:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            raise
+        finally:
+            self._written = None
 
-    def _store(self, prepared: _PreparedRun) -> None:
+    def _store(self, prepared: PreparedRun) -> None:
         """Write the files, then insert the rows; the caller holds the write transaction."""
         self._write_files(prepared.files)
-        run_id = prepared.row[0]
-        self.conn.execute(
-            f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            prepared.row,
-        )
-        self._insert_artifacts(run_id, prepared.files, prepared.artifacts)
+        tables.insert_runs(self.conn, [prepared.row])
+        self._insert_artifacts(prepared.row[0], prepared.files, prepared.artifacts)
 
-    def _write_files(self, files: Sequence[_PreparedFile]) -> None:
+    def _write_files(self, files: Sequence[PreparedFile]) -> None:
         for prepared in files:
-            path = self.resolve_path(prepared.relative)
+            path = data_path(self.root, prepared.relative)
+            if not path.parent.is_dir():
+                path.parent.mkdir()
+            if self._written is not None:
+                self._written.append(path)
             atomic_write(path, prepared.chunks)
-            if self._batch_files is not None:
-                self._batch_files.append(path)
 
     def _insert_artifacts(
-        self, run_id: str, files: Sequence[_PreparedFile], artifacts: Sequence[tuple[str, str, str]]
+        self, run_id: str, files: Sequence[PreparedFile], artifacts: Sequence[tuple[str, str, str]]
     ) -> None:
-        self.conn.executemany(
-            "INSERT INTO artifacts (run_id, artifact_name, artifact_path, artifact_type) "
-            "VALUES (?, ?, ?, ?)",
-            [(run_id, name, relative, media) for name, relative, media in artifacts],
+        tables.insert_artifacts(
+            self.conn, [(run_id, name, relative, media) for name, relative, media in artifacts]
         )
-        self.conn.executemany(
-            "INSERT INTO qex_files (path, run_id, size, sha256) VALUES (?, ?, ?, ?)",
-            [(f.relative, run_id, f.size, f.sha256) for f in files],
-        )
-
-    def _file_paths_of(self, run_id: str) -> list[str]:
-        rows = self.conn.execute("SELECT path FROM qex_files WHERE run_id = ?", (run_id,))
-        return [path for (path,) in rows]
+        tables.insert_files(self.conn, [(f.relative, run_id, f.size, f.sha256, None) for f in files])
 
     # -- reading -------------------------------------------------------------------------
 
@@ -462,16 +415,14 @@ class Archive:
         if not isinstance(ref, str) or not ref.strip():
             raise InvalidInput(f"a run ID must be non-empty text, got {ref!r}")
         ref = ref.strip()
+        if not ref.isprintable() or not _is_utf8(ref):
+            raise InvalidInput(f"{ref!r} is not a run ID; IDs are like 3f2a91bc-...")
         candidates = [ref] if ref == ref.lower() else [ref, ref.lower()]
         for candidate in candidates:
-            row = self.conn.execute(f"{_SELECT_RUNS} WHERE run_id = ?", (candidate,)).fetchone()
+            row = tables.run_by_id(self.conn, candidate)
             if row:
                 return Run(self, row)
-            upper = candidate[:-1] + chr(ord(candidate[-1]) + 1)
-            rows = self.conn.execute(
-                f"{_SELECT_RUNS} WHERE run_id >= ? AND run_id < ? ORDER BY run_id LIMIT 6",
-                (candidate, upper),
-            ).fetchall()
+            rows = tables.runs_with_prefix(self.conn, candidate, 6)
             if len(rows) == 1:
                 return Run(self, rows[0])
             if rows:
@@ -518,51 +469,40 @@ class Archive:
                 isinstance(value, bool) or not isinstance(value, int) or value < 0
             ):
                 raise InvalidInput(f"{name} must be a non-negative integer, got {value!r}")
-        direction = "DESC" if newest_first else "ASC"
-
-        def query(clause: str) -> str:
-            return (
-                f"{_SELECT_RUNS}{clause} ORDER BY timestamp {direction}, run_id {direction} "
-                "LIMIT ? OFFSET ?"
-            )
-
-        paging = [-1 if limit is None else limit, offset]
-        return [Run(self, row) for row in self._filtered(selection, query, paging)]
+        # SQLite integers stop at 2**63 - 1; nobody has that many runs
+        paging = [
+            -1 if limit is None or limit > MAX_SQL_INTEGER else limit,
+            min(offset, MAX_SQL_INTEGER),
+        ]
+        rows = self._filtered(
+            selection,
+            lambda where, args: tables.select_runs(
+                self.conn, where, [*args, *paging], newest_first=newest_first
+            ),
+        )
+        return [Run(self, row) for row in rows]
 
     def count(self, selection: RunFilter | None = None) -> int:
-        rows = self._filtered(
-            selection or RunFilter(), lambda clause: f"SELECT count(*) FROM runs{clause}", []
+        total: int = self._filtered(
+            selection or RunFilter(), lambda where, args: tables.count_runs(self.conn, where, args)
         )
-        total: int = rows[0][0]
         return total
 
-    def _filtered(
-        self, selection: RunFilter, query: Callable[[str], str], extra: list[Any]
-    ) -> list[Any]:
-        clause, args = selection.sql()
+    def _filtered(self, selection: RunFilter, query: Callable[[str, list[Any]], Any]) -> Any:
+        where, args = selection.sql()
         try:
-            return self.conn.execute(query(clause), [*args, *extra]).fetchall()
+            return query(where, args)
         except sqlite3.OperationalError as exc:
             if "malformed JSON" not in str(exc):
                 raise
-        clause, args = selection.sql(damaged_json=True)  # a row holds params that are not JSON
-        return self.conn.execute(query(clause), [*args, *extra]).fetchall()
+        where, args = selection.sql(damaged_json=True)  # a row holds params that are not JSON
+        return query(where, args)
 
     def artifacts_by_run(self, run_ids: Sequence[str]) -> dict[str, list[Artifact]]:
         """Artifacts of many runs, a few queries for all of them."""
         found: dict[str, list[Artifact]] = {run_id: [] for run_id in run_ids}
-        ids = list(found)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            rows = self.conn.execute(
-                "SELECT a.run_id, a.artifact_name, a.artifact_path, a.artifact_type, f.origin "
-                "FROM artifacts a LEFT JOIN qex_files f ON f.path = a.artifact_path "
-                f"WHERE a.run_id IN ({','.join('?' * len(chunk))}) ORDER BY a.artifact_id",
-                chunk,
-            )
-            for run_id, name, relative, media, origin in rows:
-                path = self.resolve_path(relative)
-                found[run_id].append(Artifact(name, relative, media, path, origin))
+        for run_id, name, relative, media, origin in tables.artifact_rows(self.conn, list(found)):
+            found[run_id].append(Artifact(name, relative, media, self.root / relative, origin))
         return found
 
     def artifacts_of(self, run_id: str) -> list[Artifact]:
@@ -570,41 +510,17 @@ class Archive:
 
     def provenance_of(self, run_id: str) -> dict[str, Any] | None:
         """Where an imported run came from (bundle ID and checksum, file name, when)."""
-        row = self.conn.execute(
-            "SELECT bundle_id, bundle_sha256, source_name, imported_at FROM qex_imports "
-            "WHERE run_id = ?",
-            (run_id,),
-        ).fetchone()
-        if row is None:
-            return None
-        return {
-            "bundle_id": row[0],
-            "bundle_sha256": row[1],
-            "source_name": row[2],
-            "imported_at": row[3],
-        }
+        return tables.provenance(self.conn, run_id)
 
     def resolve_path(self, relative: str) -> Path:
-        """Absolute path of a path stored in the database; refuses any that leaves the archive."""
-        return self.root / checked_relative(relative)
+        """Absolute path of a stored path; :class:`~qex_archive.archive_files.ForeignFile` for
+        any path that is not one of the archive's own files."""
+        return data_path(self.root, relative)
 
 
-def checked_relative(relative: str) -> str:
-    """A path from the database, refused if it could lead outside the archive."""
-    parts = relative.split("/")
-    if not relative or relative.startswith("/") or "\\" in relative or ".." in parts:
-        raise ArchiveError(f"stored path {relative!r} points outside the archive")
-    return relative
-
-
-def _backend_name(backend: object) -> object:
-    """A backend's name: the text itself, or the object's ``name`` (attribute or method)."""
-    if isinstance(backend, str) or backend is None:
-        return backend
-    name = getattr(backend, "name", None)
-    if callable(name):
-        name = name()
-    return name if isinstance(name, str) and name.strip() else type(backend).__name__
-
-
-__all__ = ["Archive", "QexError", "open_archive", "resolve_data_dir"]
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

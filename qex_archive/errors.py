@@ -44,3 +44,11 @@ class InvalidJSON(InvalidInput):
 
 class InvalidFilter(InvalidInput):
     """A query filter cannot be understood."""
+
+
+class StorageError(ArchiveError):
+    """The disk or the database failed while writing (full, read-only, I/O error, locked)."""
+
+
+class ReadOnlyArchive(ArchiveError):
+    """A change was asked of an archive that can only be read."""

@@ -1,21 +1,38 @@
-"""``check`` and ``gc``: is every row backed by an intact file, and is every file wanted."""
+"""``check`` and ``gc``: is every row backed by an intact file of the archive's own, and is
+every file wanted.
+
+Both follow the rule of :mod:`qex_archive.archive_files`: they list ``results/`` and
+``artifacts/`` without following links and never descend through a linked directory, and
+``gc`` removes only regular files that no row refers to.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
+import stat
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .archive import ARTIFACTS_DIR, RESULTS_DIR, Archive
-from .database import write_transaction
-from .errors import ArchiveError
+from . import tables
+from .archive import Archive
+from .archive_files import (
+    ForeignFile,
+    list_data_files,
+    open_data_file,
+    remove_data_file,
+)
+from .database import read_transaction, write_transaction
 from .jsonvalues import stored_json
-from .npyfile import NpyFormatError, check_density_matrix_header, read_header
-from .storage import is_temp_name, remove_quietly, sha256_of_file
+from .npyfile import NpyFormatError, NpyHeader, check_data_size, check_density_matrix_header
+from .npyfile import read_header as read_npy_header
+from .storage import is_temp_name, sha256_of_stream
+from .states import state_summary_problem
+from .timeutil import timestamp_problem
 
-DATA_DIRS = (RESULTS_DIR, ARTIFACTS_DIR)
 STAGING_DIR = ".staging"
 
 
@@ -41,57 +58,79 @@ class Finding:
         return f"{self.code} {self.severity}: {where}: {self.message}"
 
 
+@contextmanager
+def _snapshot(archive: Archive) -> Iterator[None]:
+    """Under the write lock the rows and the directory listing form one consistent snapshot
+    (writers create files only while holding it); a read-only archive has no writers."""
+    if archive.read_only:
+        with read_transaction(archive.conn):
+            yield
+    else:
+        with write_transaction(archive.conn):
+            yield
+
+
 def check_archive(archive: Archive, *, verify_checksums: bool = True) -> list[Finding]:
     """Compare the database with the files on disk; return every problem found."""
     findings: list[Finding] = []
     conn = archive.conn
-    # Under the write lock the rows and the directory listing form one consistent snapshot:
-    # writers create files only while holding it.
-    with write_transaction(conn):
+    with _snapshot(archive):
         quick = conn.execute("PRAGMA quick_check").fetchone()[0]
         if quick != "ok":
             findings.append(Finding("QEX-C009", "error", "qex.db", None, f"SQLite: {quick}"))
-        referenced = _referenced_paths(conn)
-        on_disk = _files_on_disk(archive)
-        checksums = {
-            path: (size, sha256)
-            for path, size, sha256 in conn.execute("SELECT path, size, sha256 FROM qex_files")
-        }
-        runs = conn.execute(
-            "SELECT run_id, params, metadata, typeof(timestamp) IN ('real', 'integer') "
-            "FROM runs ORDER BY run_id"
-        ).fetchall()
-    for relative in sorted(on_disk - set(referenced)):
+        references = tables.references(conn)
+        listing = list_data_files(archive.root)
+        checksums = tables.file_checksums(conn)
+        runs = tables.run_rows_for_check(conn)
+    owners: dict[str, list[str]] = defaultdict(list)
+    for relative, run_id in references:
+        owners[relative].append(run_id)
+    for relative in sorted(listing.files - set(owners)):
         if is_temp_name(Path(relative).name):
             message = "unfinished write left by an interrupted process; 'qex-archive gc' removes it"
             findings.append(Finding("QEX-C006", "error", relative, None, message))
         else:
             message = "file not referenced by any run; 'qex-archive gc' removes it"
             findings.append(Finding("QEX-C005", "error", relative, None, message))
+    for relative, why in listing.strange:
+        if relative not in owners:
+            code = "QEX-C017" if relative.endswith("/") else "QEX-C015"
+            findings.append(Finding(code, "error", relative, None, f"{why}; remove or replace it"))
     for directory in _stale_staging(archive):
         message = "left by an interrupted import; 'qex-archive gc' removes it"
         findings.append(
             Finding("QEX-C012", "error", f"{STAGING_DIR}/{directory.name}/", None, message)
         )
-    for relative, run_id in sorted(referenced.items()):
-        findings.extend(_check_file(archive, relative, run_id, checksums, verify_checksums))
-    for run_id, params, metadata, numeric_time in runs:
-        if not numeric_time:
-            message = "timestamp is not a number (Unix seconds)"
-            findings.append(Finding("QEX-C014", "error", None, run_id, message))
-        findings.extend(_check_row(run_id, params, metadata))
+    headers: dict[str, NpyHeader] = {}
+    for relative, run_ids in sorted(owners.items()):
+        if len(set(run_ids)) > 1:
+            shared = ", ".join(sorted(set(run_ids)))
+            message = f"one file referenced by several runs ({shared}); correct the rows"
+            findings.append(Finding("QEX-C016", "error", relative, None, message))
+        findings.extend(
+            _check_file(archive, relative, run_ids[0], checksums, verify_checksums, headers)
+        )
+    for run_id, params, metadata, timestamp, rho_path in runs:
+        problem = timestamp_problem(timestamp)
+        if problem:
+            findings.append(Finding("QEX-C014", "error", None, run_id, f"timestamp {problem}"))
+        findings.extend(
+            _check_row(run_id, params, metadata, headers.get(rho_path), checksums.get(rho_path))
+        )
     return findings
 
 
 def collect_garbage(archive: Archive, *, dry_run: bool = False) -> list[str]:
     """Remove files under ``results/`` and ``artifacts/`` that no row refers to, and what
-    interrupted imports left in ``.staging/``."""
+    interrupted imports left in ``.staging/``. Links and linked directories are left alone."""
+    archive._refuse_read_only("remove files")
     with write_transaction(archive.conn):
-        unwanted = sorted(_files_on_disk(archive) - set(_referenced_paths(archive.conn)))
+        referenced = {path for path, _ in tables.references(archive.conn)}
+        unwanted = sorted(list_data_files(archive.root).files - referenced)
         stale = _stale_staging(archive)
         if not dry_run:
             for relative in unwanted:
-                remove_quietly(archive.resolve_path(relative))
+                remove_data_file(archive.root, relative, temporary=True)
             for directory in stale:
                 shutil.rmtree(directory, ignore_errors=True)
     return unwanted + [f"{STAGING_DIR}/{d.name}/" for d in stale]
@@ -100,8 +139,12 @@ def collect_garbage(archive: Archive, *, dry_run: bool = False) -> list[str]:
 def _stale_staging(archive: Archive) -> list[Path]:
     """Staging directories of imports whose process is gone (named ``import-{pid}-...``)."""
     root = archive.root / STAGING_DIR
+    if not _real_directory(root):
+        return []
     stale = []
-    for directory in sorted(root.iterdir()) if root.is_dir() else ():
+    for directory in sorted(root.iterdir()):
+        if not _real_directory(directory):
+            continue
         parts = directory.name.split("-")
         pid = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
         if pid is None or not _process_alive(pid):
@@ -109,37 +152,23 @@ def _stale_staging(archive: Archive) -> list[Path]:
     return stale
 
 
+def _real_directory(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
 def _process_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:
         return True
     return True
-
-
-def _referenced_paths(conn: sqlite3.Connection) -> dict[str, str]:
-    """Every file path the database refers to, with the run it belongs to."""
-    referenced: dict[str, str] = {}
-    for sql in (
-        "SELECT density_matrix_path, run_id FROM runs",
-        "SELECT artifact_path, run_id FROM artifacts",
-        "SELECT path, run_id FROM qex_files",
-    ):
-        referenced.update(conn.execute(sql).fetchall())
-    return referenced
-
-
-def _files_on_disk(archive: Archive) -> set[str]:
-    found: set[str] = set()
-    for sub in DATA_DIRS:
-        directory = archive.root / sub
-        if directory.is_dir():
-            found.update(f"{sub}/{entry.name}" for entry in directory.iterdir() if entry.is_file())
-    return found
 
 
 def _check_file(
@@ -148,37 +177,50 @@ def _check_file(
     run_id: str,
     checksums: dict[str, tuple[int, str]],
     verify_checksums: bool,
+    headers: dict[str, NpyHeader],
 ) -> list[Finding]:
     def finding(code: str, message: str) -> list[Finding]:
         return [Finding(code, "error", relative, run_id, message)]
 
     try:
-        path = archive.resolve_path(relative)
-    except ArchiveError as exc:
-        return finding("QEX-C010", str(exc))
-    if not path.is_file():
+        stream = open_data_file(archive.root, relative)
+    except ForeignFile as exc:
+        return finding(exc.code, str(exc))
+    except FileNotFoundError:
         return finding("QEX-C001", "file is missing")
-    expected = checksums.get(relative)
-    if expected is None:
-        return [Finding("QEX-C007", "warning", relative, run_id, "no checksum recorded")]
-    size = path.stat().st_size
-    if size != expected[0]:
-        return finding("QEX-C002", f"size is {size} bytes, recorded {expected[0]}")
-    if relative.endswith(".npy"):
-        try:
-            with path.open("rb") as stream:
-                header = read_header(stream)
-            check_density_matrix_header(header)
-            if header.data_offset + header.data_size != size:
-                raise NpyFormatError(".npy data size does not match its header")
-        except NpyFormatError as exc:
-            return finding("QEX-C004", str(exc))
-    if verify_checksums and sha256_of_file(path)[1] != expected[1]:
-        return finding("QEX-C003", "SHA-256 differs from the one recorded: the file was changed")
+    except OSError as exc:
+        return finding("QEX-C001", f"file cannot be read ({exc.strerror})")
+    with stream:
+        size = os.fstat(stream.fileno()).st_size
+        expected = checksums.get(relative)
+        if expected is not None and size != expected[0]:
+            return finding("QEX-C002", f"size is {size} bytes, recorded {expected[0]}")
+        if relative.endswith(".npy"):
+            try:
+                header = read_npy_header(stream)
+                check_density_matrix_header(header)
+                check_data_size(header, size)
+            except NpyFormatError as exc:
+                return finding("QEX-C004", str(exc))
+            headers[relative] = header
+        if expected is None:
+            return [Finding("QEX-C007", "warning", relative, run_id, "no checksum recorded")]
+        if verify_checksums:
+            stream.seek(0)
+            if sha256_of_stream(stream)[1] != expected[1]:
+                return finding(
+                    "QEX-C003", "SHA-256 differs from the one recorded: the file was changed"
+                )
     return []
 
 
-def _check_row(run_id: str, params_json: object, metadata_json: object) -> list[Finding]:
+def _check_row(
+    run_id: str,
+    params_json: object,
+    metadata_json: object,
+    header: NpyHeader | None,
+    rho_checksum: tuple[int, str] | None,
+) -> list[Finding]:
     findings = []
     if not isinstance(stored_json(params_json), dict):
         findings.append(Finding("QEX-C013", "error", None, run_id, "params is not a JSON object"))
@@ -186,6 +228,14 @@ def _check_row(run_id: str, params_json: object, metadata_json: object) -> list[
     if not isinstance(metadata, dict):
         findings.append(Finding("QEX-C011", "error", None, run_id, "metadata is not a JSON object"))
         return findings
+    state = metadata.get("state")
+    if state is not None:
+        problem = state_summary_problem(
+            state, None if header is None else header.shape, rho_checksum and rho_checksum[1]
+        )
+        if problem:
+            message = f"metadata.state {problem}; correct the row or restore the file"
+            findings.append(Finding("QEX-C018", "error", None, run_id, message))
     validation = metadata.get("validation")
     if isinstance(validation, dict) and validation.get("is_valid") is False:
         listed = validation.get("findings")

@@ -11,7 +11,7 @@ import ast
 import re
 import struct
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 MAGIC = b"\x93NUMPY"
 ALIGNMENT = 64
@@ -116,3 +116,27 @@ def check_density_matrix_header(header: NpyHeader) -> None:
         raise NpyFormatError(".npy array is in Fortran order, expected C order")
     if len(header.shape) != 2 or header.shape[0] != header.shape[1] or header.shape[0] < 1:
         raise NpyFormatError(f".npy shape {header.shape} is not a square matrix")
+
+
+def check_data_size(header: NpyHeader, file_size: int) -> None:
+    """The file holds exactly the bytes its header promises (not truncated, not padded)."""
+    if header.data_offset + header.data_size != file_size:
+        raise NpyFormatError(
+            f".npy data size does not match its header ({file_size} bytes, the header "
+            f"promises {header.data_offset + header.data_size}): truncated or padded"
+        )
+
+
+def map_density_matrix(stream: BinaryIO) -> Any:
+    """A read-only memory map of the archive's own layout, after checking the header and
+    the file's size, so that a damaged file is refused before numpy sees it."""
+    import os
+
+    import numpy as np
+
+    header = read_header(stream)
+    check_density_matrix_header(header)
+    check_data_size(header, os.fstat(stream.fileno()).st_size)
+    return np.memmap(
+        stream, dtype=np.complex128, mode="r", offset=header.data_offset, shape=header.shape
+    )

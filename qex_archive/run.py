@@ -139,13 +139,42 @@ class Run:
 
     @cached_property
     def rho(self) -> npt.NDArray[np.complex128]:
-        """The density matrix, memory-mapped read-only from its ``.npy`` file."""
-        import numpy as np
+        """The density matrix, memory-mapped read-only from its ``.npy`` file.
 
-        array: npt.NDArray[np.complex128] = np.load(
-            self.rho_path, mmap_mode="r", allow_pickle=False
-        )
+        :class:`ArchiveError` when the file is missing, damaged or not the archive's own."""
+        from .archive_files import open_data_file
+        from .npyfile import NpyFormatError, map_density_matrix
+
+        where = self.density_matrix_path
+        try:
+            with open_data_file(self._archive.root, where) as stream:
+                array: npt.NDArray[np.complex128] = map_density_matrix(stream)
+        except FileNotFoundError:
+            raise ArchiveError(f"{where} is missing; run 'qex-archive check'") from None
+        except (NpyFormatError, ValueError, OSError) as exc:
+            raise ArchiveError(f"{where} cannot be read: {exc}; run 'qex-archive check'") from None
         return array
+
+    def verify_density_matrix(self) -> None:
+        """Refuse a density matrix file that differs from the checksum recorded with it."""
+        from .archive_files import open_data_file
+        from .storage import sha256_of_stream
+        from .tables import rho_checksum
+
+        where = self.density_matrix_path
+        recorded = rho_checksum(self._archive.conn, self.run_id, where)
+        if recorded is None:
+            return  # adopted from another tool: nothing to compare with
+        try:
+            with open_data_file(self._archive.root, where) as stream:
+                _, actual = sha256_of_stream(stream)
+        except FileNotFoundError:
+            raise ArchiveError(f"QEX-C001 {where}: file is missing; run 'qex-archive check'")
+        if actual != recorded:
+            raise ArchiveError(
+                f"QEX-C003 {where}: differs from its recorded checksum; run 'qex-archive check' "
+                "(or pass --force to use it anyway)"
+            )
 
     @cached_property
     def artifacts(self) -> list[Artifact]:

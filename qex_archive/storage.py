@@ -9,15 +9,19 @@ temporary or the renamed one), never a row whose file is missing.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import secrets
+import sqlite3
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import BinaryIO
+
+from .errors import StorageError
 
 TEMP_PREFIX = ".tmp-"
 CHUNK_SIZE = 1 << 20
@@ -136,11 +140,57 @@ def remove_quietly(path: Path) -> None:
 
 
 def sha256_of_file(path: Path) -> tuple[int, str]:
-    """Size and SHA-256 hex digest of a file, read in chunks."""
+    """Size and SHA-256 hex digest of a file (one the caller chose, not a stored path)."""
+    with path.open("rb") as stream:
+        return sha256_of_stream(stream)
+
+
+def sha256_of_stream(stream: BinaryIO) -> tuple[int, str]:
+    """Size and SHA-256 hex digest of what is left in ``stream``, read in chunks."""
     digest = hashlib.sha256()
     size = 0
-    with path.open("rb") as stream:
-        while chunk := stream.read(CHUNK_SIZE):
-            digest.update(chunk)
-            size += len(chunk)
+    while chunk := stream.read(CHUNK_SIZE):
+        digest.update(chunk)
+        size += len(chunk)
     return size, digest.hexdigest()
+
+
+_OS_REASONS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EIO: "an input/output error (the disk may be failing)",
+}
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What went wrong with the disk or the database, in a few words."""
+    if isinstance(exc, OSError):
+        reason = _OS_REASONS.get(exc.errno or 0) or exc.strerror or str(exc)
+        return f"{reason} ({exc.filename})" if exc.filename else reason
+    text = str(exc).lower()
+    if "full" in text:
+        return "the disk is full"
+    if "readonly" in text or "read-only" in text:
+        return "the database is read-only"
+    if "locked" in text or "busy" in text:
+        from .database import BUSY_TIMEOUT_SECONDS
+
+        return f"the database stayed locked by another process for {BUSY_TIMEOUT_SECONDS:.0f} s"
+    if "i/o" in text:
+        return "an input/output error (the disk may be failing)"
+    return str(exc)
+
+
+@contextmanager
+def storage_faults(action: str) -> Iterator[None]:
+    """Turn a failure of the disk or the database into a one-line :class:`StorageError`.
+    The caller has already undone its own writes when the exception passes through here."""
+    try:
+        yield
+    except (OSError, sqlite3.Error) as exc:
+        raise StorageError(
+            f"cannot {action}: {failure_reason(exc)}; the archive is unchanged"
+        ) from exc

@@ -9,6 +9,9 @@ from datetime import datetime
 
 from .errors import InvalidInput
 
+# Every command can show, compare and pack times in this range (years 1900 to 9999, UTC).
+MIN_TIMESTAMP = -2_208_988_800.0
+MAX_TIMESTAMP = 253_402_300_799.0
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -22,7 +25,10 @@ def to_timestamp(value: object, what: str) -> float:
     if isinstance(value, bool):
         raise InvalidInput(f"{what} must be a time, not a boolean")
     if isinstance(value, (int, float)):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
         if not math.isfinite(number):
             raise InvalidInput(f"{what} must be a finite Unix timestamp, got {value!r}")
         return number
@@ -46,6 +52,30 @@ def to_timestamp(value: object, what: str) -> float:
             "a Unix timestamp, or an age like 3d, 12h, 30m"
         )
     raise InvalidInput(f"{what} must be a time, not {type(value).__name__}")
+
+
+def timestamp_problem(value: object) -> str | None:
+    """Why ``value`` cannot be a run's timestamp, or ``None`` when it can."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "is not a number (Unix seconds)"
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not MIN_TIMESTAMP <= number <= MAX_TIMESTAMP:
+        return "is outside the years 1900 to 9999"
+    return None
+
+
+def run_timestamp(value: object) -> float:
+    """A run's timestamp from what :func:`to_timestamp` accepts, within years 1900-9999."""
+    number = to_timestamp(value, "timestamp")
+    if timestamp_problem(number):
+        raise InvalidInput(
+            f"timestamp {value!r} is outside the years 1900 to 9999; give the time the run "
+            "happened (Unix seconds, ISO 8601 or a datetime)"
+        )
+    return number
 
 
 def iso_local(timestamp: object) -> str:

@@ -89,19 +89,20 @@ KILLER = PRELUDE + textwrap.dedent(
     """
     import os, sys, time
     import qex_archive as qa
-    from qex_archive.bundle import importer, reader
+    from qex_archive import storage
+    from qex_archive.bundle import importer
 
     data_dir, bundle, point = sys.argv[1:4]
 
     if point == "while-staging":
-        original = reader._verify_member
+        original = storage.StagingDirectory.create
         calls = {"n": 0}
-        def verify(*args, **kwargs):
-            original(*args, **kwargs)
+        def create(self, name):
             calls["n"] += 1
-            if calls["n"] == 3:
+            if calls["n"] == 3:  # two payload files staged, the third about to be
                 stop_here()
-        reader._verify_member = verify
+            return original(self, name)
+        storage.StagingDirectory.create = create
     elif point == "after-moving-files":
         importer._move_into_place = after(importer._move_into_place)
     elif point == "after-inserting-rows":

@@ -293,7 +293,9 @@ def test_render_makes_artifacts_again(demo_dir: Path) -> None:
     assert invoke(demo_dir, "check").exit_code == 1
     result = invoke(demo_dir, "render", run.run_id[:8])
     assert result.exit_code == 0 and result.stdout.startswith("bloch: ")
-    assert artifact.path.is_file() and invoke(demo_dir, "check").exit_code == 0
+    with qa.open_archive(demo_dir) as arch:
+        (rendered,) = arch.get(run.run_id).artifacts
+    assert rendered.path.is_file() and invoke(demo_dir, "check").exit_code == 0
     assert_one_line_error(
         invoke(demo_dir, "render", run.run_id[:8], "-r", "nope"), "no renderer named 'nope'"
     )

@@ -61,7 +61,7 @@ CHILD = PRELUDE + textwrap.dedent(
             for i in range(10):
                 arch.record("doomed", params={"i": i}, backend="b", state=state)
     elif point == "delete-before-unlink":
-        archive_module.remove_quietly = stop_here
+        archive_module.remove_data_file = stop_here
         arch.delete(arch.runs(where={"i": 2})[0].run_id)
     elif point == "after-commit":
         arch.record("late", backend="b", state=state)

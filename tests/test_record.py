@@ -224,9 +224,12 @@ def test_deleting_inside_a_batch_removes_files_only_when_it_commits(archive: qa.
 
 
 def test_open_without_create_refuses_a_missing_archive(tmp_path: Path) -> None:
-    with pytest.raises(qa.ArchiveNotFound, match="qex-archive init"):
+    with pytest.raises(qa.ArchiveNotFound) as caught:
         qa.open_archive(tmp_path / "nothing", create=False)
+    assert f"'qex-archive --data-dir {tmp_path / 'nothing'} init'" in str(caught.value)
     assert not (tmp_path / "nothing").exists()
+    with pytest.raises(qa.ArchiveNotFound, match="create one with 'qex-archive init'"):
+        qa.open_archive(create=False)  # the default place needs no option
 
 
 def test_location_comes_from_argument_then_env_then_default(

@@ -62,7 +62,7 @@ def test_an_import_the_disk_cannot_flush_changes_nothing(
         target.record("kept", backend="b", state=bell_state())
         before = snapshot(tmp_path / "target")
         monkeypatch.setattr(storage, "_syncfs_function", lambda: lambda fd: -1)
-        with pytest.raises(OSError, match="cannot flush the files to disk"):
+        with pytest.raises(qa.ArchiveError, match="cannot stage the bundle's files: cannot flush"):
             import_bundle(target, tmp_path / "b.qexb")
         assert snapshot(tmp_path / "target") == before
         monkeypatch.undo()

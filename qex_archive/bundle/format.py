@@ -83,7 +83,8 @@ class Limits:
     max_total_size: int = 64 * 1024**3
     max_file_size: int = 16 * 1024**3
     max_ratio: float = 200.0
-    max_json_size: int = 256 * 1024**2
+    max_json_size: int = 64 * 1024**2
+    max_json_values: int = 1_000_000
     max_json_depth: int = 64
 
 
@@ -92,14 +93,32 @@ def fold(name: str) -> str:
     return unicodedata.normalize("NFC", name).casefold()
 
 
-def parse_json(raw: bytes, member: str, limits: Limits) -> Any:
-    """Strict JSON: bounded size and depth, no duplicate keys, no NaN or Infinity."""
+def decode_json(raw: bytes, member: str, limits: Limits) -> str:
+    """JSON bytes as text, after the caps that bound the memory of parsing them: the size, and
+    the number of values (counted from the separators, at C speed, before any is built)."""
     if len(raw) > limits.max_json_size:
         raise BundleError(
             TOO_LARGE, f"{len(raw)} bytes of JSON is over the limit; raise --max-json-size", member
         )
+    values = raw.count(b",") + raw.count(b"[") + raw.count(b"{")
+    if values > limits.max_json_values:
+        raise BundleError(
+            TOO_LARGE,
+            f"about {values:,} JSON values, over the limit; raise --max-json-values",
+            member,
+        )
     if nested_deeper_than(raw, limits.max_json_depth):
         raise BundleError(BAD_JSON, f"JSON nested deeper than {limits.max_json_depth}", member)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BundleError(BAD_JSON, "not valid UTF-8 JSON (bad UTF-8 bytes)", member) from None
+
+
+def parse_json(raw: bytes | str, member: str, limits: Limits) -> Any:
+    """Strict JSON: bounded size, values and depth, no duplicate keys, no NaN or Infinity, no
+    lone surrogates (text that cannot be stored or printed)."""
+    text = decode_json(raw, member, limits) if isinstance(raw, bytes) else raw
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         result = dict(items)
@@ -115,7 +134,7 @@ def parse_json(raw: bytes, member: str, limits: Limits) -> Any:
         raise BundleError(BAD_JSON, f"{name} is not JSON", member)
 
     try:
-        return json.loads(raw.decode("utf-8"), object_pairs_hook=pairs, parse_constant=constant)
+        value = json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
     except BundleError:
         raise
     except RecursionError:
@@ -124,8 +143,17 @@ def parse_json(raw: bytes, member: str, limits: Limits) -> Any:
         ) from None
     except ValueError as exc:
         raise BundleError(BAD_JSON, f"not valid UTF-8 JSON ({str(exc)[:120]})", member) from None
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise BundleError(
+                BAD_JSON, "a string holds a lone surrogate (\\udXXX), which is not text", member
+            ) from None
+    return value
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')
 _STRING = re.compile(rb'"[^"]*"')
 _SQUARE = bytes.maketrans(b"{}", b"[]")

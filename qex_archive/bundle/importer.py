@@ -1,24 +1,36 @@
-"""Bringing a verified bundle into an archive: stage, check conflicts, then one transaction."""
+"""Bringing a verified bundle into an archive: stage, check conflicts, then one transaction.
+
+All or nothing under any failure: the payload is verified while it is staged in
+``.staging/`` (never by the ZIP's own names), then, under the write lock, the staged files
+are renamed into place and the rows inserted; if anything at all fails from there on, the
+files moved are removed again and the transaction is rolled back. A failure of the disk or the
+database is reported as such, never blamed on the bundle.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..archive import ARTIFACTS_DIR, RESULTS_DIR, Archive, open_archive
+from .. import tables
+from ..archive import Archive, open_archive, resolve_data_dir
+from ..archive_files import DB_NAME, data_path
 from ..database import write_transaction
-from ..errors import InvalidInput
+from ..errors import ArchiveError, InvalidInput
 from ..integrity import STAGING_DIR
-from ..jsonvalues import dumps, stored_json
-from ..storage import StagingDirectory, fsync_path
+from ..jsonvalues import stored_json
+from ..storage import StagingDirectory, fsync_path, storage_faults
+from .description import ImportRows, source_name_of
 from .format import CONFLICT, BundleError, Limits
-from .reader import BundleContents, read_bundle
+from .reader import BundleContents, SinkError, read_bundle
 
 CONFLICT_POLICIES = ("error", "skip")
 
@@ -68,7 +80,33 @@ def import_bundle(
         report.dry_run = True
         _refuse_conflicts(report, on_conflict, dry_run=True)
         return report
-    staging = _new_staging_dir(archive)
+    archive._refuse_read_only("import a bundle")
+    with _staging_dir(archive) as staging:
+        contents = _stage(staging, path, limits, progress)
+        assert contents.rows is not None
+        moved: list[Path] = []
+        try:
+            with storage_faults("import the bundle"), write_transaction(archive.conn):
+                report = _plan(archive, contents)
+                _refuse_conflicts(report, on_conflict, dry_run=False)
+                rows = contents.rows.of_runs(set(report.imported))
+                _move_into_place(archive, staging, rows, moved)
+                _insert(archive, contents, rows, source_name_of(path))
+        except BaseException:
+            for target in moved:  # the transaction was rolled back; the files go too
+                with contextlib.suppress(OSError):
+                    target.unlink()
+            raise
+    return report
+
+
+def _stage(
+    staging: Path,
+    path: str | os.PathLike[str],
+    limits: Limits | None,
+    progress: Callable[[int], None] | None,
+) -> BundleContents:
+    """Verify the bundle while its payload is written to ``staging`` and made durable."""
     try:
         with StagingDirectory(staging) as staged:
             # Member names were matched against the whitelist; the base name is qex's own.
@@ -78,16 +116,12 @@ def import_bundle(
                 sink=lambda member: staged.create(member.rsplit("/", 1)[1]),
                 progress=progress,
             )
-            staged.sync()
-        with write_transaction(archive.conn):
-            report = _plan(archive, contents)
-            _refuse_conflicts(report, on_conflict, dry_run=False)
-            new = [run for run in contents.runs if run["run_id"] in set(report.imported)]
-            _move_into_place(archive, staging, new)
-            _insert(archive, contents, new, source_name=Path(path).name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return report
+            with storage_faults("stage the bundle's files"):
+                staged.sync()
+    except SinkError as exc:
+        with storage_faults("stage the bundle's files"):
+            raise exc.cause from None
+    return contents
 
 
 def unpack_bundle(
@@ -97,56 +131,77 @@ def unpack_bundle(
     limits: Limits | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    """Create a new archive in ``directory`` holding the bundle's runs."""
+    """Create a new archive in ``directory`` holding the bundle's runs. If that fails, the
+    directory is left as it was (absent, or empty)."""
     target = Path(directory)
-    if (target / "qex.db").exists() or (target.is_dir() and any(target.iterdir())):
+    if (target / DB_NAME).exists() or (target.is_dir() and any(target.iterdir())):
         raise InvalidInput(f"{target} is not empty; unpack into a new directory, or use 'import'")
-    created = not target.exists()
-    archive = open_archive(target)
+    with removed_on_failure(target):
+        with open_archive(target) as archive:
+            return import_bundle(archive, path, limits=limits, progress=progress)
+
+
+@contextmanager
+def removed_on_failure(target: Path) -> Iterator[None]:
+    """If the block fails, remove what it created in ``target``: the directory itself when it
+    did not exist, else its new entries (it was empty, or had no archive in it)."""
+    target = resolve_data_dir(target)
+    existed = target.is_dir()
+    before = set(os.listdir(target)) if existed else set()
     try:
-        return import_bundle(archive, path, limits=limits, progress=progress)
+        yield
     except BaseException:
-        archive.close()
-        if created:
+        if not existed:
             shutil.rmtree(target, ignore_errors=True)
+        elif target.is_dir():
+            for name in set(os.listdir(target)) - before:
+                entry = target / name
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        entry.unlink()
         raise
-    finally:
-        archive.close()
 
 
-def _new_staging_dir(archive: Archive) -> Path:
+@contextmanager
+def _staging_dir(archive: Archive) -> Iterator[Path]:
     root = archive.root / STAGING_DIR
-    root.mkdir(exist_ok=True)
-    staging = root / f"import-{os.getpid()}-{secrets.token_hex(6)}"
-    staging.mkdir()
-    return staging
+    created_root = False
+    with storage_faults("create a staging directory"):
+        if not os.path.lexists(root):
+            root.mkdir()
+            created_root = True
+        staging = root / f"import-{os.getpid()}-{secrets.token_hex(6)}"
+        staging.mkdir()
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created_root:
+            with contextlib.suppress(OSError):
+                root.rmdir()  # only if no other import is using it
 
 
 def _plan(archive: Archive, contents: BundleContents) -> ImportReport:
     report = ImportReport(contents.bundle_id, contents.sha256)
     for run in contents.runs:
-        existing = archive.conn.execute(
-            "SELECT experiment_name, params, backend_name, timestamp, metadata FROM runs "
-            "WHERE run_id = ?",
-            (run["run_id"],),
-        ).fetchone()
+        run_id = run["run_id"]
+        existing = tables.run_by_id(archive.conn, run_id)
         if existing is None:
-            report.imported.append(run["run_id"])
+            report.imported.append(run_id)
             continue
-        stored_sha = archive.conn.execute(
-            "SELECT sha256 FROM qex_files WHERE run_id = ? AND path LIKE 'results/%'",
-            (run["run_id"],),
-        ).fetchone()
+        _, experiment, params, backend, timestamp, rho_path, metadata = existing
         same = (
-            existing[0] == run["experiment_name"]
-            and stored_json(existing[1]) == run["params"]
-            and existing[2] == run["backend_name"]
-            and existing[3] == run["timestamp"]
-            and (stored_json(existing[4]) if existing[4] is not None else None) == run["metadata"]
-            and stored_sha is not None
-            and stored_sha[0] == run["density_matrix"]["sha256"]
+            experiment == run["experiment_name"]
+            and stored_json(params) == run["params"]
+            and backend == run["backend_name"]
+            and timestamp == run["timestamp"]
+            and (stored_json(metadata) if metadata is not None else None) == run["metadata"]
+            and tables.rho_checksum(archive.conn, run_id, rho_path)
+            == run["density_matrix"]["sha256"]
         )
-        (report.identical if same else report.conflicts).append(run["run_id"])
+        (report.identical if same else report.conflicts).append(run_id)
     return report
 
 
@@ -161,62 +216,34 @@ def _refuse_conflicts(report: ImportReport, on_conflict: str, *, dry_run: bool) 
         )
 
 
-def _move_into_place(archive: Archive, staging: Path, runs: list[dict[str, Any]]) -> None:
+def _move_into_place(archive: Archive, staging: Path, rows: ImportRows, moved: list[Path]) -> None:
     """Rename staged files to their final names (same file system, so atomic); the caller
-    holds the write lock and commits the rows afterwards."""
-    for run in runs:
-        for record in [run["density_matrix"], *run["artifacts"]]:
-            name = Path(record["path"]).name
-            directory = RESULTS_DIR if record is run["density_matrix"] else ARTIFACTS_DIR
-            os.replace(staging / name, archive.root / directory / name)
-    for directory in (RESULTS_DIR, ARTIFACTS_DIR):
-        fsync_path(archive.root / directory)
-
-
-def _insert(
-    archive: Archive, contents: BundleContents, runs: list[dict[str, Any]], *, source_name: str
-) -> None:
-    now = time.time()
-    run_rows, artifact_rows, file_rows, import_rows = [], [], [], []
-    for run in runs:
-        run_id = run["run_id"]
-        rho_path = f"{RESULTS_DIR}/{run_id}_rho.npy"
-        run_rows.append(
-            (
-                run_id,
-                run["experiment_name"],
-                dumps(run["params"]),
-                run["backend_name"],
-                float(run["timestamp"]),
-                rho_path,
-                None if run["metadata"] is None else dumps(run["metadata"]),
-            )
+    holds the write lock, commits the rows afterwards, and removes ``moved`` if that fails."""
+    paths = [path for path, *_ in rows.files]
+    taken = tables.referenced_among(archive.conn, paths)
+    if taken:
+        raise ArchiveError(
+            f"{sorted(taken)[0]} is already referenced by a row of this archive; "
+            "run 'qex-archive check' and correct the rows before importing"
         )
-        rho = run["density_matrix"]
-        file_rows.append((rho_path, run_id, rho["size"], rho["sha256"], contents.bundle_id))
-        for artifact in run["artifacts"]:
-            relative = f"{ARTIFACTS_DIR}/{artifact['path'].rsplit('/', 1)[1]}"
-            artifact_rows.append((run_id, artifact["name"], relative, artifact["media_type"]))
-            file_rows.append(
-                (relative, run_id, artifact["size"], artifact["sha256"], contents.bundle_id)
-            )
-        import_rows.append((run_id, contents.bundle_id, contents.sha256, source_name, now))
-    archive.conn.executemany(
-        "INSERT INTO runs (run_id, experiment_name, params, backend_name, timestamp, "
-        "density_matrix_path, metadata) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        run_rows,
-    )
-    archive.conn.executemany(
-        "INSERT INTO artifacts (run_id, artifact_name, artifact_path, artifact_type) "
-        "VALUES (?, ?, ?, ?)",
-        artifact_rows,
-    )
-    archive.conn.executemany(
-        "INSERT INTO qex_files (path, run_id, size, sha256, origin) VALUES (?, ?, ?, ?, ?)",
-        file_rows,
-    )
-    archive.conn.executemany(
-        "INSERT INTO qex_imports (run_id, bundle_id, bundle_sha256, source_name, imported_at) "
-        "VALUES (?, ?, ?, ?, ?)",
-        import_rows,
+    for path in paths:
+        target = data_path(archive.root, path)
+        if not target.parent.is_dir():
+            target.parent.mkdir()
+        source = staging / target.name
+        moved.append(target)
+        os.replace(source, target)
+    for directory in {data_path(archive.root, path).parent for path, *_ in rows.files}:
+        fsync_path(directory)
+
+
+def _insert(archive: Archive, contents: BundleContents, rows: ImportRows, source: str) -> None:
+    now = time.time()
+    conn = archive.conn
+    tables.insert_runs(conn, rows.runs)
+    tables.insert_artifacts(conn, rows.artifacts)
+    tables.insert_files(conn, rows.files)
+    tables.insert_imports(
+        conn,
+        [(row[0], contents.bundle_id, contents.sha256, source, now) for row in rows.runs],
     )

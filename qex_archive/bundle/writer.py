@@ -3,24 +3,32 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import uuid
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn
 
 from .. import __version__
-from ..archive import Archive, checked_relative
+from ..archive import Archive
+from ..archive_files import ForeignFile, data_path, open_checked_path, read_data_file
 from ..errors import ArchiveError, InvalidInput
 from ..names import check_name
-from ..npyfile import NpyFormatError, check_density_matrix_header, read_header
+from ..npyfile import (
+    MAX_HEADER_BYTES,
+    NpyFormatError,
+    check_data_size,
+    check_density_matrix_header,
+    read_header,
+)
 from ..query import RunFilter
 from ..run import Run
-from ..storage import atomic_output, sha256_of_file
+from ..storage import atomic_output, sha256_of_stream
 from .format import (
     BAG_INFO,
     BAGIT,
@@ -36,6 +44,7 @@ from .format import (
     canonical_json,
     schema_problem,
 )
+from .description import run_problem
 from .zipwriter import ZipWriter, deflate
 
 IN_MEMORY_MEMBER = CHUNK  # larger files are streamed chunk by chunk
@@ -60,6 +69,7 @@ class _Payload:
     sha256: str
     source: str | bytes  # a file's absolute path, or the content itself
     relative: str = ""  # the file's path inside the archive, for messages
+    npy_shape: tuple[int, ...] | None = None  # a density matrix's shape, as its run says
 
 
 def select_runs(archive: Archive, refs: Sequence[str], selection: RunFilter | None) -> list[Run]:
@@ -211,7 +221,7 @@ def _collect_payload(
     archive: Archive, runs: Sequence[Run], include_artifacts: bool
 ) -> tuple[list[_Payload], list[dict[str, Any]]]:
     stored = _stored_checksums(archive, [run.run_id for run in runs])
-    root = str(archive.root)
+    root = archive.root
     payload: list[_Payload] = []
     records = []
     artifacts_of = (
@@ -221,9 +231,8 @@ def _collect_payload(
         if not RUN_ID_PATTERN.fullmatch(run.run_id):
             raise _unpackable(run.run_id, "bundles carry UUID run IDs only (as qex records them)")
         rho = _file_payload(
-            root, run.density_matrix_path, f"data/results/{run.run_id}_rho.npy", stored
+            run.run_id, root, run.density_matrix_path, f"data/results/{run.run_id}_rho.npy", stored
         )
-        payload.append(rho)
         try:
             params, metadata = run.params, run.metadata
         except ArchiveError:
@@ -236,6 +245,9 @@ def _collect_payload(
         shape = state.get("shape") if isinstance(state, dict) else None
         if shape is None:  # recorded without qex's state summary: ask the file
             shape = _shape_of(run, rho)
+        if isinstance(shape, (list, tuple)) and all(type(n) is int for n in shape):
+            rho = replace(rho, npy_shape=tuple(shape))
+        payload.append(rho)
         artifacts = []
         if include_artifacts:
             for artifact in sorted(artifacts_of[run.run_id], key=lambda a: a.name):
@@ -248,7 +260,7 @@ def _collect_payload(
                         "of lowercase letters, digits and _ and a short lowercase extension",
                         "pack with --no-artifacts, or leave the run out of the selection",
                     )
-                item = _file_payload(root, artifact.relative_path, member, stored)
+                item = _file_payload(run.run_id, root, artifact.relative_path, member, stored)
                 payload.append(item)
                 artifacts.append(
                     {
@@ -283,7 +295,7 @@ def _collect_payload(
 def _shape_of(run: Run, rho: _Payload) -> tuple[int, ...]:
     assert isinstance(rho.source, str)
     try:
-        with open(rho.source, "rb") as stream:
+        with open_checked_path(rho.source, rho.relative) as stream:
             header = read_header(stream)
         check_density_matrix_header(header)
     except FileNotFoundError:
@@ -314,6 +326,9 @@ def _check_packable(records: Sequence[dict[str, Any]]) -> None:
         problem = schema_problem(record, "run")
         if problem:
             raise _unpackable(record["run_id"], problem)
+        problem = run_problem(record)
+        if problem:
+            raise _unpackable(record["run_id"], problem, "run 'qex-archive check'")
         for key, what in (("experiment_name", "experiment name"), ("backend_name", "backend")):
             try:
                 check_name(record[key], what)
@@ -326,15 +341,19 @@ def _unpackable(run_id: str, why: str, fix: str = "leave it out of the selection
 
 
 def _file_payload(
-    root: str, relative: str, name: str, stored: dict[str, tuple[int, str]]
+    run_id: str, root: Path, relative: str, name: str, stored: dict[str, tuple[int, str]]
 ) -> _Payload:
-    path = os.path.join(root, checked_relative(relative))
-    known = stored.get(relative)
-    if known is None:  # an archive adopted without checksums
-        if not os.path.isfile(path):
-            _missing(relative)
-        known = sha256_of_file(Path(path))
-    return _Payload(name, known[0], known[1], path, relative)
+    try:
+        path = data_path(root, relative)
+        known = stored.get(relative)
+        if known is None:  # an archive adopted without checksums
+            with open_checked_path(path, relative) as stream:
+                known = sha256_of_stream(stream)
+    except FileNotFoundError:
+        _missing(relative)
+    except ForeignFile as exc:
+        raise _unpackable(run_id, str(exc)) from None
+    return _Payload(name, known[0], known[1], str(path), relative)
 
 
 def _missing(relative: str) -> NoReturn:
@@ -408,25 +427,15 @@ def _prepare(member: _Payload) -> Prepared:
         content = member.source
     else:
         try:
-            content = _read_up_to(member.source, member.size + 1)
+            content = read_data_file(member.source, member.relative, member.size + 1)
         except FileNotFoundError:
             _missing(member.relative)
+        except ForeignFile as exc:
+            raise ArchiveError(f"cannot pack {member.relative}: {exc}") from None
         if len(content) != member.size or hashlib.sha256(content).hexdigest() != member.sha256:
             _changed(member.relative)
+        _check_npy(member, content)
     return (deflate(content) if _deflated(member) else content), zlib.crc32(content)
-
-
-def _read_up_to(path: str, limit: int) -> bytes:
-    """At most ``limit`` bytes of a file (plain os calls: half the cost of ``open()``)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-    try:
-        parts = []
-        while limit > 0 and (chunk := os.read(fd, limit)):
-            parts.append(chunk)
-            limit -= len(chunk)
-        return b"".join(parts)
-    finally:
-        os.close(fd)
 
 
 def _write_member(
@@ -445,8 +454,12 @@ def _write_member(
     digest = hashlib.sha256()
 
     def chunks(path: str) -> Iterator[bytes]:
-        with open(path, "rb") as stream:
+        with open_checked_path(path, member.relative) as stream:
+            first = True
             while chunk := stream.read(CHUNK):
+                if first:
+                    _check_npy(member, chunk)
+                    first = False
                 digest.update(chunk)
                 yield chunk
                 if progress:
@@ -462,6 +475,24 @@ def _write_member(
         _changed(member.relative)
     if digest.hexdigest() != member.sha256:
         _changed(member.relative)
+
+
+def _check_npy(member: _Payload, head: bytes) -> None:
+    """A density matrix goes into a bundle only as the archive's own layout, with the shape
+    its run describes: the bundle would fail its own verification otherwise."""
+    if member.npy_shape is None:
+        return
+    try:
+        header = read_header(io.BytesIO(head[: MAX_HEADER_BYTES + 16]))
+        check_density_matrix_header(header)
+        check_data_size(header, member.size)
+    except NpyFormatError as exc:
+        raise ArchiveError(f"cannot pack {member.relative}: {exc}; run 'qex-archive check'") from None
+    if header.shape != member.npy_shape:
+        raise ArchiveError(
+            f"cannot pack {member.relative}: it holds a {header.shape} matrix, its run's "
+            f"metadata.state says {member.npy_shape}; run 'qex-archive check'"
+        )
 
 
 def _changed(relative: str) -> NoReturn:

@@ -1,0 +1,216 @@
+"""The archive's own files, and the one way qex reaches them.
+
+The rule: qex reads, packs, renders or deletes only regular files named ``results/NAME`` or
+``artifacts/NAME`` (one path component, no temporary name), reached without following a
+symbolic link: the data directory must be a real directory of the archive (checked with
+``lstat``) and the file is opened with ``O_NOFOLLOW`` and checked to be a regular file. A row
+whose path is anything else (``qex.db``, ``../x``, an absolute path, a directory, a link) is
+refused with :class:`ForeignFile`, and ``check`` reports it. Listing (``gc``, ``check``) never
+descends through a symbolic link. ``rm`` removes a file only when no other row refers to it
+(see ``Archive.delete``); removal here only ever unlinks a regular file.
+
+Every command that touches a stored file goes through this module: :func:`data_path` for a
+path to write to, :func:`open_data_file` to read, :func:`remove_data_file` to delete.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from .errors import ArchiveError
+from .storage import is_temp_name
+
+DB_NAME = "qex.db"
+RESULTS_DIR = "results"
+ARTIFACTS_DIR = "artifacts"
+DATA_DIRS = (RESULTS_DIR, ARTIFACTS_DIR)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_READ_FLAGS = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+class ForeignFile(ArchiveError):
+    """A stored path that is not one of the archive's own files. ``code`` is the ``check``
+    code that reports it."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+NOT_OWN_PATH = "QEX-C010"
+NOT_REGULAR = "QEX-C015"
+LINKED_DIR = "QEX-C017"
+
+
+def split_relative(relative: object, *, temporary: bool = False) -> tuple[str, str]:
+    """``(directory, name)`` of a stored path, or :class:`ForeignFile` when the path is not
+    ``results/NAME`` or ``artifacts/NAME`` (a temporary name only when ``temporary``)."""
+    if isinstance(relative, str):
+        directory, sep, name = relative.partition("/")
+        if (
+            sep
+            and directory in DATA_DIRS
+            and name not in ("", ".", "..")
+            and "/" not in name
+            and "\\" not in name
+            and "\x00" not in name
+            and (temporary or not is_temp_name(name))
+        ):
+            return directory, name
+    raise ForeignFile(
+        NOT_OWN_PATH,
+        f"stored path {str(relative)[:200]!r} is not a file of this archive "
+        f"(only {RESULTS_DIR}/NAME and {ARTIFACTS_DIR}/NAME are); correct the row",
+    )
+
+
+def data_dir(root: Path, directory: str) -> Path:
+    """``root/directory``, refused when it is a symbolic link or not a directory."""
+    path = root / directory
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return path  # nothing stored yet; writers create it
+    if stat.S_ISLNK(mode):
+        raise ForeignFile(
+            LINKED_DIR,
+            f"{directory}/ is a symbolic link; qex keeps its files only in real directories "
+            f"inside the archive (replace the link by the directory it points to)",
+        )
+    if not stat.S_ISDIR(mode):
+        raise ForeignFile(LINKED_DIR, f"{directory}/ is not a directory; move it away")
+    return path
+
+
+def data_path(root: Path, relative: object, *, temporary: bool = False) -> Path:
+    """The absolute path of a stored path that follows the rule (the file may not exist)."""
+    directory, name = split_relative(relative, temporary=temporary)
+    return data_dir(root, directory) / name
+
+
+@dataclass(frozen=True)
+class DataFileStat:
+    size: int
+
+
+def stat_data_file(root: Path, relative: object) -> DataFileStat | None:
+    """Size of a stored file; ``None`` when it does not exist; :class:`ForeignFile` when it is
+    not a regular file (directory, link, device)."""
+    path = data_path(root, relative)
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    _require_regular(info.st_mode, relative)
+    return DataFileStat(info.st_size)
+
+
+def open_data_file(root: Path, relative: object) -> BinaryIO:
+    """Open a stored file for reading, never through a symbolic link.
+
+    :class:`FileNotFoundError` when it does not exist; :class:`ForeignFile` when it is not a
+    regular file of this archive."""
+    return os.fdopen(_open_checked(data_path(root, relative), relative), "rb")
+
+
+def read_data_file(path: str | Path, relative: str, limit: int) -> bytes:
+    """At most ``limit`` bytes of a stored file whose ``path`` came from :func:`data_path`
+    (plain os calls: half the cost of ``open()`` for the many small files of a bundle)."""
+    fd = _open_checked(path, relative)
+    try:
+        parts = []
+        while limit > 0 and (chunk := os.read(fd, limit)):
+            parts.append(chunk)
+            limit -= len(chunk)
+        return b"".join(parts)
+    finally:
+        os.close(fd)
+
+
+def open_checked_path(path: str | Path, relative: str) -> BinaryIO:
+    """:func:`open_data_file` for a ``path`` that already came from :func:`data_path`."""
+    return os.fdopen(_open_checked(path, relative), "rb")
+
+
+def _open_checked(path: str | Path, relative: object) -> int:
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            _require_regular(stat.S_IFLNK, relative)
+        if exc.errno == errno.EISDIR:
+            _require_regular(stat.S_IFDIR, relative)
+        raise
+    try:
+        _require_regular(os.fstat(fd).st_mode, relative)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def remove_data_file(root: Path, relative: object, *, temporary: bool = False) -> bool:
+    """Unlink a stored file if it is a regular file of this archive (or, with ``temporary``,
+    an unfinished write); anything else (a link, a directory, a path outside) is left alone.
+    Returns whether a file was removed."""
+    try:
+        path = data_path(root, relative, temporary=temporary)
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+        path.unlink()
+    except (ForeignFile, FileNotFoundError):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What the data directories hold: regular files, and entries qex will not touch."""
+
+    files: set[str]
+    strange: list[tuple[str, str]]  # (relative path, why), e.g. a symbolic link
+
+
+def list_data_files(root: Path) -> Listing:
+    """Every entry of ``results/`` and ``artifacts/``, without following any link."""
+    files: set[str] = set()
+    strange: list[tuple[str, str]] = []
+    for directory in DATA_DIRS:
+        try:
+            path = data_dir(root, directory)
+        except ForeignFile as exc:
+            strange.append((f"{directory}/", str(exc)))
+            continue
+        if not path.is_dir():
+            continue
+        with os.scandir(path) as entries:
+            for entry in entries:
+                relative = f"{directory}/{entry.name}"
+                if entry.is_file(follow_symlinks=False):
+                    files.add(relative)
+                elif entry.is_symlink():
+                    strange.append((relative, "is a symbolic link; qex never follows one"))
+                else:
+                    strange.append((relative, "is not a regular file"))
+    return Listing(files, sorted(strange))
+
+
+def _require_regular(mode: int, relative: object) -> None:
+    if stat.S_ISREG(mode):
+        return
+    what = (
+        "a symbolic link"
+        if stat.S_ISLNK(mode)
+        else "a directory"
+        if stat.S_ISDIR(mode)
+        else "not a regular file"
+    )
+    raise ForeignFile(
+        NOT_REGULAR,
+        f"{relative} is {what}; qex reads and deletes only regular files inside the archive",
+    )

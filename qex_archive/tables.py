@@ -1,0 +1,241 @@
+"""The SQL of the run tables: ``runs`` and ``artifacts`` (the user's seed schema) and qex's own
+``qex_files`` (size and SHA-256 of every stored file, and the bundle it came from) and
+``qex_imports`` (where an imported run came from).
+
+Every statement that reads or writes these tables lives here; the archive, ``check``, pack and
+import call these functions. Writers run inside a transaction the caller holds.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .run import RUN_COLUMNS, RunRow
+
+SELECT_RUNS = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
+_CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
+
+ArtifactRow = tuple[str, str, str, str]  # run_id, name, path, media type
+FileRow = tuple[str, str, int, str, "str | None"]  # path, run_id, size, sha256, origin
+ImportRow = tuple[str, str, str, str, float]  # run_id, bundle id, bundle sha256, file, when
+
+
+def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(ids), _CHUNK):
+        yield ids[start : start + _CHUNK]
+
+
+def _marks(items: Sequence[object]) -> str:
+    return ",".join("?" * len(items))
+
+
+# -- runs -----------------------------------------------------------------------------------
+
+
+def run_by_id(conn: sqlite3.Connection, run_id: str) -> RunRow | None:
+    row: RunRow | None = conn.execute(f"{SELECT_RUNS} WHERE run_id = ?", (run_id,)).fetchone()
+    return row
+
+
+def runs_with_prefix(conn: sqlite3.Connection, prefix: str, limit: int) -> list[RunRow]:
+    """Runs whose ID starts with ``prefix`` (an index range scan, not LIKE)."""
+    upper = _successor(prefix)
+    if upper is None:
+        sql, args = f"{SELECT_RUNS} WHERE run_id >= ?", [prefix]
+    else:
+        sql, args = f"{SELECT_RUNS} WHERE run_id >= ? AND run_id < ?", [prefix, upper]
+    rows = conn.execute(
+        f"{sql} AND substr(run_id, 1, ?) = ? ORDER BY run_id LIMIT ?",
+        [*args, len(prefix), prefix, limit],
+    ).fetchall()
+    return rows
+
+
+def _successor(prefix: str) -> str | None:
+    """The smallest text greater than every text starting with ``prefix`` (SQLite compares
+    UTF-8 bytes, i.e. code points); ``None`` when there is none."""
+    while prefix:
+        last = ord(prefix[-1]) + 1
+        if last == 0xD800:  # surrogates are not text
+            last = 0xE000
+        if last <= 0x10FFFF:
+            return prefix[:-1] + chr(last)
+        prefix = prefix[:-1]
+    return None
+
+
+def select_runs(
+    conn: sqlite3.Connection, where: str, args: Sequence[Any], *, newest_first: bool
+) -> list[RunRow]:
+    """Runs matching a WHERE clause (from :class:`~qex_archive.query.RunFilter`); ``args``
+    ends with the LIMIT and OFFSET values."""
+    direction = "DESC" if newest_first else "ASC"
+    sql = (
+        f"{SELECT_RUNS}{where} ORDER BY timestamp {direction}, run_id {direction} "
+        "LIMIT ? OFFSET ?"
+    )
+    return conn.execute(sql, list(args)).fetchall()
+
+
+def count_runs(conn: sqlite3.Connection, where: str, args: Sequence[Any]) -> int:
+    total: int = conn.execute(f"SELECT count(*) FROM runs{where}", list(args)).fetchone()[0]
+    return total
+
+
+def insert_runs(conn: sqlite3.Connection, rows: Iterable[RunRow]) -> None:
+    conn.executemany(
+        f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows
+    )
+
+
+def run_rows_for_check(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+    """``(run_id, params, metadata, timestamp, density_matrix_path)`` of every run."""
+    return conn.execute(
+        "SELECT run_id, params, metadata, timestamp, density_matrix_path FROM runs "
+        "ORDER BY run_id"
+    ).fetchall()
+
+
+# -- artifacts ------------------------------------------------------------------------------
+
+
+def insert_artifacts(conn: sqlite3.Connection, rows: Iterable[ArtifactRow]) -> None:
+    conn.executemany(
+        "INSERT INTO artifacts (run_id, artifact_name, artifact_path, artifact_type) "
+        "VALUES (?, ?, ?, ?)",
+        rows,
+    )
+
+
+def artifact_rows(
+    conn: sqlite3.Connection, run_ids: Sequence[str]
+) -> list[tuple[str, str, str, str, str | None]]:
+    """``(run_id, name, path, media type, origin)`` of the runs' artifacts, in insert order."""
+    found: list[tuple[str, str, str, str, str | None]] = []
+    for chunk in _chunks(run_ids):
+        found.extend(
+            conn.execute(
+                "SELECT a.run_id, a.artifact_name, a.artifact_path, a.artifact_type, f.origin "
+                "FROM artifacts a LEFT JOIN qex_files f ON f.path = a.artifact_path "
+                f"WHERE a.run_id IN ({_marks(chunk)}) ORDER BY a.artifact_id",
+                chunk,
+            )
+        )
+    return found
+
+
+def delete_artifacts(conn: sqlite3.Connection, run_id: str, names: Sequence[str]) -> list[str]:
+    """Remove the named artifacts of a run and their checksum rows; returns their paths."""
+    marks = _marks(names)
+    paths = [
+        path
+        for (path,) in conn.execute(
+            f"SELECT artifact_path FROM artifacts WHERE run_id = ? AND artifact_name IN ({marks})",
+            (run_id, *names),
+        )
+    ]
+    conn.execute(
+        f"DELETE FROM artifacts WHERE run_id = ? AND artifact_name IN ({marks})",
+        (run_id, *names),
+    )
+    for path in paths:
+        conn.execute("DELETE FROM qex_files WHERE path = ? AND run_id = ?", (path, run_id))
+    return paths
+
+
+# -- qex_files ------------------------------------------------------------------------------
+
+
+def insert_files(conn: sqlite3.Connection, rows: Iterable[FileRow]) -> None:
+    conn.executemany(
+        "INSERT INTO qex_files (path, run_id, size, sha256, origin) VALUES (?, ?, ?, ?, ?)", rows
+    )
+
+
+def file_checksums(
+    conn: sqlite3.Connection, run_ids: Sequence[str] | None = None
+) -> dict[str, tuple[int, str]]:
+    """Size and SHA-256 recorded for each stored file (of the given runs, else of all)."""
+    sql = "SELECT path, size, sha256 FROM qex_files"
+    if run_ids is None:
+        return {path: (size, sha) for path, size, sha in conn.execute(sql)}
+    stored: dict[str, tuple[int, str]] = {}
+    for chunk in _chunks(run_ids):
+        rows = conn.execute(f"{sql} WHERE run_id IN ({_marks(chunk)})", chunk)
+        stored.update((path, (size, sha)) for path, size, sha in rows)
+    return stored
+
+
+def rho_checksum(conn: sqlite3.Connection, run_id: str, rho_path: str) -> str | None:
+    row = conn.execute(
+        "SELECT sha256 FROM qex_files WHERE run_id = ? AND path = ?", (run_id, rho_path)
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+# -- every table at once ----------------------------------------------------------------------
+
+
+def references(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """Every ``(path, run_id)`` the tables refer to, one entry per run and path."""
+    rows = conn.execute(
+        "SELECT density_matrix_path, run_id FROM runs "
+        "UNION SELECT artifact_path, run_id FROM artifacts "
+        "UNION SELECT path, run_id FROM qex_files"
+    ).fetchall()
+    return rows
+
+
+def paths_of_run(conn: sqlite3.Connection, run_id: str) -> set[str]:
+    paths = set()
+    for sql in (
+        "SELECT density_matrix_path FROM runs WHERE run_id = ?",
+        "SELECT artifact_path FROM artifacts WHERE run_id = ?",
+        "SELECT path FROM qex_files WHERE run_id = ?",
+    ):
+        paths.update(path for (path,) in conn.execute(sql, (run_id,)))
+    return paths
+
+
+def referenced_among(conn: sqlite3.Connection, paths: Iterable[str]) -> set[str]:
+    """Which of ``paths`` some row still refers to."""
+    found = set()
+    for path in paths:
+        if conn.execute(
+            "SELECT 1 FROM runs WHERE density_matrix_path = ? "
+            "UNION ALL SELECT 1 FROM artifacts WHERE artifact_path = ? "
+            "UNION ALL SELECT 1 FROM qex_files WHERE path = ? LIMIT 1",
+            (path, path, path),
+        ).fetchone():
+            found.add(path)
+    return found
+
+
+def delete_run(conn: sqlite3.Connection, run_id: str) -> None:
+    for table in ("qex_imports", "qex_files", "artifacts", "runs"):
+        conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+
+
+# -- qex_imports ----------------------------------------------------------------------------
+
+
+def insert_imports(conn: sqlite3.Connection, rows: Iterable[ImportRow]) -> None:
+    conn.executemany(
+        "INSERT INTO qex_imports (run_id, bundle_id, bundle_sha256, source_name, imported_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        rows,
+    )
+
+
+def provenance(conn: sqlite3.Connection, run_id: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        "SELECT bundle_id, bundle_sha256, source_name, imported_at FROM qex_imports "
+        "WHERE run_id = ?",
+        (run_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    keys = ("bundle_id", "bundle_sha256", "source_name", "imported_at")
+    return dict(zip(keys, row, strict=True))
