@@ -369,7 +369,8 @@ class Archive:
         :meth:`_write_files` wrote meanwhile."""
         with storage_faults(action):
             self.conn.execute("BEGIN IMMEDIATE")
-        self._written = written = []
+        written: list[Path] = []
+        self._written = written
         try:
             yield
             with storage_faults(action):
@@ -406,7 +407,9 @@ class Archive:
         tables.insert_artifacts(
             self.conn, [(run_id, name, relative, media) for name, relative, media in artifacts]
         )
-        tables.insert_files(self.conn, [(f.relative, run_id, f.size, f.sha256, None) for f in files])
+        tables.insert_files(
+            self.conn, [(f.relative, run_id, f.size, f.sha256, None) for f in files]
+        )
 
     # -- reading -------------------------------------------------------------------------
 

@@ -29,8 +29,8 @@ from .database import read_transaction, write_transaction
 from .jsonvalues import stored_json
 from .npyfile import NpyFormatError, NpyHeader, check_data_size, check_density_matrix_header
 from .npyfile import read_header as read_npy_header
-from .storage import is_temp_name, sha256_of_stream
 from .states import state_summary_problem
+from .storage import is_temp_name, sha256_of_stream
 from .timeutil import timestamp_problem
 
 STAGING_DIR = ".staging"

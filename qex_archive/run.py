@@ -169,7 +169,9 @@ class Run:
             with open_data_file(self._archive.root, where) as stream:
                 _, actual = sha256_of_stream(stream)
         except FileNotFoundError:
-            raise ArchiveError(f"QEX-C001 {where}: file is missing; run 'qex-archive check'")
+            raise ArchiveError(
+                f"QEX-C001 {where}: file is missing; run 'qex-archive check'"
+            ) from None
         if actual != recorded:
             raise ArchiveError(
                 f"QEX-C003 {where}: differs from its recorded checksum; run 'qex-archive check' "

@@ -73,8 +73,7 @@ def select_runs(
     ends with the LIMIT and OFFSET values."""
     direction = "DESC" if newest_first else "ASC"
     sql = (
-        f"{SELECT_RUNS}{where} ORDER BY timestamp {direction}, run_id {direction} "
-        "LIMIT ? OFFSET ?"
+        f"{SELECT_RUNS}{where} ORDER BY timestamp {direction}, run_id {direction} LIMIT ? OFFSET ?"
     )
     return conn.execute(sql, list(args)).fetchall()
 
@@ -93,8 +92,7 @@ def insert_runs(conn: sqlite3.Connection, rows: Iterable[RunRow]) -> None:
 def run_rows_for_check(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
     """``(run_id, params, metadata, timestamp, density_matrix_path)`` of every run."""
     return conn.execute(
-        "SELECT run_id, params, metadata, timestamp, density_matrix_path FROM runs "
-        "ORDER BY run_id"
+        "SELECT run_id, params, metadata, timestamp, density_matrix_path FROM runs ORDER BY run_id"
     ).fetchall()
 
 
@@ -189,7 +187,7 @@ def references(conn: sqlite3.Connection) -> list[tuple[str, str]]:
 
 
 def paths_of_run(conn: sqlite3.Connection, run_id: str) -> set[str]:
-    paths = set()
+    paths: set[str] = set()
     for sql in (
         "SELECT density_matrix_path FROM runs WHERE run_id = ?",
         "SELECT artifact_path FROM artifacts WHERE run_id = ?",

@@ -52,8 +52,7 @@ def read_bag(container: Container) -> Bag:
     # the manifest may list every member: its cap follows the member count
     caps = {MANIFEST: min(MAX_TAG_FILE, 300 * (len(members) + 1))}
     tags = {
-        name: container.read_small(members[name], caps.get(name, 64 * 1024))
-        for name in TAG_FILES
+        name: container.read_small(members[name], caps.get(name, 64 * 1024)) for name in TAG_FILES
     }
     if tags[BAGIT] != BAGIT_TXT:
         raise BundleError(

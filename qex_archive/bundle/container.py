@@ -167,16 +167,16 @@ def open_container(fd: int, size: int, limits: Limits) -> Container:
         members[member.name] = member
         central[member.name] = fields
     if position != directory_size:
-        raise BundleError(
-            OVERLAP, "the central directory holds more than its entry count says"
-        )
+        raise BundleError(OVERLAP, "the central directory holds more than its entry count says")
     ordered = sorted(members.values(), key=lambda m: m.header_offset)
     members = {m.name: _with_local_header(fd, m, central.pop(m.name)) for m in ordered}
     expected = 0
     total = 0
     for member in members.values():
         if member.header_offset != expected:
-            what = "a gap or hidden bytes" if member.header_offset > expected else "overlapping data"
+            what = (
+                "a gap or hidden bytes" if member.header_offset > expected else "overlapping data"
+            )
             raise BundleError(OVERLAP, f"{what} before this member", member.name)
         expected = member.end
         total += member.file_size
@@ -292,8 +292,9 @@ def _central_entry(
     ) = _CENTRAL.unpack_from(directory, position)
     if signature != b"PK\x01\x02":
         raise BundleError(
-            OVERLAP, "no central directory entry where the end record says: bytes were added, "
-            "removed or damaged"
+            OVERLAP,
+            "no central directory entry where the end record says: bytes were added, "
+            "removed or damaged",
         )
     start = position + _CENTRAL.size
     stop = start + name_length + extra_length + comment_length
@@ -411,7 +412,10 @@ def _with_local_header(fd: int, member: Member, central: _HeaderFields) -> Membe
         if (file_size, compress_size) != (_SAT32, _SAT32):
             raise BundleError(UNSUPPORTED_ZIP, "ZIP64 extra field without ZIP64 sizes", name)
         file_size, compress_size = local64
-    if (needed, flags, method, time, date, crc, raw_name) != central or (compress_size, file_size) != (
+    if (needed, flags, method, time, date, crc, raw_name) != central or (
+        compress_size,
+        file_size,
+    ) != (
         member.compress_size,
         member.file_size,
     ):

@@ -76,8 +76,7 @@ def check_description(
     ):
         raise BundleError(
             VERSION,
-            f"format version {str(description.get('format_version'))[:20]} is not "
-            f"{FORMAT_VERSION}",
+            f"format version {str(description.get('format_version'))[:20]} is not {FORMAT_VERSION}",
             DESCRIPTION,
         )
     problem = schema_problem(description)
@@ -186,7 +185,9 @@ def import_rows(runs: Sequence[dict[str, Any]], bundle_id: str) -> ImportRows:
         run_id = run["run_id"]
         rho_path = f"{RESULTS_DIR}/{run_id}_rho.npy"
         params = _utf8(dumps(run["params"]), run_id, "params")
-        metadata = None if run["metadata"] is None else _utf8(dumps(run["metadata"]), run_id, "metadata")
+        metadata = (
+            None if run["metadata"] is None else _utf8(dumps(run["metadata"]), run_id, "metadata")
+        )
         try:
             timestamp = float(run["timestamp"])
         except OverflowError:

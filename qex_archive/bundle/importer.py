@@ -136,9 +136,8 @@ def unpack_bundle(
     target = Path(directory)
     if (target / DB_NAME).exists() or (target.is_dir() and any(target.iterdir())):
         raise InvalidInput(f"{target} is not empty; unpack into a new directory, or use 'import'")
-    with removed_on_failure(target):
-        with open_archive(target) as archive:
-            return import_bundle(archive, path, limits=limits, progress=progress)
+    with removed_on_failure(target), open_archive(target) as archive:
+        return import_bundle(archive, path, limits=limits, progress=progress)
 
 
 @contextmanager

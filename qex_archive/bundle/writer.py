@@ -29,6 +29,7 @@ from ..npyfile import (
 from ..query import RunFilter
 from ..run import Run
 from ..storage import atomic_output, sha256_of_stream
+from .description import run_problem
 from .format import (
     BAG_INFO,
     BAGIT,
@@ -44,7 +45,6 @@ from .format import (
     canonical_json,
     schema_problem,
 )
-from .description import run_problem
 from .zipwriter import ZipWriter, deflate
 
 IN_MEMORY_MEMBER = CHUNK  # larger files are streamed chunk by chunk
@@ -487,7 +487,9 @@ def _check_npy(member: _Payload, head: bytes) -> None:
         check_density_matrix_header(header)
         check_data_size(header, member.size)
     except NpyFormatError as exc:
-        raise ArchiveError(f"cannot pack {member.relative}: {exc}; run 'qex-archive check'") from None
+        raise ArchiveError(
+            f"cannot pack {member.relative}: {exc}; run 'qex-archive check'"
+        ) from None
     if header.shape != member.npy_shape:
         raise ArchiveError(
             f"cannot pack {member.relative}: it holds a {header.shape} matrix, its run's "
