@@ -8,9 +8,12 @@ from typing import Any
 from .errors import ArchiveError
 from .jsonvalues import dumps
 from .run import Run
+from .terminal import visible
 from .timeutil import iso_local, short_time
 
 PARAMS_WIDTH = 60
+
+
 DAMAGED = "(damaged: not a JSON object; see 'qex-archive check')"
 
 
@@ -67,6 +70,7 @@ def runs_table(runs: Sequence[Run]) -> str:
         )
     if len(rows) == 1:
         return "no runs match"
+    rows = [tuple(visible(cell) for cell in row) for row in rows]  # width as shown
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))

@@ -129,7 +129,29 @@ def parse_loose(text: str) -> JSONValue:
         value = json.loads(text, parse_constant=_refuse_constant)
     except ValueError:
         return text
+    except RecursionError:
+        raise InvalidJSON(f"value nested deeper than {MAX_DEPTH} levels; flatten it") from None
     return value
+
+
+def parse_strict(text: str, where: str) -> JSONValue:
+    """JSON typed by a user (``--metadata``): a one-line error for anything else."""
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise InvalidJSON(f"{where} is nested deeper than {MAX_DEPTH} levels; flatten it") from None
+    except ValueError as exc:
+        raise InvalidJSON(f"{where} is not valid JSON ({exc})") from None
+
+
+def is_text(value: str) -> bool:
+    """Whether a string can be stored and printed: no lone surrogates (which is what a
+    command-line argument holds for bytes that are not UTF-8)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _refuse_constant(name: str) -> None:
@@ -137,7 +159,5 @@ def _refuse_constant(name: str) -> None:
 
 
 def _check_text(text: str, where: str) -> None:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidJSON(f"{where} contains a lone surrogate, which is not valid UTF-8") from None
+    if not is_text(text):
+        raise InvalidJSON(f"{where} contains a lone surrogate, which is not valid UTF-8")

@@ -8,6 +8,7 @@ array is allocated. Only the archive's one layout is produced: ``<c16`` in C ord
 from __future__ import annotations
 
 import ast
+import os
 import re
 import struct
 from dataclasses import dataclass
@@ -130,8 +131,6 @@ def check_data_size(header: NpyHeader, file_size: int) -> None:
 def map_density_matrix(stream: BinaryIO) -> Any:
     """A read-only memory map of the archive's own layout, after checking the header and
     the file's size, so that a damaged file is refused before numpy sees it."""
-    import os
-
     import numpy as np
 
     header = read_header(stream)
@@ -140,3 +139,35 @@ def map_density_matrix(stream: BinaryIO) -> Any:
     return np.memmap(
         stream, dtype=np.complex128, mode="r", offset=header.data_offset, shape=header.shape
     )
+
+
+def load_user_npy(path: Any) -> Any:
+    """An array from a ``.npy`` file a user names (``record STATE.npy``), in any dtype numpy
+    writes, after checking that the file holds the bytes its header promises: a 128-byte file
+    claiming 149 GiB is refused before anything is allocated."""
+    import numpy as np
+
+    from .errors import InvalidInput
+
+    try:
+        with open(path, "rb") as stream:
+            version = np.lib.format.read_magic(stream)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+            if dtype.hasobject:
+                raise ValueError("it holds Python objects (pickle), which are never loaded")
+            count = 1
+            for n in shape:
+                count *= n
+            expected = stream.tell() + count * dtype.itemsize
+            size = os.fstat(stream.fileno()).st_size
+            if size != expected:
+                raise ValueError(
+                    f"the header promises {expected} bytes of data, the file has {size}"
+                )
+            stream.seek(0)
+            return np.load(stream, allow_pickle=False)
+    except (ValueError, OSError, EOFError, SyntaxError, MemoryError) as exc:
+        raise InvalidInput(f"cannot read {path} as a .npy array ({exc})") from None

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InvalidFilter
-from .jsonvalues import parse_loose
+from .jsonvalues import is_text, parse_loose
 from .timeutil import to_timestamp
 
 OPERATORS = {"=": "=", "==": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
@@ -50,6 +50,8 @@ class RunFilter:
         for name, text in (("experiment", experiment), ("backend", backend)):
             if text is not None and not isinstance(text, str):
                 raise InvalidFilter(f"{name} must be a string, not {type(text).__name__}")
+            if text is not None and not is_text(text):
+                raise InvalidFilter(f"{name} {text!r} is not valid UTF-8 text")
         return cls(
             experiment=experiment,
             backend=backend,
@@ -119,9 +121,10 @@ def _conditions(where: Mapping[str, Any]) -> list[Condition]:
 
 
 def _condition(key: object, op: object, value: object) -> Condition:
-    if not isinstance(key, str) or not key or '"' in key:
+    if not isinstance(key, str) or not key or '"' in key or not is_text(key):
         raise InvalidFilter(
-            f"parameter name {key!r} cannot be filtered on (empty or contains '\"')"
+            f"parameter name {key!r} cannot be filtered on (empty, not UTF-8 text, "
+            "or contains '\"')"
         )
     if op not in OPERATORS:
         raise InvalidFilter(
@@ -136,6 +139,10 @@ def _condition(key: object, op: object, value: object) -> Condition:
         )
     if isinstance(value, float) and value != value:
         raise InvalidFilter(f"filter value for {key!r} is NaN, which matches nothing")
+    if isinstance(value, str) and not is_text(value):
+        raise InvalidFilter(f"filter value for {key!r} is not valid UTF-8 text")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+        value = float(value)  # beyond SQLite's integers; JSON numbers compare as reals there
     if value is None and op not in ("=", "==", "!="):
         raise InvalidFilter(f"null can only be compared with = or != (parameter {key!r})")
     return Condition(key, str(op), value)

@@ -119,6 +119,8 @@ def prepare_run(
             "sha256": rho_file.sha256,
         },
     }
+    if archived.source_norm is not None:
+        full_metadata["state"]["source_norm"] = archived.source_norm
     if backend_info:
         full_metadata["backend"] = backend_info
     full_metadata["qex"] = {"version": __version__, "plugins": hooks.versions}

@@ -31,6 +31,7 @@ class ArchivedState:
     source_ordering: str = "big_endian"
     source_kind: str | None = None
     source_dtype: str | None = None
+    source_norm: float | None = None  # a state vector's norm before it was normalised
 
 
 def coerce_state(state: object, dims: Sequence[int] | None = None) -> ArchivedState:
@@ -62,12 +63,16 @@ def coerce_state(state: object, dims: Sequence[int] | None = None) -> ArchivedSt
         raise InvalidState(f"state has dimension {array.shape[0]}; a system needs at least 2")
     if not np.isfinite(array).all():
         raise InvalidState("state contains NaN or infinite entries")
+    norm = None
     if kind == "state_vector":
-        vector = array.astype(np.complex128)
+        vector, norm = _normalised(array)
         rho = np.outer(vector, vector.conj())
     else:
         # no copy when the input is already canonical: nothing here writes to it
-        rho = np.ascontiguousarray(array, dtype=np.complex128)
+        with np.errstate(over="ignore"):
+            rho = np.ascontiguousarray(array, dtype=np.complex128)
+        if not np.isfinite(rho).all():  # a long double beyond the range of a double
+            raise InvalidState("state has entries too large for complex128 (overflow to inf)")
     subsystem_dims = _subsystem_dims(rho.shape[0], dims if dims is not None else converted.dims)
     labels = converted.subsystem_labels
     if labels is None or len(labels) != len(subsystem_dims):
@@ -79,7 +84,25 @@ def coerce_state(state: object, dims: Sequence[int] | None = None) -> ArchivedSt
         source_ordering=converted.source_ordering,
         source_kind=converted.source_kind or kind,
         source_dtype=str(array.dtype),
+        source_norm=norm,
     )
+
+
+def _normalised(array: Any) -> tuple[Any, float]:
+    """A state vector scaled to norm 1, and its norm before: scaled by its largest entry
+    first, so that neither the norm nor the outer product overflows (``[1e200, 0]`` is |0>)."""
+    import numpy as np
+
+    with np.errstate(over="ignore"):
+        vector = array.astype(np.complex128)
+    largest = float(np.max(np.abs(vector))) if vector.size else 0.0
+    if not np.isfinite(largest):
+        raise InvalidState("state has entries too large for complex128 (overflow to inf)")
+    if largest == 0.0:
+        raise InvalidState("state vector is zero; a pure state needs a non-zero vector")
+    scaled = vector / largest
+    length = float(np.linalg.norm(scaled))
+    return scaled / length, largest * length
 
 
 def _subsystem_dims(d: int, dims: Sequence[int] | None) -> list[int]:

@@ -136,31 +136,40 @@ def unpack_bundle(
     target = Path(directory)
     if (target / DB_NAME).exists() or (target.is_dir() and any(target.iterdir())):
         raise InvalidInput(f"{target} is not empty; unpack into a new directory, or use 'import'")
-    with removed_on_failure(target), open_archive(target) as archive:
+    with removed_unless_kept(target), open_archive(target) as archive:
         return import_bundle(archive, path, limits=limits, progress=progress)
 
 
 @contextmanager
-def removed_on_failure(target: Path) -> Iterator[None]:
-    """If the block fails, remove what it created in ``target``: the directory itself when it
-    did not exist, else its new entries (it was empty, or had no archive in it)."""
+def removed_unless_kept(target: Path, *, keep: bool = True) -> Iterator[None]:
+    """Remove what the block created in ``target`` if it fails (or, with ``keep=False``, in
+    any case): the directory itself when it did not exist, else its new entries. A refused
+    import or unpack into a new place leaves nothing there, so a retry is not refused."""
     target = resolve_data_dir(target)
     existed = target.is_dir()
     before = set(os.listdir(target)) if existed else set()
+    failed = True
     try:
         yield
-    except BaseException:
-        if not existed:
-            shutil.rmtree(target, ignore_errors=True)
-        elif target.is_dir():
-            for name in set(os.listdir(target)) - before:
-                entry = target / name
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    with contextlib.suppress(OSError):
-                        entry.unlink()
-        raise
+        failed = False
+    finally:
+        if failed or not keep:
+            _remove_new_entries(target, existed, before)
+
+
+def _remove_new_entries(target: Path, existed: bool, before: set[str]) -> None:
+    if not existed:
+        shutil.rmtree(target, ignore_errors=True)
+        return
+    if not target.is_dir():
+        return
+    for name in set(os.listdir(target)) - before:
+        entry = target / name
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                entry.unlink()
 
 
 @contextmanager

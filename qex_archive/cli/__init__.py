@@ -20,6 +20,7 @@ import click
 
 from .. import __version__
 from ..errors import QexError
+from ..terminal import visible
 
 if TYPE_CHECKING:
     from ..archive import Archive
@@ -32,6 +33,29 @@ class QexGroup(click.Group):
     """Turns library errors into one-line messages, and adds plugin commands on demand."""
 
     _plugin_commands_loaded = False
+
+    def main(  # type: ignore[override]
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Click's main, but every error message (which may quote what the user typed, or
+        what an archive or a bundle holds) is made safe for the terminal first."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click.ClickException as exc:
+            exc.message = visible(exc.message)
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -75,13 +99,18 @@ class QexGroup(click.Group):
         except QexError as exc:
             if not quiet:
                 raise click.ClickException(str(exc)) from None
-            click.echo(f"warning: {exc}", err=True)
+            say(f"warning: {exc}", err=True)
 
 
 def _show_warning(
     message: Warning | str, category: type[Warning], *args: object, **kwargs: object
 ) -> None:
-    click.echo(f"warning: {message}", err=True)
+    say(f"warning: {message}", err=True)
+
+
+def say(message: object = "", *, err: bool = False) -> None:
+    """A line for a person (not for a program: ``--json`` output is printed exactly)."""
+    click.echo(visible(message), err=err)
 
 
 @click.group(cls=QexGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -111,7 +140,7 @@ def cli(ctx: click.Context, data_dir: Path | None, quiet: bool) -> None:
 def note(message: str) -> None:
     """An informational line on stderr, unless --quiet."""
     if not click.get_current_context().find_root().params.get("quiet"):
-        click.echo(message, err=True)
+        say(message, err=True)
 
 
 def open_from(ctx: click.Context, *, create: bool = False) -> Archive:

@@ -17,6 +17,7 @@ from . import (
     note,
     open_from,
     output_options,
+    say,
 )
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ def init(ctx: click.Context) -> None:
     """
     archive = open_from(ctx, create=True)
     total = archive.count()
-    click.echo(f"Archive ready at {archive.root} ({total} run{'s' * (total != 1)})")
+    say(f"Archive ready at {archive.root} ({total} run{'s' * (total != 1)})")
 
 
 @cli.command()
@@ -76,9 +77,8 @@ def record(
 
         qex-archive record rho.npy -e ghz_fidelity -b aer_simulator -p shots=1024 -p theta=0.3
     """
-    import numpy as np
-
-    from ..jsonvalues import parse_loose
+    from ..jsonvalues import parse_loose, parse_strict
+    from ..npyfile import load_user_npy
 
     param_values: dict[str, Any] = {}
     for text in params:
@@ -90,10 +90,7 @@ def record(
         param_values[key.strip()] = parse_loose(value)
     metadata = None
     if metadata_json is not None:
-        try:
-            metadata = json.loads(metadata_json)
-        except ValueError as exc:
-            raise InvalidInput(f"--metadata is not valid JSON ({exc})") from None
+        metadata = parse_strict(metadata_json, "--metadata")
     dim_list = None
     if dims is not None:
         try:
@@ -102,10 +99,7 @@ def record(
             raise InvalidInput(
                 f"--dims {dims!r} is not a comma-separated list of integers"
             ) from None
-    try:
-        state = np.load(state_file, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise InvalidInput(f"cannot read {state_file} as a .npy array ({exc})") from None
+    state = load_user_npy(state_file)
     archive = open_from(ctx, create=True)
     run = archive.record(
         experiment,
@@ -120,10 +114,10 @@ def record(
     if as_json:
         emit_json(run.to_dict())
     else:
-        click.echo(run.run_id)
+        say(run.run_id)
     if not run.validation.get("is_valid", True):
         findings = "; ".join(run.validation["findings"])
-        click.echo(f"warning: stored a non-physical state: {findings}", err=True)
+        say(f"warning: stored a non-physical state: {findings}", err=True)
 
 
 @cli.command(name="runs")
@@ -173,7 +167,7 @@ def runs_command(
     else:
         from ..formatting import runs_table
 
-        click.echo(runs_table(selected))
+        say(runs_table(selected))
         total = archive.count(selection)
         if total > offset + len(selected) or offset:
             note(f"showing {len(selected)} of {total} matching runs; use --limit/--offset or --all")
@@ -196,7 +190,7 @@ def show(ctx: click.Context, run_ref: str, as_json: bool) -> None:
     else:
         from ..formatting import run_details
 
-        click.echo(run_details(run))
+        say(run_details(run))
 
 
 @cli.command()
@@ -224,7 +218,7 @@ def rm(ctx: click.Context, run_refs: tuple[str, ...], yes: bool) -> None:
         for run_id in targets:
             archive.delete(run_id)
     for run_id in targets:
-        click.echo(f"deleted {run_id}")
+        say(f"deleted {run_id}")
 
 
 @cli.command()
@@ -256,8 +250,8 @@ def check(ctx: click.Context, no_checksums: bool, strict: bool, as_json: bool) -
         )
     else:
         for finding in findings:
-            click.echo(str(finding))
-        click.echo(_check_summary(archive.count(), findings), err=bool(findings))
+            say(str(finding))
+        say(_check_summary(archive.count(), findings), err=bool(findings))
     if failing:
         ctx.exit(1)
 
@@ -285,9 +279,9 @@ def gc(ctx: click.Context, dry_run: bool) -> None:
     removed = collect_garbage(open_from(ctx), dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     for relative in removed:
-        click.echo(f"{verb} {relative}")
+        say(f"{verb} {relative}")
     if not removed:
-        click.echo("nothing to remove")
+        say("nothing to remove")
 
 
 @cli.command()
@@ -307,8 +301,8 @@ def demo(ctx: click.Context, seed: int) -> None:
     archive = open_from(ctx, create=True)
     counts = fill_demo_archive(archive, seed=seed)
     summary = ", ".join(f"{name}: {n}" for name, n in counts.items())
-    click.echo(f"Recorded {sum(counts.values())} simulated runs in {archive.root} ({summary}).")
-    click.echo(
+    say(f"Recorded {sum(counts.values())} simulated runs in {archive.root} ({summary}).")
+    say(
         "Next: qex-archive runs | qex-archive runs -e ghz_depolarizing -p n_qubits=3 "
         "| qex-archive show RUN | qex-archive check"
     )

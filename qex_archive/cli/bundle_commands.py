@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ from . import (
     filter_options,
     open_from,
     progress_bar,
+    say,
 )
 
 if TYPE_CHECKING:
@@ -40,7 +42,12 @@ def limit_options(command: F) -> F:
             help="Highest compression ratio (default 200).",
         ),
         click.option(
-            "--max-json-size", metavar="BYTES", help="Largest JSON member (default 256M)."
+            "--max-json-size", metavar="BYTES", help="Largest JSON member (default 64M)."
+        ),
+        click.option(
+            "--max-json-values",
+            type=click.IntRange(min=1),
+            help="Most values in a JSON member (default 1,000,000).",
         ),
     ]
     for option in reversed(options):
@@ -52,7 +59,15 @@ def build_limits(options: dict[str, Any]) -> Any:
     from ..bundle import Limits
 
     values: dict[str, Any] = {}
-    for key in ("max_members", "max_total_size", "max_file_size", "max_ratio", "max_json_size"):
+    keys = (
+        "max_members",
+        "max_total_size",
+        "max_file_size",
+        "max_ratio",
+        "max_json_size",
+        "max_json_values",
+    )
+    for key in keys:
         value = options.pop(key, None)
         if value is not None:
             values[key] = _byte_size(value, key) if key.endswith("size") else value
@@ -64,11 +79,14 @@ def _byte_size(text: str, key: str) -> int:
     number, unit = text.strip().upper().rstrip("B"), ""
     if number and number[-1] in units:
         number, unit = number[:-1], number[-1]
+    option = "--" + key.replace("_", "-")
     try:
-        return int(float(number) * units[unit])
-    except ValueError:
-        option = "--" + key.replace("_", "-")
+        size = int(float(number) * units[unit])
+    except (ValueError, OverflowError):
         raise InvalidInput(f"{option} {text!r} is not a size such as 500M or 20G") from None
+    if size <= 0:
+        raise InvalidInput(f"{option} {text!r} must be a positive size such as 500M or 20G")
+    return size
 
 
 @cli.command()
@@ -137,7 +155,7 @@ def pack(
         )
     else:
         files = f"{report.files} files, {report.size:,} bytes"
-        click.echo(f"packed {report.runs} runs ({files}) into {report.path}")
+        say(f"packed {report.runs} runs ({files}) into {report.path}")
 
 
 @cli.command()
@@ -195,7 +213,7 @@ def inspect(bundle: Path, as_json: bool, **limits: Any) -> None:
         lines.append(("note", summary["note"]))
     width = max(len(label) for label, _ in lines)
     for label, value in lines:
-        click.echo(f"{label.ljust(width)}  {value}")
+        say(f"{label.ljust(width)}  {value}")
 
 
 def _count(values: Iterable[str]) -> dict[str, int]:
@@ -245,10 +263,10 @@ def verify(ctx: click.Context, /, bundle: Path, as_json: bool, **limits: Any) ->
         )
     elif contents:
         runs = len(contents.runs)
-        click.echo(f"valid: bundle {contents.bundle_id}, {runs} runs, sha256 {contents.sha256}")
+        say(f"valid: bundle {contents.bundle_id}, {runs} runs, sha256 {contents.sha256}")
     else:
         for problem in problems:
-            click.echo(problem["message"], err=True)
+            say(problem["message"], err=True)
     if problems:
         ctx.exit(1)
 
@@ -282,10 +300,18 @@ def import_command(
 
         qex-archive import from-ada.qexb --dry-run
     """
+    from ..archive import DB_NAME, open_archive, resolve_data_dir
     from ..bundle import import_bundle
+    from ..bundle.importer import removed_unless_kept
 
-    archive = open_from(ctx, create=True)
-    with progress_bar(bundle.stat().st_size if bundle.is_file() else 0, "importing") as bar:
+    data_dir = resolve_data_dir(ctx.find_root().obj)
+    new = not (data_dir / DB_NAME).exists()
+    # a refused import, or a dry run, leaves no archive behind where there was none
+    with (
+        removed_unless_kept(data_dir, keep=not dry_run) if new else nullcontext(),
+        open_archive(data_dir) as archive,
+        progress_bar(bundle.stat().st_size if bundle.is_file() else 0, "importing") as bar,
+    ):
         report = import_bundle(
             archive,
             bundle,
@@ -323,12 +349,12 @@ def _print_import(report: Any, as_json: bool) -> None:
         emit_json(report.to_dict())
         return
     prefix = "would import" if report.dry_run else "imported"
-    click.echo(f"{prefix} {len(report.imported)} runs from bundle {report.bundle_id}")
+    say(f"{prefix} {len(report.imported)} runs from bundle {report.bundle_id}")
     if report.identical:
-        click.echo(f"{len(report.identical)} runs already present, unchanged")
+        say(f"{len(report.identical)} runs already present, unchanged")
     if report.conflicts:
-        click.echo(
+        say(
             f"skipped {len(report.conflicts)} conflicting runs: {', '.join(report.conflicts)}"
         )
     if not report.imported and not report.dry_run:
-        click.echo("nothing changed")
+        say("nothing changed")

@@ -11,6 +11,7 @@ from . import (
     cli,
     emit_json,
     open_from,
+    say,
 )
 
 if TYPE_CHECKING:
@@ -34,11 +35,11 @@ def plugins_command(include_builtins: bool, as_json: bool) -> None:
         emit_json([info.to_dict() for info in infos])
         return
     if not infos:
-        click.echo("no plugins installed (built-ins are listed with --all)")
+        say("no plugins installed (built-ins are listed with --all)")
         return
     width = max(len(info.name) for info in infos)
     for info in infos:
-        click.echo(f"{info.name.ljust(width)}  {info.version:<10}  {', '.join(info.hooks)}")
+        say(f"{info.name.ljust(width)}  {info.version:<10}  {', '.join(info.hooks)}")
 
 
 @cli.command()
@@ -56,7 +57,7 @@ def render(ctx: click.Context, run_ref: str, renderers: tuple[str, ...]) -> None
     """
     artifacts = open_from(ctx).render(run_ref, list(renderers) or None)
     for artifact in artifacts:
-        click.echo(f"{artifact.name}: {artifact.path}")
+        say(f"{artifact.name}: {artifact.path}")
 
 
 @cli.command(name="open")
@@ -101,7 +102,7 @@ def open_command(
     if not artifact.path.is_file():
         raise InvalidInput(f"{artifact.relative_path} is missing; run 'qex-archive check'")
     if print_path:
-        click.echo(artifact.path)
+        say(artifact.path)
         return
     if artifact.foreign and not trust:
         raise InvalidInput(
@@ -111,4 +112,4 @@ def open_command(
     import webbrowser
 
     if not webbrowser.open(artifact.path.resolve().as_uri()):
-        click.echo(artifact.path)
+        say(artifact.path)
