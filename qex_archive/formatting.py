@@ -44,7 +44,7 @@ def run_line(run: Run) -> str:
 
 def runs_table(runs: Sequence[Run]) -> str:
     header = ("RUN", "TIME", "EXPERIMENT", "BACKEND", "DIMS", "PURITY", "VALID", "PARAMS")
-    rows = [header]
+    rows: list[tuple[str, ...]] = [header]
     for run in runs:
         try:
             validation, dims = run.validation, format_dims(run.dims)

@@ -153,9 +153,9 @@ def load_user_npy(path: Any) -> Any:
         with open(path, "rb") as stream:
             version = np.lib.format.read_magic(stream)
             if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+                shape, _fortran, dtype = np.lib.format.read_array_header_1_0(stream)
             else:
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+                shape, _fortran, dtype = np.lib.format.read_array_header_2_0(stream)
             if dtype.hasobject:
                 raise ValueError("it holds Python objects (pickle), which are never loaded")
             count = 1

@@ -34,7 +34,7 @@ class QexGroup(click.Group):
 
     _plugin_commands_loaded = False
 
-    def main(  # type: ignore[override]
+    def main(
         self,
         args: Any = None,
         prog_name: str | None = None,
