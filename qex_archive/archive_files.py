@@ -163,7 +163,7 @@ def remove_data_file(root: Path, relative: object, *, temporary: bool = False) -
         if not stat.S_ISREG(os.lstat(path).st_mode):
             return False
         path.unlink()
-    except (ForeignFile, FileNotFoundError):
+    except (ForeignFile, OSError):  # left as an orphan: 'check' reports it, 'gc' retries
         return False
     return True
 

@@ -144,6 +144,7 @@ class Run:
         :class:`ArchiveError` when the file is missing, damaged or not the archive's own."""
         from .archive_files import open_data_file
         from .npyfile import NpyFormatError, map_density_matrix
+        from .storage import failure_reason
 
         where = self.density_matrix_path
         try:
@@ -151,14 +152,16 @@ class Run:
                 array: npt.NDArray[np.complex128] = map_density_matrix(stream)
         except FileNotFoundError:
             raise ArchiveError(f"{where} is missing; run 'qex-archive check'") from None
-        except (NpyFormatError, ValueError, OSError) as exc:
+        except (NpyFormatError, ValueError) as exc:
             raise ArchiveError(f"{where} cannot be read: {exc}; run 'qex-archive check'") from None
+        except OSError as exc:
+            raise ArchiveError(f"{where} cannot be read: {failure_reason(exc)}") from None
         return array
 
     def verify_density_matrix(self) -> None:
         """Refuse a density matrix file that differs from the checksum recorded with it."""
         from .archive_files import open_data_file
-        from .storage import sha256_of_stream
+        from .storage import failure_reason, sha256_of_stream
         from .tables import rho_checksum
 
         where = self.density_matrix_path
@@ -171,6 +174,10 @@ class Run:
         except FileNotFoundError:
             raise ArchiveError(
                 f"QEX-C001 {where}: file is missing; run 'qex-archive check'"
+            ) from None
+        except OSError as exc:
+            raise ArchiveError(
+                f"cannot read {where}: {failure_reason(exc)}; run 'qex-archive check'"
             ) from None
         if actual != recorded:
             raise ArchiveError(

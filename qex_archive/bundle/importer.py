@@ -107,8 +107,10 @@ def _stage(
     progress: Callable[[int], None] | None,
 ) -> BundleContents:
     """Verify the bundle while its payload is written to ``staging`` and made durable."""
+    with storage_faults("stage the bundle's files"):
+        staged = StagingDirectory(staging)
     try:
-        with StagingDirectory(staging) as staged:
+        with staged:
             # Member names were matched against the whitelist; the base name is qex's own.
             contents = read_bundle(
                 path,

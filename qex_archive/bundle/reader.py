@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ..errors import QexError
 from ..npyfile import (
     MAX_HEADER_BYTES,
     NpyFormatError,
@@ -30,6 +31,7 @@ from ..npyfile import (
     check_density_matrix_header,
     read_header,
 )
+from ..storage import failure_reason
 from .bag import read_bag
 from .container import Container, open_container
 from .description import ImportRows, read_descriptions
@@ -103,8 +105,8 @@ def read_bundle(
         if not source.is_file():
             raise BundleError(NOT_A_ZIP, f"{source} is not a file")
         fd = os.open(source, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-    except OSError as exc:
-        raise BundleError(NOT_A_ZIP, f"cannot open {source} ({exc.strerror})") from None
+    except OSError as exc:  # the reader's file system, not the bundle, is at fault
+        raise QexError(f"cannot read {source}: {failure_reason(exc)}") from None
     with ExitStack() as stack:
         stack.callback(os.close, fd)
         size = os.fstat(fd).st_size

@@ -41,9 +41,7 @@ def limit_options(command: F) -> F:
             type=click.FloatRange(min=1),
             help="Highest compression ratio (default 200).",
         ),
-        click.option(
-            "--max-json-size", metavar="BYTES", help="Largest JSON member (default 64M)."
-        ),
+        click.option("--max-json-size", metavar="BYTES", help="Largest JSON member (default 64M)."),
         click.option(
             "--max-json-values",
             type=click.IntRange(min=1),
@@ -353,8 +351,6 @@ def _print_import(report: Any, as_json: bool) -> None:
     if report.identical:
         say(f"{len(report.identical)} runs already present, unchanged")
     if report.conflicts:
-        say(
-            f"skipped {len(report.conflicts)} conflicting runs: {', '.join(report.conflicts)}"
-        )
+        say(f"skipped {len(report.conflicts)} conflicting runs: {', '.join(report.conflicts)}")
     if not report.imported and not report.dry_run:
         say("nothing changed")

@@ -47,15 +47,19 @@ def plugins_command(include_builtins: bool, as_json: bool) -> None:
 @click.option(
     "--renderer", "-r", "renderers", multiple=True, help="Only this renderer (repeatable)."
 )
+@click.option(
+    "--force", is_flag=True, help="Render even from a .npy that differs from its checksum."
+)
 @click.pass_context
-def render(ctx: click.Context, run_ref: str, renderers: tuple[str, ...]) -> None:
-    """Make a run's artifacts again (after installing a renderer plugin, say).
+def render(ctx: click.Context, run_ref: str, renderers: tuple[str, ...], force: bool) -> None:
+    """Make a run's artifacts again (after installing a renderer plugin, say). A density
+    matrix that no longer matches its recorded checksum is refused unless --force.
 
     Example:
 
         qex-archive render 3f2a --renderer bloch
     """
-    artifacts = open_from(ctx).render(run_ref, list(renderers) or None)
+    artifacts = open_from(ctx).render(run_ref, list(renderers) or None, force=force)
     for artifact in artifacts:
         say(f"{artifact.name}: {artifact.path}")
 
