@@ -400,6 +400,19 @@ FAULTS = {
 }
 
 
+def _failing_at(original: Callable[..., object], nth: int, error: int) -> Callable[..., object]:
+    """``original``, except that its ``nth`` call fails with ``error``."""
+    seen = {"n": 0}
+
+    def failing(*args: object, **kwargs: object) -> object:
+        seen["n"] += 1
+        if seen["n"] == nth:
+            raise OSError(error, os.strerror(error))
+        return original(*args, **kwargs)
+
+    return failing
+
+
 def _count_calls(monkeypatch: pytest.MonkeyPatch, name: str, run: Callable[[], object]) -> int:
     original = getattr(os, name)
     calls = {"n": 0}
@@ -436,14 +449,7 @@ def test_a_failing_disk_is_a_one_line_error_that_leaves_nothing_behind(
             arch.record("kept", backend="b", state=bell_state())
             before = snapshot(target)
             original = getattr(os, name)
-            seen = {"n": 0}
-
-            def failing(*args: object, _original: object = original, **kwargs: object) -> object:
-                seen["n"] += 1
-                if seen["n"] == nth:
-                    raise OSError(error, os.strerror(error))
-                return _original(*args, **kwargs)  # type: ignore[operator]
-
+            failing = _failing_at(original, nth, error)
             monkeypatch.setattr(os, name, failing)
             try:
                 OPERATIONS[operation](arch, tmp_path)
