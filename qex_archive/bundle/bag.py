@@ -92,7 +92,7 @@ def read_bag(container: Container) -> Bag:
     return Bag(manifest, info)
 
 
-def _parse_manifest(raw: bytes, member: str, *, prefix: str) -> dict[str, str]:
+def _parse_manifest(raw: bytes | bytearray, member: str, *, prefix: str) -> dict[str, str]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -110,7 +110,7 @@ def _parse_manifest(raw: bytes, member: str, *, prefix: str) -> dict[str, str]:
     return entries
 
 
-def _parse_bag_info(raw: bytes) -> dict[str, str]:
+def _parse_bag_info(raw: bytes | bytearray) -> dict[str, str]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -136,12 +136,16 @@ class Container:
         if crc != member.crc:
             raise BundleError(CHECKSUM, "CRC-32 differs from the ZIP headers: corrupt data", name)
 
-    def read_small(self, member: Member, cap: int) -> bytes:
+    def read_small(self, member: Member, cap: int) -> bytearray:
+        """A whole member in memory (one copy: the chunks are appended as they come)."""
         if member.file_size > cap:
             raise BundleError(
                 TOO_LARGE, f"{member.file_size} bytes is too large for this member", member.name
             )
-        return b"".join(self.read(member))
+        data = bytearray()
+        for chunk in self.read(member):
+            data += chunk
+        return data
 
 
 def open_container(fd: int, size: int, limits: Limits) -> Container:
@@ -187,6 +191,9 @@ def open_container(fd: int, size: int, limits: Limits) -> Container:
     if expected != directory_at:
         raise BundleError(OVERLAP, "bytes between the last member and the central directory")
     if directory_at + directory_size != end_at:
+        between = os.pread(fd, 4, directory_at + directory_size)
+        if between in (b"PK\x05\x06", b"PK\x06\x06"):
+            raise BundleError(TRAILING_DATA, "data after the ZIP's end record: it was appended to")
         raise BundleError(OVERLAP, "bytes between the central directory and the end records")
     if total > RATIO_FLOOR and total > limits.max_ratio * size:
         raise BundleError(
@@ -219,7 +226,7 @@ def _end_records(fd: int, size: int, limits: Limits) -> tuple[int, int, int, int
                 "data after the ZIP's end record (or a ZIP comment); the file was altered",
             )
         raise BundleError(NOT_A_ZIP, "no ZIP end record: not a ZIP file, or truncated")
-    if comment:
+    if comment or _commented_end_record(fd, size):
         raise BundleError(TRAILING_DATA, "ZIP comment present; bundles have none")
     if disk or directory_disk or on_disk != count:
         raise BundleError(UNSUPPORTED_ZIP, "split or spanned ZIP archives are not bundles")
@@ -264,6 +271,21 @@ def _end_records(fd: int, size: int, limits: Limits) -> tuple[int, int, int, int
 # What a local header must repeat of its central directory entry: version needed, flags,
 # method, time, date, CRC-32 and the name's bytes.
 _HeaderFields = tuple[int, int, int, int, int, int, bytes]
+
+
+def _commented_end_record(fd: int, size: int) -> bool:
+    """Whether an earlier end record declares a comment reaching exactly to the end of the
+    file, as other ZIP readers find it: then the last 22 bytes are a comment, not the end."""
+    start = max(0, size - 65_557)
+    tail = os.pread(fd, size - start, start)
+    position = tail.rfind(b"PK\x05\x06", 0, len(tail) - _END.size)
+    while position >= 0:
+        if position + _END.size <= len(tail):
+            (comment_length,) = struct.unpack_from("<H", tail, position + 20)
+            if comment_length and position + _END.size + comment_length == len(tail):
+                return True
+        position = tail.rfind(b"PK\x05\x06", 0, position)
+    return False
 
 
 def _central_entry(

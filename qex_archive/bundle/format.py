@@ -83,7 +83,7 @@ class Limits:
     max_total_size: int = 64 * 1024**3
     max_file_size: int = 16 * 1024**3
     max_ratio: float = 200.0
-    max_json_size: int = 64 * 1024**2
+    max_json_size: int = 32 * 1024**2
     max_json_values: int = 1_000_000
     max_json_depth: int = 64
 
@@ -93,7 +93,7 @@ def fold(name: str) -> str:
     return unicodedata.normalize("NFC", name).casefold()
 
 
-def decode_json(raw: bytes, member: str, limits: Limits) -> str:
+def decode_json(raw: bytes | bytearray, member: str, limits: Limits) -> str:
     """JSON bytes as text, after the caps that bound the memory of parsing them: the size, and
     the number of values (counted from the separators, at C speed, before any is built)."""
     if len(raw) > limits.max_json_size:
@@ -115,10 +115,10 @@ def decode_json(raw: bytes, member: str, limits: Limits) -> str:
         raise BundleError(BAD_JSON, "not valid UTF-8 JSON (bad UTF-8 bytes)", member) from None
 
 
-def parse_json(raw: bytes | str, member: str, limits: Limits) -> Any:
+def parse_json(raw: bytes | bytearray | str, member: str, limits: Limits) -> Any:
     """Strict JSON: bounded size, values and depth, no duplicate keys, no NaN or Infinity, no
     lone surrogates (text that cannot be stored or printed)."""
-    text = decode_json(raw, member, limits) if isinstance(raw, bytes) else raw
+    text = raw if isinstance(raw, str) else decode_json(raw, member, limits)
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         result = dict(items)
@@ -159,7 +159,7 @@ _STRING = re.compile(rb'"[^"]*"')
 _SQUARE = bytes.maketrans(b"{}", b"[]")
 
 
-def nested_deeper_than(raw: bytes, limit: int) -> bool:
+def nested_deeper_than(raw: bytes | bytearray, limit: int) -> bool:
     """Whether JSON text nests arrays and objects more than ``limit`` deep, told before parsing
     and at C speed: escapes dropped, then strings, leaving the brackets, whose innermost pairs
     are removed round by round. Exact for valid JSON; invalid JSON is the parser's to refuse."""

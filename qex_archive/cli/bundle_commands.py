@@ -41,7 +41,7 @@ def limit_options(command: F) -> F:
             type=click.FloatRange(min=1),
             help="Highest compression ratio (default 200).",
         ),
-        click.option("--max-json-size", metavar="BYTES", help="Largest JSON member (default 64M)."),
+        click.option("--max-json-size", metavar="BYTES", help="Largest JSON member (default 32M)."),
         click.option(
             "--max-json-values",
             type=click.IntRange(min=1),
