@@ -116,9 +116,11 @@ DAMAGED = object()  # what a stored JSON column that does not parse reads as; eq
 def stored_json(text: object) -> object:
     """A JSON column as stored; :data:`DAMAGED` when it is not JSON text (rows written by
     other tools may hold anything)."""
+    if not isinstance(text, (str, bytes)):
+        return DAMAGED
     try:
-        return json.loads(text) if isinstance(text, (str, bytes)) else DAMAGED
-    except ValueError:
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except (ValueError, RecursionError):  # NaN, 1e999 and deep nesting are not stored JSON
         return DAMAGED
 
 
@@ -126,7 +128,7 @@ def parse_loose(text: str) -> JSONValue:
     """A command-line value: JSON when it parses as JSON (``3``, ``0.5``, ``true``, ``[1,2]``),
     otherwise the text itself, so ``--param backend=aer`` needs no quotes."""
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except ValueError:
         return text
     except RecursionError:
@@ -137,7 +139,7 @@ def parse_loose(text: str) -> JSONValue:
 def parse_strict(text: str, where: str) -> JSONValue:
     """JSON typed by a user (``--metadata``): a one-line error for anything else."""
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except RecursionError:
         raise InvalidJSON(f"{where} is nested deeper than {MAX_DEPTH} levels; flatten it") from None
     except ValueError as exc:
@@ -156,6 +158,13 @@ def is_text(value: str) -> bool:
 
 def _refuse_constant(name: str) -> None:
     raise ValueError(name)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is beyond the range of a double")
+    return value
 
 
 def _check_text(text: str, where: str) -> None:

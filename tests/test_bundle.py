@@ -408,7 +408,7 @@ HAND_MADE = [
         "UPDATE artifacts SET artifact_type = 'text/html; charset=utf-8'",
         "artifacts/0/media_type: 'text/html; charset=utf-8' does not match",
     ),
-    ("UPDATE runs SET params = '{\"theta\": NaN}'", "it holds NaN or Infinity"),
+    ("UPDATE runs SET params = '{\"theta\": NaN}'", "NaN and Infinity are not JSON"),
     ("UPDATE runs SET params = '{\"theta\": '", "params or metadata in the database are not JSON"),
     ("UPDATE runs SET params = '[1, 2]'", "params or metadata in the database are not JSON"),
     ("UPDATE runs SET experiment_name = 'tab\tname'", "contains control characters"),

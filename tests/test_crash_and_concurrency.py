@@ -66,6 +66,12 @@ CHILD = PRELUDE + textwrap.dedent(
     elif point == "after-commit":
         arch.record("late", backend="b", state=state)
         stop_here()
+    elif point == "render-before-commit":
+        arch._insert_artifacts = after(arch._insert_artifacts)
+        arch.render(arch.runs(where={"i": 2})[0].run_id)
+    elif point == "render-after-commit":
+        archive_module.remove_data_file = stop_here
+        arch.render(arch.runs(where={"i": 2})[0].run_id)
     """
 )
 
@@ -76,6 +82,8 @@ POINTS = [
     "mid-batch",
     "delete-before-unlink",
     "after-commit",
+    "render-before-commit",
+    "render-after-commit",
 ]
 
 
@@ -108,6 +116,8 @@ def test_a_killed_writer_leaves_at_most_orphans(data_dir: Path, point: str) -> N
             "before-commit",
             "mid-batch",
             "delete-before-unlink",
+            "render-before-commit",
+            "render-after-commit",
         ):
             assert findings, "the interrupted write should have left a file behind"
         collect_garbage(arch)
@@ -121,6 +131,8 @@ def test_a_killed_writer_leaves_at_most_orphans(data_dir: Path, point: str) -> N
             assert sorted(kept) == [0, 1, 2]
         for i, run in kept.items():
             np.testing.assert_array_equal(run.rho, expected_kept(i))
+            (page,) = run.artifacts  # a render killed anywhere leaves the old page or the new
+            assert page.name == "bloch" and page.path.is_file()
         assert "doomed" not in names
         if point == "after-commit":
             late = arch.runs(experiment="late")[0]

@@ -18,6 +18,7 @@ from .. import __version__
 from ..archive import Archive
 from ..archive_files import ForeignFile, data_path, open_checked_path, read_data_file
 from ..errors import ArchiveError, InvalidInput
+from ..jsonvalues import is_text
 from ..names import check_name
 from ..npyfile import (
     MAX_HEADER_BYTES,
@@ -125,8 +126,8 @@ def pack_bundle(
         if selection is not None:
             raise InvalidInput("give either a selection or filter keywords, not both")
         selection = criteria
-    if note is not None and (not isinstance(note, str) or len(note) > 10_000):
-        raise InvalidInput("the note must be text of at most 10,000 characters")
+    if note is not None and (not isinstance(note, str) or len(note) > 10_000 or not is_text(note)):
+        raise InvalidInput("the note must be UTF-8 text of at most 10,000 characters")
     target = Path(output)
     if target.is_dir():
         raise InvalidInput(f"{target} is a directory; give a file name such as runs.qexb")
@@ -238,7 +239,8 @@ def _collect_payload(
         except ArchiveError:
             raise _unpackable(
                 run.run_id,
-                "its params or metadata in the database are not JSON objects",
+                "its params or metadata in the database are not JSON objects (NaN and Infinity "
+                "are not JSON either)",
                 "correct the row, or leave the run out of the selection",
             ) from None
         state = metadata.get("state") if isinstance(metadata, dict) else None

@@ -10,6 +10,7 @@ and ``runs`` never pay for numpy.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 from collections.abc import Callable, Iterable
@@ -27,6 +28,21 @@ if TYPE_CHECKING:
     from ..query import RunFilter
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class FilePath(click.Path):
+    """A path option or argument, refused in one line when no file system could hold it
+    (a NUL character, bytes that are not UTF-8)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = str(value)
+        if "\x00" in text:
+            self.fail(f"{visible(text)!r} contains a NUL character", param, ctx)
+        try:
+            os.fsencode(text)  # bytes that are not UTF-8 are fine in a name; lone surrogates not
+        except UnicodeEncodeError:
+            self.fail(f"{visible(text)!r} is not a file name this system can hold", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 class QexGroup(click.Group):
@@ -64,6 +80,13 @@ class QexGroup(click.Group):
                 return super().invoke(ctx)
         except QexError as exc:
             raise click.ClickException(str(exc)) from None
+        except UnicodeEncodeError as exc:
+            # a command-line argument with bytes that are not UTF-8 (Python keeps them as lone
+            # surrogates), used as a path or stored as text
+            shown = exc.object[max(0, exc.start - 20) : exc.end + 20]
+            raise click.ClickException(
+                f"{shown!r} holds bytes that are not valid UTF-8; use UTF-8 names and text"
+            ) from None
         except BrokenPipeError:
             sys.stderr.close()  # output piped into `head`: stop quietly
             sys.exit(0)
@@ -117,7 +140,7 @@ def say(message: object = "", *, err: bool = False) -> None:
 @click.option(
     "--data-dir",
     "-d",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=FilePath(file_okay=False, path_type=Path),
     envvar="QEX_DATA",
     help="Archive directory (default: $QEX_DATA, else ./qex_data).",
 )

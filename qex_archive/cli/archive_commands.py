@@ -10,6 +10,7 @@ import click
 
 from ..errors import InvalidInput
 from . import (
+    FilePath,
     build_filter,
     cli,
     emit_json,
@@ -40,7 +41,7 @@ def init(ctx: click.Context) -> None:
 
 
 @cli.command()
-@click.argument("state_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("state_file", type=FilePath(exists=True, dir_okay=False, path_type=Path))
 @click.option("--experiment", "-e", required=True, help="Experiment name.")
 @click.option("--backend", "-b", required=True, help="Backend name.")
 @click.option(

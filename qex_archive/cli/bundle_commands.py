@@ -13,6 +13,7 @@ import click
 from ..errors import InvalidInput
 from . import (
     F,
+    FilePath,
     build_filter,
     cli,
     emit_json,
@@ -93,7 +94,7 @@ def _byte_size(text: str, key: str) -> int:
     "--output",
     "-o",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FilePath(dir_okay=False, path_type=Path),
     help="Bundle file to write (.qexb).",
 )
 @filter_options
@@ -157,7 +158,7 @@ def pack(
 
 
 @cli.command()
-@click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("bundle", type=FilePath(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @limit_options
 def inspect(bundle: Path, as_json: bool, **limits: Any) -> None:
@@ -221,7 +222,7 @@ def _count(values: Iterable[str]) -> dict[str, int]:
 
 
 @cli.command()
-@click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("bundle", type=FilePath(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @limit_options
 @click.pass_context
@@ -270,7 +271,7 @@ def verify(ctx: click.Context, /, bundle: Path, as_json: bool, **limits: Any) ->
 
 
 @cli.command(name="import")
-@click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("bundle", type=FilePath(dir_okay=False, path_type=Path))
 @click.option(
     "--on-conflict",
     type=click.Choice(["error", "skip"]),
@@ -322,8 +323,8 @@ def import_command(
 
 
 @cli.command()
-@click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
-@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("bundle", type=FilePath(dir_okay=False, path_type=Path))
+@click.argument("directory", type=FilePath(file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @limit_options
 def unpack(bundle: Path, directory: Path, as_json: bool, **limits: Any) -> None:
