@@ -128,9 +128,17 @@ def pack(
     selection = build_filter(experiment, backend, since, until, params)
     total = 0
     if sys.stderr.isatty():  # sizing the bar costs a selection of its own
+        from ..archive_files import ForeignFile, stat_data_file
+
         for run in select_runs(archive, run_refs, selection):
-            paths = [run.rho_path] + ([] if no_artifacts else [a.path for a in run.artifacts])
-            total += sum(path.stat().st_size for path in paths)
+            relatives = [run.density_matrix_path]
+            relatives += [] if no_artifacts else [a.relative_path for a in run.artifacts]
+            for relative in relatives:
+                try:
+                    found = stat_data_file(archive.root, relative)
+                except ForeignFile:
+                    found = None  # pack refuses it, naming the run
+                total += found.size if found else 0
     with progress_bar(total, "packing") as bar:
         report = pack_bundle(
             archive,

@@ -64,6 +64,9 @@ def render(ctx: click.Context, run_ref: str, renderers: tuple[str, ...], force: 
         say(f"{artifact.name}: {artifact.path}")
 
 
+DEFAULT_ARTIFACT = "bloch"
+
+
 @cli.command(name="open")
 @click.argument("run_ref", metavar="RUN")
 @click.argument("artifact_name", metavar="[ARTIFACT]", required=False)
@@ -77,33 +80,37 @@ def render(ctx: click.Context, run_ref: str, renderers: tuple[str, ...], force: 
 def open_command(
     ctx: click.Context, run_ref: str, artifact_name: str | None, print_path: bool, trust: bool
 ) -> None:
-    """Open a run's artifact (default: the first, usually the Bloch spheres) in the browser.
+    """Open a run's artifact in the browser: its Bloch-sphere page, or the one named.
 
     Prints the path when no browser is available. Artifacts imported from a bundle are
     someone else's content: make a local one with 'render', or pass --trust.
 
     Example:
 
-        qex-archive open 3f2a bloch
+        qex-archive open 3f2a          # the Bloch page; 'qex-archive open 3f2a heatmap' for another
     """
-    run = open_from(ctx).get(run_ref)
+    from ..archive_files import stat_data_file
+
+    archive = open_from(ctx)
+    run = archive.get(run_ref)
     artifacts = run.artifacts
     short = run.run_id[:8]
     if not artifacts:
         raise InvalidInput(
             f"run {short} has no artifacts; make them with 'qex-archive render {short}'"
         )
-    if artifact_name is None:
-        artifact = artifacts[0]
-    else:
-        matching = [a for a in artifacts if a.name == artifact_name]
-        if not matching:
-            names = ", ".join(a.name for a in artifacts)
-            raise InvalidInput(
-                f"run {run.run_id[:8]} has no artifact {artifact_name!r}; it has {names}"
-            )
-        artifact = matching[0]
-    if not artifact.path.is_file():
+    wanted = artifact_name or DEFAULT_ARTIFACT
+    matching = [a for a in artifacts if a.name == wanted]
+    if not matching and artifact_name is None:
+        matching = artifacts[:1]  # no Bloch page (a renderer switched off): the first one
+    if not matching:
+        names = ", ".join(a.name for a in artifacts)
+        raise InvalidInput(
+            f"run {short} has no artifact {wanted!r}; it has {names} "
+            f"(e.g. 'qex-archive open {short} {artifacts[0].name}')"
+        )
+    artifact = matching[0]
+    if stat_data_file(archive.root, artifact.relative_path) is None:
         raise InvalidInput(f"{artifact.relative_path} is missing; run 'qex-archive check'")
     if print_path:
         say(artifact.path)
