@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .archive import Archive
+from .query import RunFilter
 
 ComplexMatrix = npt.NDArray[np.complex128]
 PAULI_X = np.array([[0, 1], [1, 0]], dtype=np.complex128)
@@ -22,6 +23,7 @@ PAULI_Y = np.array([[0, -1j], [1j, 0]], dtype=np.complex128)
 PAULI_Z = np.array([[1, 0], [0, -1]], dtype=np.complex128)
 IDENTITY = np.eye(2, dtype=np.complex128)
 BACKEND = "numpy_density_matrix"
+EXPERIMENTS = ("rabi_sweep", "ghz_depolarizing", "tomography_1q")
 
 
 def rabi_state(theta: float, damping: float, dephasing: float) -> ComplexMatrix:
@@ -57,6 +59,22 @@ def tomography_estimate(
     x, y, z = estimate
     rho: ComplexMatrix = (IDENTITY + x * PAULI_X + y * PAULI_Y + z * PAULI_Z) / 2
     return rho
+
+
+def demo_run_count(archive: Archive) -> int:
+    """How many of the archive's runs are demo runs (their experiments on the demo backend)."""
+    return sum(archive.count(RunFilter(experiment=name, backend=BACKEND)) for name in EXPERIMENTS)
+
+
+def remove_demo_runs(archive: Archive) -> int:
+    """Delete the demo runs (inside the caller's batch, if any); return how many."""
+    removed = 0
+    with archive.batch():
+        for name in EXPERIMENTS:
+            for run in archive.runs(experiment=name, backend=BACKEND):
+                archive.delete(run.run_id)
+                removed += 1
+    return removed
 
 
 def fill_demo_archive(archive: Archive, *, seed: int = 2, now: float | None = None) -> Counter[str]:

@@ -11,17 +11,26 @@ from .run import Run
 from .terminal import visible
 from .timeutil import iso_local, short_time
 
-PARAMS_WIDTH = 60
-
-
+MIN_PARAMS_WIDTH = 20
 DAMAGED = "(damaged: not a JSON object; see 'qex-archive check')"
 
 
-def format_params(params: dict[str, Any], width: int | None = None) -> str:
-    text = " ".join(f"{key}={dumps(value)}" for key, value in params.items())
-    if width is not None and len(text) > width:
-        text = text[: width - 1] + "…"
-    return text
+def format_params(params: dict[str, Any], *, short: bool = False) -> str:
+    """``key=value`` pairs; with ``short``, numbers to 6 significant digits (for tables)."""
+    show = _short if short else dumps
+    return " ".join(f"{key}={show(value)}" for key, value in params.items())
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return format(value, ".6g")
+    if isinstance(value, list):
+        return "[" + ",".join(_short(item) for item in value) + "]"
+    return dumps(value)
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def format_dims(dims: Sequence[int] | None) -> str:
@@ -42,7 +51,8 @@ def run_line(run: Run) -> str:
     )
 
 
-def runs_table(runs: Sequence[Run]) -> str:
+def runs_table(runs: Sequence[Run], width: int | None = None) -> str:
+    """The runs as a table; with ``width`` (a terminal's), the PARAMS column is cut to fit."""
     header = ("RUN", "TIME", "EXPERIMENT", "BACKEND", "DIMS", "PURITY", "VALID", "PARAMS")
     rows: list[tuple[str, ...]] = [header]
     for run in runs:
@@ -53,7 +63,7 @@ def runs_table(runs: Sequence[Run]) -> str:
         is_valid = validation.get("is_valid")
         valid = "?" if is_valid is None else "yes" if is_valid else "NO"
         try:
-            params = format_params(run.params, PARAMS_WIDTH)
+            params = format_params(run.params, short=True)
         except ArchiveError:
             params = DAMAGED
         rows.append(
@@ -72,12 +82,15 @@ def runs_table(runs: Sequence[Run]) -> str:
         return "no runs match"
     rows = [tuple(visible(cell) for cell in row) for row in rows]  # width as shown
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    room = None if width is None else max(MIN_PARAMS_WIDTH, width - sum(widths) - 2 * len(widths))
     return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
-        + "  "
-        + row[-1]
+        (
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False))
+            + "  "
+            + (row[-1] if room is None else _clip(row[-1], room))
+        ).rstrip()
         for row in rows
-    ).rstrip()
+    )
 
 
 def run_details(run: Run) -> str:

@@ -44,6 +44,11 @@ def qex_backend_metadata(backend: object, backend_name: str) -> dict[str, Any] |
     (``t1_us``, ``dt_s``). The archive stores each plugin's dict under the plugin's name in
     ``metadata["backend"]``; NaN becomes null and tuples become lists. Return None when the
     backend is not yours.
+
+    A property that failed to read while the rest could be described goes under the key
+    :data:`~qex_archive.plugin_calls.PARTIAL_FAILURES` as a list of messages: the archive
+    removes it from the dict, notes each in ``metadata["qex"]["plugin_errors"]`` and warns, as
+    it does for a hook that raised.
     """
 
 

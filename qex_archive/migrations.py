@@ -77,11 +77,22 @@ def m004_file_origin(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE qex_files ADD COLUMN origin TEXT")
 
 
+def m005_lookup_indexes(conn: sqlite3.Connection) -> None:
+    # qex's own indexes beside the seed's three (which stay as the user's document has them):
+    # the newest runs of an experiment without sorting them all, and backend names for
+    # filters and shell completion without a scan.
+    conn.execute(
+        "CREATE INDEX qex_runs_experiment_time ON runs(experiment_name, timestamp, run_id)"
+    )
+    conn.execute("CREATE INDEX qex_runs_backend ON runs(backend_name)")
+
+
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("m001_seed_schema", m001_seed_schema),
     ("m002_file_checksums", m002_file_checksums),
     ("m003_import_provenance", m003_import_provenance),
     ("m004_file_origin", m004_file_origin),
+    ("m005_lookup_indexes", m005_lookup_indexes),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from .run import Run
 
 PHYSICS_PLUGIN = "qex_archive.default_plugins.physics"
+# What a backend-metadata hook could not read, as a list of messages (see the hookspec).
+PARTIAL_FAILURES = "qex_errors"
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,15 @@ class PluginCalls:
         results, problems = self._collect(
             "qex_backend_metadata", backend=backend, backend_name=backend_name
         )
-        return {plugin: to_json_data(result) for plugin, result in results}, problems
+        described = {}
+        for plugin, result in results:
+            if isinstance(result, dict) and PARTIAL_FAILURES in result:
+                result = dict(result)
+                failures = result.pop(PARTIAL_FAILURES)
+                for failure in failures if isinstance(failures, list) else [failures]:
+                    problems.append(PluginProblem(plugin, "qex_backend_metadata", str(failure)))
+            described[plugin] = to_json_data(result)
+        return described, problems
 
     def validate(
         self, run: Run, rho: npt.NDArray[np.complex128]

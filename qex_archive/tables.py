@@ -53,6 +53,31 @@ def runs_with_prefix(conn: sqlite3.Connection, prefix: str, limit: int) -> list[
     return rows
 
 
+def run_ids_with_prefix(conn: sqlite3.Connection, prefix: str, limit: int) -> list[str]:
+    upper = _successor(prefix)
+    rows = conn.execute(
+        "SELECT run_id FROM runs WHERE run_id >= ? AND run_id < ? ORDER BY run_id LIMIT ?",
+        (prefix, upper if upper is not None else "\U0010ffff", limit),
+    )
+    return [run_id for (run_id,) in rows]
+
+
+def names_with_prefix(conn: sqlite3.Connection, column: str, prefix: str, limit: int) -> list[str]:
+    """Distinct experiment or backend names starting with ``prefix``: one indexed lookup per
+    name (a skip scan), however many runs share each."""
+    if column not in ("experiment_name", "backend_name"):
+        raise ValueError(column)
+    upper = _successor(prefix) or "\U0010ffff"
+    first = f"SELECT min({column}) FROM runs WHERE {column} >= ? AND {column} < ?"
+    after = f"SELECT min({column}) FROM runs WHERE {column} > ? AND {column} < ?"
+    names: list[str] = []
+    (name,) = conn.execute(first, (prefix, upper)).fetchone()
+    while name is not None and len(names) < limit:
+        names.append(name)
+        (name,) = conn.execute(after, (name, upper)).fetchone()
+    return names
+
+
 def _successor(prefix: str) -> str | None:
     """The smallest text greater than every text starting with ``prefix`` (SQLite compares
     UTF-8 bytes, i.e. code points); ``None`` when there is none."""

@@ -88,20 +88,38 @@ def qex_backend_metadata(backend: object, backend_name: str) -> dict[str, Any] |
 
     if not isinstance(backend, BackendV2):
         return None
-    num_qubits = _optional(lambda: backend.num_qubits)
+    failures: list[str] = []
+
+    def _optional(read: Any, what: str) -> Any:
+        """A property a backend may not have (simulators and older backends raise
+        AttributeError or NotImplementedError: left out quietly); any other failure is
+        noted, so the run says why the value is missing."""
+        try:
+            return read()
+        except (AttributeError, NotImplementedError):
+            return None
+        except Exception as exc:
+            failures.append(f"backend.{what} raised {type(exc).__name__}: {exc}"[:300])
+            return None
+
+    num_qubits = _optional(lambda: backend.num_qubits, "num_qubits")
     info: dict[str, Any] = {
         "name": backend.name,
         "backend_version": getattr(backend, "backend_version", None) or None,
         "num_qubits": num_qubits,
         "qiskit_version": qiskit.__version__,
     }
-    info["dt_s"] = _optional(lambda: backend.dt)
-    coupling = _optional(lambda: backend.coupling_map)
+    info["dt_s"] = _optional(lambda: backend.dt, "dt")
+    coupling = _optional(lambda: backend.coupling_map, "coupling_map")
     info["coupling_map"] = [list(edge) for edge in coupling.get_edges()] if coupling else None
-    info["operation_names"] = sorted(_optional(lambda: backend.operation_names) or [])
+    info["operation_names"] = sorted(
+        _optional(lambda: backend.operation_names, "operation_names") or []
+    )
     qubits = []
     for index in range(num_qubits or 0):
-        properties = _optional(lambda index=index: backend.qubit_properties(index))
+        properties = _optional(
+            lambda index=index: backend.qubit_properties(index), f"qubit_properties({index})"
+        )
         if properties is not None:
             qubits.append(
                 {
@@ -112,7 +130,7 @@ def qex_backend_metadata(backend: object, backend_name: str) -> dict[str, Any] |
                 }
             )
     info["qubit_properties"] = qubits or None
-    info["instructions"] = _instructions(backend) or None
+    info["instructions"] = _instructions(_optional(lambda: backend.target, "target")) or None
     options = getattr(backend, "options", None)
     if type(backend).__module__.startswith("qiskit_aer"):
         import qiskit_aer
@@ -120,11 +138,12 @@ def qex_backend_metadata(backend: object, backend_name: str) -> dict[str, Any] |
         info["simulator_method"] = getattr(options, "method", None)
         info["noise_model"] = getattr(options, "noise_model", None) is not None
         info["qiskit_aer_version"] = qiskit_aer.__version__
+    if failures:
+        info["qex_errors"] = failures  # noted in the run's plugin_errors, and warned about
     return info
 
 
-def _instructions(backend: Any) -> list[dict[str, Any]]:
-    target = _optional(lambda: backend.target)
+def _instructions(target: Any) -> list[dict[str, Any]]:
     if target is None:
         return []
     rows = []
@@ -145,11 +164,3 @@ def _instructions(backend: Any) -> list[dict[str, Any]]:
 
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
-
-
-def _optional(read: Any) -> Any:
-    """A property a backend may not have: simulators and older backends raise instead."""
-    try:
-        return read()
-    except Exception:
-        return None

@@ -174,6 +174,19 @@ def open_from(ctx: click.Context, *, create: bool = False) -> Archive:
     return archive
 
 
+def completes(kind: str) -> Callable[[click.Context, click.Parameter, str], list[str]]:
+    """Shell completion from the archive (``run``, ``experiment`` or ``backend``), imported
+    only when the shell asks."""
+
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+        from . import completion
+
+        answer: list[str] = getattr(completion, f"complete_{kind}")(ctx, param, incomplete)
+        return answer
+
+    return complete
+
+
 def output_options(command: F) -> F:
     """``--table`` (default) / ``--json`` / ``--jsonl``, shared by every listing command."""
     for flag, value, text in reversed(
@@ -192,8 +205,10 @@ def output_options(command: F) -> F:
 def filter_options(command: F) -> F:
     """The run selection used by ``runs`` (and later ``pack``)."""
     options = [
-        click.option("--experiment", "-e", help="Experiment name."),
-        click.option("--backend", "-b", help="Backend name."),
+        click.option(
+            "--experiment", "-e", help="Experiment name.", shell_complete=completes("experiment")
+        ),
+        click.option("--backend", "-b", help="Backend name.", shell_complete=completes("backend")),
         click.option(
             "--since", help="Not before: ISO time (2026-11-26T14:00), Unix time or age (3d, 12h)."
         ),

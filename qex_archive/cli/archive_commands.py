@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from . import (
     FilePath,
     build_filter,
     cli,
+    completes,
     emit_json,
     filter_options,
     note,
@@ -42,8 +44,16 @@ def init(ctx: click.Context) -> None:
 
 @cli.command()
 @click.argument("state_file", type=FilePath(exists=True, dir_okay=False, path_type=Path))
-@click.option("--experiment", "-e", required=True, help="Experiment name.")
-@click.option("--backend", "-b", required=True, help="Backend name.")
+@click.option(
+    "--experiment",
+    "-e",
+    required=True,
+    help="Experiment name.",
+    shell_complete=completes("experiment"),
+)
+@click.option(
+    "--backend", "-b", required=True, help="Backend name.", shell_complete=completes("backend")
+)
 @click.option(
     "--param",
     "-p",
@@ -166,16 +176,19 @@ def runs_command(
         for run in selected:
             click.echo(json.dumps(run.to_dict(), sort_keys=True, ensure_ascii=False))
     else:
+        import shutil
+
         from ..formatting import runs_table
 
-        say(runs_table(selected))
+        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+        say(runs_table(selected, width))
         total = archive.count(selection)
         if total > offset + len(selected) or offset:
             note(f"showing {len(selected)} of {total} matching runs; use --limit/--offset or --all")
 
 
 @cli.command()
-@click.argument("run_ref", metavar="RUN")
+@click.argument("run_ref", metavar="RUN", shell_complete=completes("run"))
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
 @click.pass_context
 def show(ctx: click.Context, run_ref: str, as_json: bool) -> None:
@@ -195,7 +208,9 @@ def show(ctx: click.Context, run_ref: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("run_refs", metavar="RUN...", nargs=-1, required=True)
+@click.argument(
+    "run_refs", metavar="RUN...", nargs=-1, required=True, shell_complete=completes("run")
+)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_context
 def rm(ctx: click.Context, run_refs: tuple[str, ...], yes: bool) -> None:
@@ -289,20 +304,32 @@ def gc(ctx: click.Context, dry_run: bool) -> None:
 @click.option(
     "--seed", type=int, default=2, show_default=True, help="Random seed for the simulated noise."
 )
+@click.option("--fresh", is_flag=True, help="Replace the demo runs already in the archive.")
 @click.pass_context
-def demo(ctx: click.Context, seed: int) -> None:
-    """Fill the archive with a few dozen simulated runs (numpy only) to explore.
+def demo(ctx: click.Context, seed: int, fresh: bool) -> None:
+    """Fill the archive with a few dozen simulated runs (numpy only) to explore. Running it
+    again changes nothing; --fresh records the demo runs anew.
 
     Example:
 
         qex-archive demo && qex-archive runs
     """
-    from ..demo import fill_demo_archive
+    from ..demo import demo_run_count, fill_demo_archive, remove_demo_runs
 
     archive = open_from(ctx, create=True)
-    counts = fill_demo_archive(archive, seed=seed)
+    present = demo_run_count(archive)
+    if present and not fresh:
+        say(
+            f"The {present} demo runs are already in {archive.root}; nothing changed "
+            "('qex-archive demo --fresh' records them anew)."
+        )
+        return
+    with archive.batch():  # the old demo runs go only if the new ones are stored
+        removed = remove_demo_runs(archive) if fresh else 0
+        counts = fill_demo_archive(archive, seed=seed)
     summary = ", ".join(f"{name}: {n}" for name, n in counts.items())
-    say(f"Recorded {sum(counts.values())} simulated runs in {archive.root} ({summary}).")
+    replaced = f", replacing {removed}" if removed else ""
+    say(f"Recorded {sum(counts.values())} simulated runs in {archive.root} ({summary}){replaced}.")
     say(
         "Next: qex-archive runs | qex-archive runs -e ghz_depolarizing -p n_qubits=3 "
         "| qex-archive show RUN | qex-archive check"

@@ -16,6 +16,7 @@ from . import (
     FilePath,
     build_filter,
     cli,
+    completes,
     emit_json,
     filter_options,
     open_from,
@@ -89,7 +90,7 @@ def _byte_size(text: str, key: str) -> int:
 
 
 @cli.command()
-@click.argument("run_refs", metavar="[RUN]...", nargs=-1)
+@click.argument("run_refs", metavar="[RUN]...", nargs=-1, shell_complete=completes("run"))
 @click.option(
     "--output",
     "-o",
@@ -203,7 +204,7 @@ def inspect(bundle: Path, as_json: bool, **limits: Any) -> None:
     lines = [
         (
             "bundle",
-            f"{summary['bundle_id']}  (created {summary['created']} "
+            f"{summary['bundle_id']}  (newest run {summary['created']}; packed "
             f"by {creator['software']} {creator['version']})",
         ),
         ("runs", str(summary["runs"])),

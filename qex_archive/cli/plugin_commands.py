@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import click
@@ -9,6 +10,7 @@ import click
 from ..errors import InvalidInput
 from . import (
     cli,
+    completes,
     emit_json,
     open_from,
     say,
@@ -35,15 +37,31 @@ def plugins_command(include_builtins: bool, as_json: bool) -> None:
         emit_json([info.to_dict() for info in infos])
         return
     if not infos:
-        say("no plugins installed (built-ins are listed with --all)")
+        say(_no_plugins_message())
         return
     width = max(len(info.name) for info in infos)
     for info in infos:
         say(f"{info.name.ljust(width)}  {info.version:<10}  {', '.join(info.hooks)}")
 
 
+def _no_plugins_message() -> str:
+    from ..plugins import LOAD_PLUGINS_ENV, installed_entry_points
+
+    installed = sorted({ep.name for ep in installed_entry_points()})
+    switch = os.environ.get(LOAD_PLUGINS_ENV)
+    if switch is not None and installed:
+        setting = f"{LOAD_PLUGINS_ENV}={switch!r}"
+        return (
+            f"no plugins loaded: {setting} selects none of the installed ones "
+            f"({', '.join(installed)}); unset it to load them all"
+        )
+    if switch is not None:
+        return f"no plugins installed ({LOAD_PLUGINS_ENV} is set to {switch!r}); built-ins: --all"
+    return "no plugins installed (built-ins are listed with --all)"
+
+
 @cli.command()
-@click.argument("run_ref", metavar="RUN")
+@click.argument("run_ref", metavar="RUN", shell_complete=completes("run"))
 @click.option(
     "--renderer", "-r", "renderers", multiple=True, help="Only this renderer (repeatable)."
 )
@@ -68,7 +86,7 @@ DEFAULT_ARTIFACT = "bloch"
 
 
 @cli.command(name="open")
-@click.argument("run_ref", metavar="RUN")
+@click.argument("run_ref", metavar="RUN", shell_complete=completes("run"))
 @click.argument("artifact_name", metavar="[ARTIFACT]", required=False)
 @click.option("--print-path", is_flag=True, help="Print the file's path instead of opening it.")
 @click.option(
