@@ -36,9 +36,9 @@ def parse_spec(text: str) -> tuple[dict[str, list[tuple[str, str, str]]], list[t
 def test_spec_copy_is_the_users_document() -> None:
     if not SHARED_SPEC.exists():
         pytest.skip(
-            "compares docs/sqlite-schema.md with the user's original, shared/spec/sqlite-schema.md, "
-            "which lies beside the checkout in the project's CI (not here); the other schema "
-            "tests check the database against docs/sqlite-schema.md"
+            "compares docs/sqlite-schema.md with the user's original, "
+            "shared/spec/sqlite-schema.md, which lies beside the checkout in the project's CI "
+            "(not here); the other schema tests check the database against docs/sqlite-schema.md"
         )
     assert SPEC.read_text() == SHARED_SPEC.read_text()
 

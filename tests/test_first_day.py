@@ -1,0 +1,168 @@
+"""What a new user trips over in the first hour: each stumble, fixed and kept fixed."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner, Result
+
+import qex_archive as qa
+from qex_archive.bundle import pack_bundle
+from qex_archive.cli import cli
+from qex_archive.formatting import runs_table
+from qex_archive.plugins import PluginEntryPoint, make_plugin_manager
+
+from .conftest import bell_state
+
+
+def invoke(data_dir: Path, *args: str, **kwargs: object) -> Result:
+    return CliRunner().invoke(cli, ["--data-dir", str(data_dir), *args], **kwargs)  # type: ignore[arg-type]
+
+
+def test_open_shows_the_bloch_page_even_when_another_renderer_comes_first(
+    data_dir: Path,
+) -> None:
+    example = pytest.importorskip("qex_example_renderer")
+    plugins = make_plugin_manager(extra_plugins=[example])
+    with qa.open_archive(data_dir, plugins=plugins, renderers=["heatmap", "bloch"]) as arch:
+        run = arch.record("e", backend="b", state=bell_state())
+        assert [a.name for a in run.artifacts] == ["heatmap", "bloch"]
+    shown = invoke(data_dir, "open", run.run_id[:8], "--print-path")
+    assert shown.exit_code == 0 and shown.stdout.strip().endswith("_bloch.html")
+    other = invoke(data_dir, "open", run.run_id[:8], "heatmap", "--print-path")
+    assert other.stdout.strip().endswith("_heatmap.svg")
+    wrong = invoke(data_dir, "open", run.run_id[:8], "nope")
+    assert wrong.exit_code == 1 and "it has heatmap, bloch" in wrong.output
+
+
+def test_a_second_demo_changes_nothing_and_fresh_replaces(data_dir: Path) -> None:
+    assert invoke(data_dir, "demo").exit_code == 0
+    with qa.open_archive(data_dir) as arch:
+        first = {run.run_id for run in arch.runs(limit=None)}
+    again = invoke(data_dir, "demo")
+    assert again.exit_code == 0 and len(again.stdout.strip().splitlines()) == 1
+    assert "41 demo runs are already" in again.stdout and "--fresh" in again.stdout
+    with qa.open_archive(data_dir) as arch:
+        assert {run.run_id for run in arch.runs(limit=None)} == first
+        arch.record("mine", backend="b", state=bell_state())
+    fresh = invoke(data_dir, "demo", "--fresh")
+    assert fresh.exit_code == 0 and "replacing 41" in fresh.stdout
+    with qa.open_archive(data_dir) as arch:
+        now = {run.run_id for run in arch.runs(limit=None)}
+        assert len(now) == 42 and not now & first  # the user's own run stays
+        assert [r.experiment_name for r in arch.runs(experiment="mine")] == ["mine"]
+
+
+def test_the_missing_archive_hint_names_the_directory(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "lab" / "runs"
+    result = invoke(elsewhere, "runs")
+    assert result.exit_code == 1
+    assert f"'qex-archive --data-dir {elsewhere} init'" in result.output
+    default = CliRunner().invoke(cli, ["runs"])
+    assert "create one with 'qex-archive init'" in default.output
+
+
+def test_plugins_says_when_loading_is_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qex_archive import plugins
+
+    found = [PluginEntryPoint("qiskit", "qex_qiskit", "qex-qiskit", "0.1.0")]
+    monkeypatch.setattr(plugins, "installed_entry_points", lambda: found)
+    monkeypatch.setenv("QEX_ARCHIVE_LOAD_PLUGINS", "")
+    output = CliRunner().invoke(cli, ["plugins"]).stdout
+    assert "QEX_ARCHIVE_LOAD_PLUGINS=''" in output and "(qiskit)" in output
+    assert "unset it" in output
+    monkeypatch.setattr(plugins, "installed_entry_points", lambda: [])
+    assert "no plugins installed" in CliRunner().invoke(cli, ["plugins"]).stdout
+
+
+def test_tables_show_six_digits_and_fit_the_terminal(data_dir: Path) -> None:
+    with qa.open_archive(data_dir) as arch:
+        run = arch.record(
+            "e",
+            params={"theta": float(np.pi), "label": "x" * 200, "angles": [0.1234567891, 2.0]},
+            backend="b",
+            state=bell_state(),
+        )
+        table = runs_table([run])
+        assert "theta=3.14159" in table and "3.141592653589793" not in table
+        assert "angles=[0.123457,2]" in table
+        narrow = runs_table([run], width=100)
+        assert all(len(line) <= 100 for line in narrow.splitlines())
+        assert narrow.splitlines()[1].endswith("…")
+    shown = invoke(data_dir, "show", run.run_id[:8]).stdout
+    assert "3.141592653589793" in shown  # show stays exact
+    listed = json.loads(invoke(data_dir, "runs", "--json").stdout)
+    assert listed[0]["params"]["theta"] == float(np.pi)
+
+
+def test_inspect_labels_the_time_it_shows(data_dir: Path, tmp_path: Path) -> None:
+    with qa.open_archive(data_dir) as arch:
+        arch.record("e", backend="b", state=bell_state(), timestamp="2026-01-02T03:04:05Z")
+        pack_bundle(arch, tmp_path / "b.qexb")
+    shown = invoke(data_dir, "inspect", str(tmp_path / "b.qexb")).stdout
+    assert "newest run 2026-01-02T03:04:05Z" in shown and "created" not in shown
+
+
+def _complete(data_dir: Path, words: str) -> list[str]:
+    env = {
+        "_QEX_ARCHIVE_COMPLETE": "bash_complete",
+        "COMP_WORDS": f"qex-archive --data-dir {data_dir} {words}",
+        "COMP_CWORD": str(len(f"qex-archive --data-dir {data_dir} {words}".split(" ")) - 1),
+    }
+    result = CliRunner().invoke(cli, [], env=env, prog_name="qex-archive")
+    return [line.split(",", 1)[1] for line in result.output.splitlines() if line]
+
+
+def test_shell_completion_offers_runs_experiments_and_backends(data_dir: Path) -> None:
+    with qa.open_archive(data_dir) as arch:
+        runs = [
+            arch.record(name, backend=backend, state=bell_state())
+            for name, backend in [("ghz", "aer"), ("ghz", "aer"), ("rabi", "numpy")]
+        ]
+    first = runs[0].run_id
+    assert _complete(data_dir, f"show {first[:3]}") == sorted(
+        {r.run_id[:8] for r in runs if r.run_id.startswith(first[:3])}
+    )
+    assert _complete(data_dir, "runs -e ") == ["ghz", "rabi"]
+    assert _complete(data_dir, "runs -e r") == ["rabi"]
+    assert _complete(data_dir, "pack -b a") == ["aer"]
+    assert _complete(data_dir / "missing", "show 1") == []
+
+
+def test_a_failing_backend_attribute_is_noted_not_hidden(data_dir: Path) -> None:
+    pytest.importorskip("qex_qiskit")
+    import qex_qiskit
+    from qiskit.providers.fake_provider import GenericBackendV2
+
+    class Flaky(GenericBackendV2):  # type: ignore[misc]
+        @property
+        def dt(self) -> float:
+            raise RuntimeError("calibration service unreachable")
+
+    plugins = make_plugin_manager(extra_plugins=[qex_qiskit])
+    with (
+        qa.open_archive(data_dir, plugins=plugins) as arch,
+        pytest.warns(qa.PluginWarning, match="calibration service unreachable"),
+    ):
+        run = arch.record("e", backend=Flaky(num_qubits=2, seed=1), state=bell_state())
+    assert run.metadata is not None
+    info = run.metadata["backend"]["qiskit"]
+    assert info["dt_s"] is None and "qex_errors" not in info and info["num_qubits"] == 2
+    (error,) = run.metadata["qex"]["plugin_errors"]
+    assert (
+        error["hook"] == "qex_backend_metadata"
+        and "backend.dt raised RuntimeError" in (error["error"])
+    )
+
+
+def test_completion_script_is_what_the_readme_says(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    for shell in ("bash", "zsh", "fish"):
+        assert f"_QEX_ARCHIVE_COMPLETE={shell}_source qex-archive" in readme
+    env = {**os.environ, "_QEX_ARCHIVE_COMPLETE": "bash_source"}
+    result = CliRunner().invoke(cli, [], env=env, prog_name="qex-archive")
+    assert "_qex_archive_completion" in result.output
