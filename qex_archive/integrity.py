@@ -102,13 +102,21 @@ def check_archive(archive: Archive, *, verify_checksums: bool = True) -> list[Fi
             Finding("QEX-C012", "error", f"{STAGING_DIR}/{directory.name}/", None, message)
         )
     headers: dict[str, NpyHeader] = {}
+    matrices = {rho_path for *_, rho_path in runs}
     for relative, run_ids in sorted(owners.items()):
         if len(set(run_ids)) > 1:
             shared = ", ".join(sorted(set(run_ids)))
             message = f"one file referenced by several runs ({shared}); correct the rows"
             findings.append(Finding("QEX-C016", "error", relative, None, message))
         findings.extend(
-            _check_file(archive, relative, run_ids[0], checksums, verify_checksums, headers)
+            _check_file(
+                archive,
+                relative,
+                run_ids[0],
+                checksums,
+                verify_checksums,
+                headers if relative in matrices else None,
+            )
         )
     for run_id, params, metadata, timestamp, rho_path in runs:
         problem = timestamp_problem(timestamp)
@@ -177,8 +185,11 @@ def _check_file(
     run_id: str,
     checksums: dict[str, tuple[int, str]],
     verify_checksums: bool,
-    headers: dict[str, NpyHeader],
+    headers: dict[str, NpyHeader] | None,
 ) -> list[Finding]:
+    """Problems of one stored file; ``headers`` receives its ``.npy`` header when the file is
+    a density matrix (``None`` for artifacts, which may be any file)."""
+
     def finding(code: str, message: str) -> list[Finding]:
         return [Finding(code, "error", relative, run_id, message)]
 
@@ -195,7 +206,7 @@ def _check_file(
         expected = checksums.get(relative)
         if expected is not None and size != expected[0]:
             return finding("QEX-C002", f"size is {size} bytes, recorded {expected[0]}")
-        if relative.endswith(".npy"):
+        if headers is not None:
             try:
                 header = read_npy_header(stream)
                 check_density_matrix_header(header)

@@ -269,6 +269,33 @@ def test_import_is_all_or_nothing_under_any_exception(
         assert check_archive(target) == []
 
 
+def test_an_artifact_named_like_the_density_matrix_imports(
+    bundle_members: dict[str, bytes], tmp_path: Path
+) -> None:
+    """``data/artifacts/{id}_rho.npy`` and ``data/results/{id}_rho.npy`` share a base name."""
+    value = json.loads(bundle_members[DESCRIPTION])
+    run = value["runs"][0]
+    content = b"an artifact that happens to be called rho"
+    name = f"data/artifacts/{run['run_id']}_rho.npy"
+    run["artifacts"].append(
+        {
+            "name": "rho",
+            "media_type": "application/x-npy",
+            "path": name,
+            "size": len(content),
+            "sha256": hashlib.sha256(content).hexdigest(),
+        }
+    )
+    members = rebag({**bundle_members, name: content, DESCRIPTION: json.dumps(value).encode()})
+    bundle = write_zip(tmp_path / "rho.qexb", members)
+    with qa.open_archive(tmp_path / "target") as target:
+        assert import_bundle(target, bundle).imported == [run["run_id"]]
+        imported = target.get(run["run_id"])
+        assert (target.root / f"artifacts/{run['run_id']}_rho.npy").read_bytes() == content
+        np.testing.assert_allclose(imported.rho, bell_state())
+        assert check_archive(target) == []
+
+
 def test_a_bundle_file_name_that_is_not_utf8_imports(tmp_path: Path) -> None:
     with qa.open_archive(tmp_path / "src") as arch:
         arch.record("e", backend="b", state=bell_state())

@@ -111,11 +111,11 @@ def _stage(
         staged = StagingDirectory(staging)
     try:
         with staged:
-            # Member names were matched against the whitelist; the base name is qex's own.
+            # Member names were matched against the whitelist: the staged names are qex's own.
             contents = read_bundle(
                 path,
                 limits,
-                sink=lambda member: staged.create(member.rsplit("/", 1)[1]),
+                sink=lambda member: staged.create(_staged_name(member.removeprefix("data/"))),
                 progress=progress,
             )
             with storage_faults("stage the bundle's files"):
@@ -240,11 +240,16 @@ def _move_into_place(archive: Archive, staging: Path, rows: ImportRows, moved: l
         target = data_path(archive.root, path)
         if not target.parent.is_dir():
             target.parent.mkdir()
-        source = staging / target.name
+        source = staging / _staged_name(path)
         moved.append(target)
         os.replace(source, target)
     for directory in {data_path(archive.root, path).parent for path, *_ in rows.files}:
         fsync_path(directory)
+
+
+def _staged_name(relative: str) -> str:
+    """``results/X`` -> ``results-X``: a results file and an artifact may share a base name."""
+    return relative.replace("/", "-")
 
 
 def _insert(archive: Archive, contents: BundleContents, rows: ImportRows, source: str) -> None:

@@ -156,7 +156,10 @@ def _verify_payload(
     ]
     found: list[BundleError] = []
     for member in files:  # in file order
-        target = sink(member.name) if sink else None
+        try:
+            target = sink(member.name) if sink else None
+        except OSError as exc:
+            raise SinkError(exc) from None
         try:
             digest = hashlib.sha256()
             shape = shapes.get(member.name)
