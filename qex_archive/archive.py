@@ -32,14 +32,14 @@ from .errors import (
 )
 from .migrations import LATEST_VERSION, migrate, schema_version
 from .query import RunFilter
-from .recording import PreparedFile, PreparedRun, artifact_files, prepare_run
 from .run import Artifact, Run
-from .storage import atomic_write, storage_faults
+from .storage import atomic_write, make_durable, storage_faults
 
 if TYPE_CHECKING:
     import pluggy
 
     from .plugin_calls import PluginCalls
+    from .recording import PreparedFile, PreparedRun
 
 DEFAULT_DIR = "qex_data"
 ENV_VAR = "QEX_DATA"
@@ -230,6 +230,8 @@ class Archive:
         run from being stored: the failure is kept in ``metadata["qex"]["plugin_errors"]``
         and shown as a :class:`~qex_archive.plugins.PluginWarning`.
         """
+        from .recording import prepare_run
+
         self._refuse_read_only("record a run")
         prepared, problems = prepare_run(
             self,
@@ -260,6 +262,9 @@ class Archive:
         try:
             with self._transaction("store the batch"):
                 yield self
+                # the batch's files, written without fsync, reach the disk before the rows
+                with storage_faults("store the batch"):
+                    make_durable(self._written or [])
             for relative in self._batch_removals:
                 remove_data_file(self.root, relative)
         finally:
@@ -295,6 +300,8 @@ class Archive:
         New files get new names and the rows switch to them in one transaction, so a crash
         leaves either the old artifacts or the new ones, plus at most orphan files."""
         import numpy as np
+
+        from .recording import artifact_files
 
         if self._in_batch:
             raise QexError("render() cannot run inside batch(); call it after the batch")
@@ -399,7 +406,8 @@ class Archive:
                 path.parent.mkdir()
             if self._written is not None:
                 self._written.append(path)
-            atomic_write(path, prepared.chunks)
+            # in a batch, one make_durable() before the commit replaces an fsync per file
+            atomic_write(path, prepared.chunks, durable=not self._in_batch)
 
     def _insert_artifacts(
         self, run_id: str, files: Sequence[PreparedFile], artifacts: Sequence[tuple[str, str, str]]
@@ -513,7 +521,17 @@ class Archive:
 
     def provenance_of(self, run_id: str) -> dict[str, Any] | None:
         """Where an imported run came from (bundle ID and checksum, file name, when)."""
-        return tables.provenance(self.conn, run_id)
+        return tables.provenance(self.conn, [run_id]).get(run_id)
+
+    def prefetch(self, runs: Sequence[Run]) -> None:
+        """Read the artifacts and provenance of many runs in a few queries, not two per run
+        (``runs --json`` of thousands of runs)."""
+        ids = [run.run_id for run in runs]
+        artifacts = self.artifacts_by_run(ids)
+        imported = tables.provenance(self.conn, ids)
+        for run in runs:
+            run.__dict__["artifacts"] = artifacts[run.run_id]
+            run.__dict__["provenance"] = imported.get(run.run_id)
 
     def resolve_path(self, relative: str) -> Path:
         """Absolute path of a stored path; :class:`~qex_archive.archive_files.ForeignFile` for

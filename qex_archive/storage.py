@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
-import secrets
 import sqlite3
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -28,6 +26,8 @@ CHUNK_SIZE = 1 << 20
 
 
 def temp_name_for(path: Path) -> Path:
+    import secrets
+
     return path.with_name(f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{path.name}")
 
 
@@ -36,28 +36,61 @@ def is_temp_name(name: str) -> bool:
 
 
 @contextmanager
-def atomic_output(path: Path) -> Iterator[BinaryIO]:
+def atomic_output(path: Path, *, durable: bool = True) -> Iterator[BinaryIO]:
     """A stream whose bytes appear at ``path`` all at once, durably, when the block ends;
-    if the block raises, ``path`` is left as it was and the temporary file removed."""
+    if the block raises, ``path`` is left as it was and the temporary file removed.
+
+    With ``durable=False`` the file and its directory are not fsynced: the caller makes many
+    files durable together with :func:`make_durable` before committing the rows that point
+    at them (what ``Archive.batch`` does)."""
     temp = temp_name_for(path)
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         with os.fdopen(fd, "wb", closefd=True) as stream:
             yield stream
             stream.flush()
-            os.fsync(stream.fileno())
+            if durable:
+                os.fsync(stream.fileno())
         os.replace(temp, path)
     except BaseException:
         remove_quietly(temp)
         raise
-    fsync_path(path.parent)
+    if durable:
+        fsync_path(path.parent)
 
 
-def atomic_write(path: Path, chunks: Iterable[bytes | memoryview]) -> None:
+def atomic_write(
+    path: Path, chunks: Iterable[bytes | memoryview], *, durable: bool = True
+) -> None:
     """Write ``chunks`` to ``path`` so that ``path`` is either absent or complete."""
-    with atomic_output(path) as stream:
+    with atomic_output(path, durable=durable) as stream:
         for chunk in chunks:
             stream.write(chunk)
+
+
+def make_durable(paths: Iterable[Path]) -> None:
+    """Flush many files written without fsync to disk, and the renames that named them.
+
+    On Linux one ``syncfs(2)`` of their file system does it (for thousands of small files
+    ten times faster than an fsync each; since Linux 5.8 it also reports any write-back error
+    met since the files were opened); elsewhere every file is fsynced, many in flight at once
+    so that the file system can commit them together. Then each directory is fsynced."""
+    files = list(paths)
+    directories = sorted({path.parent for path in files})
+    if not files:
+        return
+    fd = os.open(directories[0], os.O_RDONLY)
+    try:
+        synced = _syncfs(fd)
+    finally:
+        os.close(fd)
+    if not synced:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            list(pool.map(fsync_path, files))
+    for directory in directories:
+        fsync_path(directory)
 
 
 def fsync_path(path: Path) -> None:
@@ -70,13 +103,9 @@ def fsync_path(path: Path) -> None:
 
 
 class StagingDirectory:
-    """Many new files in one directory, made durable together by :meth:`sync`.
-
-    On Linux a single ``syncfs(2)`` flushes them all: for thousands of small files that is
-    ten times faster than an fsync each, and since Linux 5.8 it reports any write-back error
-    the file system met after this directory was opened. Elsewhere every file is fsynced,
-    many in flight at once so that the file system can commit them together.
-    """
+    """Many new files in one directory, made durable together by :meth:`sync` (see
+    :func:`make_durable`). The directory stays open meanwhile, so that ``syncfs`` reports any
+    write-back error met since."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -91,12 +120,7 @@ class StagingDirectory:
         return stream
 
     def sync(self) -> None:
-        if not _syncfs(self._fd):
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(max_workers=16) as pool:
-                list(pool.map(fsync_path, self._paths))
-        os.fsync(self._fd)
+        make_durable(self._paths)
 
     def close(self) -> None:
         os.close(self._fd)
@@ -147,6 +171,8 @@ def sha256_of_file(path: Path) -> tuple[int, str]:
 
 def sha256_of_stream(stream: BinaryIO) -> tuple[int, str]:
     """Size and SHA-256 hex digest of what is left in ``stream``, read in chunks."""
+    import hashlib
+
     digest = hashlib.sha256()
     size = 0
     while chunk := stream.read(CHUNK_SIZE):

@@ -252,13 +252,16 @@ def insert_imports(conn: sqlite3.Connection, rows: Iterable[ImportRow]) -> None:
     )
 
 
-def provenance(conn: sqlite3.Connection, run_id: str) -> dict[str, Any] | None:
-    row = conn.execute(
-        "SELECT bundle_id, bundle_sha256, source_name, imported_at FROM qex_imports "
-        "WHERE run_id = ?",
-        (run_id,),
-    ).fetchone()
-    if row is None:
-        return None
+def provenance(conn: sqlite3.Connection, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Where each imported run among ``run_ids`` came from; runs recorded here are absent."""
     keys = ("bundle_id", "bundle_sha256", "source_name", "imported_at")
-    return dict(zip(keys, row, strict=True))
+    found: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(run_ids):
+        rows = conn.execute(
+            "SELECT run_id, bundle_id, bundle_sha256, source_name, imported_at FROM qex_imports "
+            f"WHERE run_id IN ({_marks(chunk)})",
+            chunk,
+        )
+        for run_id, *values in rows:
+            found[run_id] = dict(zip(keys, values, strict=True))
+    return found

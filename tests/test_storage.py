@@ -36,7 +36,7 @@ def test_linux_flushes_the_file_system_once(
         for name in ("a", "b", "c"):
             staged.create(name).close()
         staged.sync()
-    assert fsynced == []
+    assert fsynced == [tmp_path]  # the directory, for the names; the files by one syncfs
 
 
 def test_without_syncfs_every_file_is_fsynced(
@@ -49,7 +49,28 @@ def test_without_syncfs_every_file_is_fsynced(
         for name in ("a", "b", "c"):
             staged.create(name).close()
         staged.sync()
-    assert sorted(fsynced) == [tmp_path / "a", tmp_path / "b", tmp_path / "c"]
+    assert sorted(fsynced) == [tmp_path, tmp_path / "a", tmp_path / "b", tmp_path / "c"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="syncfs(2) is Linux's")
+def test_a_batch_makes_its_files_durable_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    with qa.open_archive(tmp_path / "a") as arch:
+        synced: list[int] = []
+        real_fsync, real_syncfs = os.fsync, storage._syncfs
+        monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+        calls: list[int] = []
+        monkeypatch.setattr(storage, "_syncfs", lambda fd: calls.append(fd) or real_syncfs(fd))
+        with arch.batch():
+            for i in range(10):
+                arch.record("e", params={"i": i}, backend="b", state=bell_state())
+            assert synced == [] and calls == []  # nothing flushed while the batch runs
+        assert len(calls) == 1 and len(synced) == 2  # one syncfs; results/ and artifacts/
+        monkeypatch.undo()
+        assert arch.count() == 10
 
 
 def test_an_import_the_disk_cannot_flush_changes_nothing(

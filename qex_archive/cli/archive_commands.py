@@ -170,6 +170,8 @@ def runs_command(
     selected = archive.select(
         selection, limit=None if show_all else limit, offset=offset, newest_first=not oldest_first
     )
+    if output != "table":
+        archive.prefetch(selected)
     if output == "json":
         emit_json([run.to_dict() for run in selected])
     elif output == "jsonl":
