@@ -59,9 +59,7 @@ def atomic_output(path: Path, *, durable: bool = True) -> Iterator[BinaryIO]:
         fsync_path(path.parent)
 
 
-def atomic_write(
-    path: Path, chunks: Iterable[bytes | memoryview], *, durable: bool = True
-) -> None:
+def atomic_write(path: Path, chunks: Iterable[bytes | memoryview], *, durable: bool = True) -> None:
     """Write ``chunks`` to ``path`` so that ``path`` is either absent or complete."""
     with atomic_output(path, durable=durable) as stream:
         for chunk in chunks:

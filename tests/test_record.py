@@ -243,3 +243,39 @@ def test_location_comes_from_argument_then_env_then_default(
         assert arch.root == tmp_path / "env"
         assert (tmp_path / "env" / "qex.db").is_file()
         assert (tmp_path / "env" / "results").is_dir() and (tmp_path / "env" / "artifacts").is_dir()
+
+
+def test_validation_sums_blocks_of_rows_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qex_archive import physics
+
+    rng = np.random.default_rng(5)
+    rho = rng.normal(size=(37, 37)) + 1j * rng.normal(size=(37, 37))
+    whole = physics.validation_summary(rho)
+    monkeypatch.setattr(physics, "_BLOCK_ELEMENTS", 37 * 5)  # blocks of 5 rows, the last of 2
+    blocked = physics.validation_summary(rho)
+    assert blocked["purity"] == pytest.approx(float(np.real(np.sum(rho * rho.T))), rel=1e-12)
+    assert blocked["max_hermitian_deviation"] == float(np.max(np.abs(rho - rho.conj().T)))
+    assert blocked["purity"] == pytest.approx(whole["purity"], rel=1e-12)
+    assert blocked["findings"] == whole["findings"]
+
+
+def test_large_states_skip_the_spectrum_and_say_so(
+    archive: qa.Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qex_archive import physics
+
+    monkeypatch.setattr(physics, "SPECTRUM_MAX_DIM", 4)
+    run = archive.record("big", backend="b", state=np.eye(8) / 8)
+    assert run.validation["is_valid"] and run.validation["purity"] == pytest.approx(1 / 8)
+    assert run.validation["von_neumann_entropy_bits"] is None
+    assert run.validation["spectrum"].startswith("not computed above dimension 4")
+    bad = np.diag([1.2, -0.2, 0, 0, 0, 0, 0, 0]).astype(complex)
+    flagged = archive.record("big", backend="b", state=bad)
+    assert flagged.validation["findings"] == ["not positive semidefinite: diagonal entry -0.2"]
+    monkeypatch.setenv(physics.SPECTRUM_ENV, "full")
+    full = archive.record("big", backend="b", state=np.eye(8) / 8)
+    assert full.validation["spectrum"] == "full"
+    assert full.validation["von_neumann_entropy_bits"] == pytest.approx(3.0)
+    from qex_archive.formatting import run_details
+
+    assert "entropy ? bits" in run_details(run)  # shown as unknown, not as a crash
