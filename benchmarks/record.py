@@ -100,6 +100,61 @@ def time_floor(root: Path, n: int, template: tuple[str, ...], durable: bool, htm
     return elapsed
 
 
+BIG_STATE = """
+import json, sys, tempfile, time
+import numpy as np
+import qex_archive as qa
+n, directory = int(sys.argv[1]), sys.argv[2]
+d = 2**n
+rng = np.random.default_rng(0)
+psi = rng.normal(size=d) + 1j * rng.normal(size=d)
+psi /= np.linalg.norm(psi)
+rho = 0.9 * np.outer(psi, psi.conj()) + 0.1 * np.eye(d) / d
+with qa.open_archive(directory) as arch:
+    start = time.perf_counter()
+    run = arch.record("big", backend="sim", state=rho)
+    seconds = time.perf_counter() - start
+peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
+print(json.dumps({"seconds": seconds, "peak_mb": peak / 1024, "matrix_mb": rho.nbytes / 2**20,
+                  "spectrum": run.validation["spectrum"][:4]}))
+"""
+
+
+def time_big_record(root: Path, qubits: int, rounds: int) -> tuple[float, float]:
+    """Seconds of ``record()`` of one ``qubits``-qubit state (best of ``rounds``, renderers on)
+    and of the durable floor for the same matrix: np.save, fsync, rename, INSERT, COMMIT."""
+    d = 2**qubits
+    rng = np.random.default_rng(1)
+    psi = rng.normal(size=d) + 1j * rng.normal(size=d)
+    rho = 0.9 * np.outer(psi, psi.conj()) / np.vdot(psi, psi).real + 0.1 * np.eye(d) / d
+    pm = make_plugin_manager(load_third_party=False)
+    record_times, floor_times = [], []
+    with qa.open_archive(root / "qex", plugins=pm) as arch:
+        arch.record("warm", backend="sim", state=np.eye(2) / 2)
+        for _ in range(rounds):
+            start = time.perf_counter()
+            arch.record("big", backend="sim", state=rho)
+            record_times.append(time.perf_counter() - start)
+    floor_root = root / "floor"
+    (floor_root / "results").mkdir(parents=True)
+    conn = connect(floor_root / "qex.db")
+    migrate(conn)
+    for _ in range(rounds):
+        run_id = str(uuid.uuid4())
+        start = time.perf_counter()
+        relative = f"results/{run_id}_rho.npy"
+        write_file(floor_root / relative, lambda stream: np.save(stream, rho), True)
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "INSERT INTO runs VALUES (?, 'big', '{}', 'sim', ?, ?, NULL)",
+            (run_id, time.time(), relative),
+        )
+        conn.execute("COMMIT")
+        floor_times.append(time.perf_counter() - start)
+    conn.close()
+    return min(record_times), min(floor_times)
+
+
 def time_batch(root: Path, n: int) -> float:
     """``n`` records in one ``batch()`` (renderers off), per run."""
     pm = make_plugin_manager(load_third_party=False)
@@ -313,6 +368,29 @@ def main() -> None:
         }
         for key, label in labels.items():
             print(f"  {label:56s} {ratios[key]:6.2f}x")
+
+        for qubits in (6, 8):
+            qex_s, floor_s = time_big_record(work / f"q{qubits}", qubits, 3 if args.smoke else 9)
+            ratios[f"record_{qubits}q_over_floor"] = qex_s / floor_s
+            print(
+                f"record of one {qubits}-qubit state  {qex_s * 1e3:7.2f} ms   durable floor "
+                f"{floor_s * 1e3:6.2f} ms   ratio {qex_s / floor_s:.2f}x   (target <= 1.5x)"
+            )
+        if not args.smoke:
+            big_state = subprocess.run(
+                [sys.executable, "-c", BIG_STATE, "12", str(work / "q12")],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            result = json.loads(big_state.stdout)
+            ratios["record_12q_seconds"] = result["seconds"]
+            print(
+                f"record of one 12-qubit state ({result['matrix_mb']:.0f} MiB): "
+                f"{result['seconds']:.2f} s (target <= 3 s), peak RSS {result['peak_mb']:.0f} MB "
+                f"= {result['peak_mb'] / result['matrix_mb']:.2f}x the matrix (target <= 2x), "
+                f"spectrum: {result['spectrum']}"
+            )
 
         for total in (1000, big):
             root = work / f"big{total}"
