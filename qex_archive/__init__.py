@@ -44,6 +44,12 @@ _EXPORTS = {
     "import_bundle": "bundle",
     "unpack_bundle": "bundle",
     "BundleError": "bundle",
+    "fidelity": "measures",
+    "trace_distance": "measures",
+    "partial_trace": "measures",
+    "expectation": "measures",
+    "bloch_vectors": "measures",
+    "NonPhysicalWarning": "measures",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -68,6 +74,12 @@ if TYPE_CHECKING:
     from .errors import RunNotFound as RunNotFound
     from .errors import SchemaTooNew as SchemaTooNew
     from .hookspecs import hookimpl as hookimpl
+    from .measures import NonPhysicalWarning as NonPhysicalWarning
+    from .measures import bloch_vectors as bloch_vectors
+    from .measures import expectation as expectation
+    from .measures import fidelity as fidelity
+    from .measures import partial_trace as partial_trace
+    from .measures import trace_distance as trace_distance
     from .plugins import PluginError as PluginError
     from .plugins import PluginWarning as PluginWarning
     from .plugins import make_plugin_manager as make_plugin_manager

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .measures import bloch_vector, reduced_state
+from .measures import purity as state_purity
 from .run import Run
 from .timeutil import iso_local
 
@@ -28,32 +30,13 @@ AZIMUTH = math.radians(30)
 ELEVATION = math.radians(20)
 
 
-def reduced_density_matrix(rho: ComplexMatrix, dims: Sequence[int], k: int) -> ComplexMatrix:
-    """Partial trace over every subsystem except ``k`` (big-endian: subsystem 0 leftmost)."""
-    before = int(np.prod(dims[:k], dtype=np.int64))
-    after = int(np.prod(dims[k + 1 :], dtype=np.int64))
-    d = dims[k]
-    blocks = rho.reshape(before, d, after, before, d, after)
-    reduced: ComplexMatrix = np.einsum("aibajb->ij", blocks)
-    return reduced
-
-
-def bloch_vector(reduced: ComplexMatrix) -> tuple[float, float, float]:
-    """(Tr ρX, Tr ρY, Tr ρZ) of a one-qubit density matrix (real parts)."""
-    r01, r10 = reduced[0, 1], reduced[1, 0]
-    x = (r01 + r10).real
-    y = (1j * (r01 - r10)).real
-    z = (reduced[0, 0] - reduced[1, 1]).real
-    return float(x) + 0.0, float(y) + 0.0, float(z) + 0.0
-
-
 def subsystem_summaries(
     rho: ComplexMatrix, dims: Sequence[int], labels: Sequence[Any]
 ) -> list[dict[str, Any]]:
     summaries = []
     for k, d in enumerate(dims):
-        reduced = reduced_density_matrix(rho, dims, k)
-        purity = float(np.real(np.sum(reduced * reduced.T)))
+        reduced = reduced_state(rho, dims, k)
+        purity = state_purity(reduced)
         entry: dict[str, Any] = {
             "index": k,
             "label": labels[k] if k < len(labels) else k,

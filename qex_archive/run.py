@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -184,6 +185,38 @@ class Run:
                 f"QEX-C003 {where}: differs from its recorded checksum; run 'qex-archive check' "
                 "(or pass --force to use it anyway)"
             )
+
+    # -- physics of the stored state (see qex_archive.measures) --------------------------
+
+    def fidelity(self, other: object) -> float:
+        """Uhlmann fidelity with another run, array or framework state (Qiskit's convention)."""
+        from .measures import fidelity
+
+        return fidelity(self, other)
+
+    def trace_distance(self, other: object) -> float:
+        """1/2 Tr|rho - sigma| with another run, array or framework state."""
+        from .measures import trace_distance
+
+        return trace_distance(self, other)
+
+    def reduced(self, keep: Sequence[int]) -> npt.NDArray[np.complex128]:
+        """The reduced density matrix of the subsystems ``keep``, the others traced out."""
+        from .measures import partial_trace
+
+        return partial_trace(self, keep)
+
+    def expectation(self, pauli: str) -> float:
+        """Tr(rho P) for a Pauli string such as ``"ZZ"`` (first letter: qubit 0)."""
+        from .measures import expectation
+
+        return expectation(self, pauli)
+
+    def bloch_vectors(self) -> list[list[float] | None]:
+        """(x, y, z) of each qubit's reduced state (``None`` for qudits)."""
+        from .measures import bloch_vectors
+
+        return bloch_vectors(self)
 
     @cached_property
     def artifacts(self) -> list[Artifact]:

@@ -1,0 +1,251 @@
+"""Quantities of quantum states: fidelity, trace distance, partial trace, Pauli expectation
+values and Bloch vectors. One implementation of each formula, numpy only, used by the Bloch
+page, ``compare``, the Python API and anything built on them.
+
+Every function takes a run, an array (a density matrix or a state vector) or any framework
+object an installed plugin converts. Subsystems are big-endian as everywhere in the archive:
+subsystem 0 is the leftmost Kronecker factor, and the first letter of a Pauli string acts on it.
+
+Numerically honest: a state that is not physical (raw tomography, say) is used as it is
+stored, never projected onto the physical states, and a :class:`NonPhysicalWarning` says so.
+"Physical" uses the archive's validation tolerances (1e-8 on the trace, the Hermiticity and
+the smallest eigenvalue). The fidelity uses the Hermitian part of each matrix; for a matrix
+with negative eigenvalues the square root in Uhlmann's formula is taken of those eigenvalues as
+complex numbers, so the result may exceed 1: that is the data, flagged, not a bug.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import InvalidInput, InvalidState
+
+if TYPE_CHECKING:
+    from .plugin_calls import PluginCalls
+
+ComplexMatrix = npt.NDArray[np.complex128]
+TOLERANCE = 1e-8
+ROUNDING = 1e-14  # eigenvalues this close to zero (relative) are taken as zero
+PAULIS = {
+    "I": np.eye(2, dtype=np.complex128),
+    "X": np.array([[0, 1], [1, 0]], dtype=np.complex128),
+    "Y": np.array([[0, -1j], [1j, 0]], dtype=np.complex128),
+    "Z": np.array([[1, 0], [0, -1]], dtype=np.complex128),
+}
+
+
+class NonPhysicalWarning(UserWarning):
+    """A quantity was computed on a state that is not physical, as it is stored."""
+
+
+@dataclass(frozen=True)
+class State:
+    """A density matrix with its subsystem dimensions and where it came from (for messages)."""
+
+    rho: ComplexMatrix
+    dims: list[int]
+    name: str
+
+
+def as_state(value: object, dims: Sequence[int] | None = None, name: str = "state") -> State:
+    """A run, an array (density matrix or state vector) or a framework object as a
+    :class:`State`; ``dims`` for qudits (a run knows its own)."""
+    from .run import Run
+    from .states import coerce_state
+
+    if isinstance(value, State):
+        return value
+    if isinstance(value, Run):
+        rho = np.asarray(value.rho)
+        run_dims = value.dims if dims is None else list(dims)
+        archived = coerce_state(rho, run_dims)
+        return State(archived.rho, list(archived.dims or []), f"run {value.run_id[:8]}")
+    converted = value
+    if not isinstance(value, (np.ndarray, list, tuple)):
+        converted = _plugins().convert_state(value)
+    archived = coerce_state(converted, dims)
+    return State(archived.rho, list(archived.dims or []), name)
+
+
+@cache
+def _plugins() -> PluginCalls:
+    from .plugin_calls import PluginCalls
+    from .plugins import make_plugin_manager
+
+    return PluginCalls(make_plugin_manager())
+
+
+def fidelity(a: object, b: object, *, dims: Sequence[int] | None = None) -> float:
+    """Uhlmann fidelity F = (Tr sqrt(sqrt(a) b sqrt(a)))^2, in [0, 1] for physical states
+    (Qiskit's ``state_fidelity`` convention; QuTiP's ``fidelity`` is its square root)."""
+    first, second = _pair(a, b, dims)
+    sqrt_a, sqrt_b = _sqrt_hermitian_part(first.rho), _sqrt_hermitian_part(second.rho)
+    singular = np.linalg.svd(sqrt_a @ sqrt_b, compute_uv=False)
+    return float(np.sum(singular) ** 2)
+
+
+def trace_distance(a: object, b: object, *, dims: Sequence[int] | None = None) -> float:
+    """T = 1/2 Tr|a - b|, in [0, 1] for physical states (QuTiP's ``tracedist``)."""
+    first, second = _pair(a, b, dims)
+    difference = first.rho - second.rho
+    singular = np.linalg.svd(difference, compute_uv=False)  # |eigenvalues| when Hermitian
+    return float(np.sum(singular) / 2)
+
+
+def partial_trace(
+    value: object, keep: Sequence[int], dims: Sequence[int] | None = None
+) -> ComplexMatrix:
+    """The reduced density matrix of the subsystems ``keep`` (in the order given), the others
+    traced out."""
+    state = as_state(value, dims)
+    n = len(state.dims)
+    kept = _subsystems(keep, n)
+    traced = [k for k in range(n) if k not in kept]
+    tensor = state.rho.reshape(state.dims + state.dims)
+    # trace pairs of axes from the highest down, so the lower axis numbers stay valid
+    remaining = n
+    for k in sorted(traced, reverse=True):
+        tensor = np.trace(tensor, axis1=k, axis2=k + remaining)
+        remaining -= 1
+    order = sorted(kept)
+    permutation = [order.index(k) for k in kept]
+    tensor = tensor.transpose(permutation + [p + len(kept) for p in permutation])
+    d = int(np.prod([state.dims[k] for k in kept], dtype=np.int64))
+    reduced: ComplexMatrix = np.ascontiguousarray(tensor.reshape(d, d))
+    return reduced
+
+
+def expectation(value: object, pauli: str) -> float:
+    """<P> = Tr(rho P) for a Pauli string such as ``"XZI"`` (one letter per qubit, the first
+    for qubit 0); ``"-"`` or ``"i"`` prefixes are not accepted: use the sign yourself."""
+    state = as_state(value)
+    if not isinstance(pauli, str) or not pauli or set(pauli.upper()) - set(PAULIS):
+        raise InvalidInput(f"Pauli string {pauli!r} must be letters I, X, Y, Z, one per qubit")
+    if any(d != 2 for d in state.dims) or len(pauli) != len(state.dims):
+        raise InvalidInput(
+            f"Pauli string {pauli!r} has {len(pauli)} letters; the state has dims {state.dims} "
+            f"(expectation values need qubits, one letter each)"
+        )
+    _warn_if_not_physical(state)
+    n = len(pauli)
+    if 2 * n > len(_LETTERS):
+        raise InvalidInput(
+            f"Pauli expectation values are computed for up to {len(_LETTERS) // 2} qubits"
+        )
+    # Tr(rho P) = sum over i, j of rho[i, j] P[j, i], with P a product of one-qubit factors
+    rows, columns = _LETTERS[:n], _LETTERS[n : 2 * n]
+    operands: list[Any] = [state.rho.reshape([2] * (2 * n))]
+    subscripts = [rows + columns]
+    for k, letter in enumerate(pauli.upper()):
+        if letter != "I":
+            operands.append(PAULIS[letter])
+            subscripts.append(columns[k] + rows[k])
+        else:  # the identity ties the row and column index of that qubit together
+            subscripts[0] = subscripts[0].replace(columns[k], rows[k])
+    total = np.einsum(",".join(subscripts) + "->", *operands, optimize=True)
+    return float(np.real(total)) + 0.0
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def bloch_vectors(value: object, dims: Sequence[int] | None = None) -> list[list[float] | None]:
+    """(x, y, z) of each qubit's reduced state, ``None`` for a subsystem that is not a qubit."""
+    state = as_state(value, dims)
+    vectors: list[list[float] | None] = []
+    for k, d in enumerate(state.dims):
+        reduced = reduced_state(state.rho, state.dims, k)
+        vectors.append(list(bloch_vector(reduced)) if d == 2 else None)
+    return vectors
+
+
+def reduced_state(rho: ComplexMatrix, dims: Sequence[int], k: int) -> ComplexMatrix:
+    """Partial trace over every subsystem except ``k``, fast (a view and one einsum)."""
+    before = int(np.prod(dims[:k], dtype=np.int64))
+    after = int(np.prod(dims[k + 1 :], dtype=np.int64))
+    d = dims[k]
+    blocks = rho.reshape(before, d, after, before, d, after)
+    reduced: ComplexMatrix = np.einsum("aibajb->ij", blocks)
+    return reduced
+
+
+def bloch_vector(reduced: ComplexMatrix) -> tuple[float, float, float]:
+    """(Tr ρX, Tr ρY, Tr ρZ) of a one-qubit density matrix (real parts)."""
+    r01, r10 = reduced[0, 1], reduced[1, 0]
+    x = (r01 + r10).real
+    y = (1j * (r01 - r10)).real
+    z = (reduced[0, 0] - reduced[1, 1]).real
+    return float(x) + 0.0, float(y) + 0.0, float(z) + 0.0
+
+
+def purity(rho: ComplexMatrix) -> float:
+    """Re Tr(rho^2)."""
+    return float(np.real(np.sum(rho * rho.T)))
+
+
+def _pair(a: object, b: object, dims: Sequence[int] | None) -> tuple[State, State]:
+    first, second = as_state(a, dims, "the first state"), as_state(b, dims, "the second state")
+    if first.rho.shape != second.rho.shape:
+        raise InvalidState(
+            f"{first.name} is {first.rho.shape[0]}-dimensional, {second.name} "
+            f"{second.rho.shape[0]}-dimensional: they cannot be compared"
+        )
+    for state in (first, second):
+        _warn_if_not_physical(state)
+    return first, second
+
+
+def _sqrt_hermitian_part(rho: ComplexMatrix) -> ComplexMatrix:
+    eigenvalues, vectors = np.linalg.eigh((rho + rho.conj().T) / 2)
+    # eigenvalues within rounding of zero are zero (a pure state's other eigenvalues come out
+    # near +-1e-17, whose roots would add ~1e-9 each); negative ones beyond that are data:
+    # their roots are imaginary, not clipped
+    noise = ROUNDING * max(1.0, float(np.max(np.abs(eigenvalues))))
+    eigenvalues = np.where(np.abs(eigenvalues) <= noise, 0.0, eigenvalues)
+    roots = np.sqrt(eigenvalues.astype(np.complex128))
+    root: ComplexMatrix = (vectors * roots) @ vectors.conj().T
+    return root
+
+
+def physical_problem(rho: ComplexMatrix) -> str | None:
+    """Why ``rho`` is not a physical state within :data:`TOLERANCE`, or ``None``."""
+    trace = complex(np.trace(rho))
+    if abs(trace - 1) > TOLERANCE:
+        return f"trace {trace.real:.6g}"
+    deviation = float(np.max(np.abs(rho - rho.conj().T)))
+    if deviation > TOLERANCE:
+        return f"not Hermitian ({deviation:.3g})"
+    smallest = float(np.linalg.eigvalsh((rho + rho.conj().T) / 2)[0])
+    if smallest < -TOLERANCE:
+        return f"smallest eigenvalue {smallest:.3g}"
+    return None
+
+
+def _warn_if_not_physical(state: State) -> None:
+    problem = physical_problem(state.rho)
+    if problem:
+        warnings.warn(
+            f"{state.name} is not a physical state ({problem}); computed on it as stored",
+            NonPhysicalWarning,
+            stacklevel=3,
+        )
+
+
+def _subsystems(keep: Sequence[int], n: int) -> list[int]:
+    if isinstance(keep, (str, bytes)) or not isinstance(keep, Sequence):
+        raise InvalidInput(f"keep must be a list of subsystem indices, not {keep!r}")
+    checked = []
+    for k in keep:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < n:
+            raise InvalidInput(f"subsystem {k!r} does not exist; the state has {n} (0 to {n - 1})")
+        checked.append(int(k))
+    if len(set(checked)) != len(checked) or not checked:
+        raise InvalidInput(f"keep {list(keep)} must name distinct subsystems, at least one")
+    return checked
