@@ -49,6 +49,17 @@ def test_readme_library_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyP
         assert {run.experiment_name for run in ada.runs()} == {"sweep"}
 
 
+def test_readme_analysis_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (analysis,) = python_blocks("Compare and analyse")
+    namespace: dict[str, object] = {}
+    exec(compile(analysis, "README.md", "exec"), namespace)
+    noisy, bell = namespace["noisy"], namespace["bell"]
+    assert noisy.fidelity(bell) == pytest.approx(0.925)  # type: ignore[attr-defined]
+    assert qa.trace_distance(noisy, bell) == pytest.approx(0.075)
+    assert noisy.expectation("ZZ") == pytest.approx(0.9)  # type: ignore[attr-defined]
+
+
 def test_readme_table_header_is_the_real_one(tmp_path: Path) -> None:
     from click.testing import CliRunner
 

@@ -260,4 +260,9 @@ def main() -> None:
 
 
 # The commands register themselves on `cli` when imported.
-from . import archive_commands, bundle_commands, plugin_commands  # noqa: E402, F401
+from . import (  # noqa: E402, F401
+    analysis_commands,
+    archive_commands,
+    bundle_commands,
+    plugin_commands,
+)
