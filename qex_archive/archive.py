@@ -452,20 +452,38 @@ class Archive:
         backend: str | None = None,
         since: object = None,
         until: object = None,
-        where: Mapping[str, Any] | None = None,
+        where: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+        meta: Mapping[str, Any] | None = None,
+        valid: bool | None = None,
+        sort: str | None = None,
+        reverse: bool = False,
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = True,
     ) -> list[Run]:
-        """Runs matching every given criterion, newest first unless ``newest_first=False``.
+        """Runs matching every given criterion, newest first (``newest_first=False``: oldest
+        first), or sorted by ``sort``.
 
         ``since``/``until`` take Unix timestamps, datetimes, ISO texts or ages like ``"3d"``;
-        ``where`` filters on parameters: ``{"shots": 1024, "theta": {">=": 0.1, "<": 0.5}}``.
+        ``where`` filters on parameters: ``{"shots": {"in": [1024, 2048]}, "theta": {">=":
+        0.1}}`` (a list of such dicts: any of them); ``meta`` on the metadata by dotted path:
+        ``{"validation.purity": {">=": 0.9}, "state.dims": [2, 2]}``; ``valid=True`` keeps
+        physical states, ``False`` flagged ones. ``sort`` is ``"time"``, ``"experiment"``,
+        ``"backend"``, ``"purity"``, ``"entropy"`` or a parameter name, ascending unless
+        ``reverse``; runs without that value come last.
         """
         selection = RunFilter.build(
-            experiment=experiment, backend=backend, since=since, until=until, where=where
+            experiment=experiment,
+            backend=backend,
+            since=since,
+            until=until,
+            where=where,
+            meta=meta,
+            valid=valid,
         )
-        return self.select(selection, limit=limit, offset=offset, newest_first=newest_first)
+        if sort is None and not newest_first:
+            reverse = not reverse
+        return self.select(selection, limit=limit, offset=offset, sort=sort, reverse=reverse)
 
     def select(
         self,
@@ -474,12 +492,19 @@ class Archive:
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = True,
+        sort: str | None = None,
+        reverse: bool = False,
     ) -> list[Run]:
+        from .query import order_by
+
         for name, value in (("limit", limit), ("offset", offset)):
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or value < 0
             ):
                 raise InvalidInput(f"{name} must be a non-negative integer, got {value!r}")
+        if sort is None and not newest_first:
+            reverse = not reverse
+        order_by(sort, reverse)  # refuses a bad sort key before any query
         # SQLite integers stop at 2**63 - 1; nobody has that many runs
         paging = [
             -1 if limit is None or limit > MAX_SQL_INTEGER else limit,
@@ -487,27 +512,40 @@ class Archive:
         ]
         rows = self._filtered(
             selection,
-            lambda where, args: tables.select_runs(
-                self.conn, where, [*args, *paging], newest_first=newest_first
+            lambda where, args, damaged: tables.select_runs(
+                self.conn, where, order_by(sort, reverse, damaged_json=damaged), [*args, *paging]
             ),
         )
         return [Run(self, row) for row in rows]
 
     def count(self, selection: RunFilter | None = None) -> int:
         total: int = self._filtered(
-            selection or RunFilter(), lambda where, args: tables.count_runs(self.conn, where, args)
+            selection or RunFilter(),
+            lambda where, args, damaged: tables.count_runs(self.conn, where, args),
         )
         return total
 
-    def _filtered(self, selection: RunFilter, query: Callable[[str, list[Any]], Any]) -> Any:
+    def unknown_keys(self, selection: RunFilter) -> list[str]:
+        """Hints for a selection that matched nothing: each parameter it names that no run of
+        the rest of the selection has, with the keys those runs do have."""
+        hints = []
+        base_where, base_args = selection.base().sql(damaged_json=True)
+        for key in selection.keys("params"):
+            if not tables.any_run_has_param(self.conn, base_where, base_args, key):
+                seen = tables.param_keys(self.conn, base_where, base_args, limit=1000)
+                shown = ", ".join(seen[:20]) + (" ..." if len(seen) > 20 else "")
+                hints.append(f"no run has param {key!r}; keys seen: {shown or 'none'}")
+        return hints
+
+    def _filtered(self, selection: RunFilter, query: Callable[[str, list[Any], bool], Any]) -> Any:
         where, args = selection.sql()
         try:
-            return query(where, args)
+            return query(where, args, False)
         except sqlite3.OperationalError as exc:
             if "malformed JSON" not in str(exc):
                 raise
-        where, args = selection.sql(damaged_json=True)  # a row holds params that are not JSON
-        return query(where, args)
+        where, args = selection.sql(damaged_json=True)  # a row holds JSON that is not JSON
+        return query(where, args, True)
 
     def artifacts_by_run(self, run_ids: Sequence[str]) -> dict[str, list[Artifact]]:
         """Artifacts of many runs, a few queries for all of them."""

@@ -1,27 +1,77 @@
-"""Selecting runs: one filter type shared by the Python API, ``runs`` and ``pack``."""
+"""Selecting runs: one filter type shared by the Python API, ``runs``, ``pack`` and ``compare``.
+
+A filter is the seed columns (experiment, backend, time) and conditions on the JSON columns:
+``params`` by key, ``metadata`` by dotted path (``validation.purity``, ``state.dims``,
+``backend.qiskit.num_qubits``). Conditions are AND-ed; :class:`AnyOf` groups OR them. Every
+condition becomes ``json_extract`` SQL, so a filter costs what the hand-written query costs.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InvalidFilter
-from .jsonvalues import is_text, parse_loose
+from .jsonvalues import dumps, is_text, parse_loose
 from .timeutil import to_timestamp
 
-OPERATORS = {"=": "=", "==": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
-_CONDITION = re.compile(r"^(?P<key>[^=<>!]+?)\s*(?P<op>>=|<=|!=|==|=|<|>)\s*(?P<value>.*)$", re.S)
+OPERATORS = {
+    "=": "=",
+    "==": "=",
+    "!=": "!=",
+    "<": "<",
+    "<=": "<=",
+    ">": ">",
+    ">=": ">=",
+    "in": "IN",
+}
+_CONDITION = re.compile(
+    r"^(?P<key>[^=<>!]+?)\s*(?P<op>>=|<=|!=|==|=|<|>|\s+in\s+)\s*(?P<value>.*)$", re.S
+)
+OR_SEPARATOR = " | "  # between alternatives in one command-line condition
+# Shortcuts for -w: what a physicist types for what validation stores.
+METADATA_ALIASES = {
+    "purity": "validation.purity",
+    "entropy": "validation.von_neumann_entropy_bits",
+    "trace": "validation.trace",
+    "is_valid": "validation.is_valid",
+    "dims": "state.dims",
+}
+SORT_KEYS = {
+    "time": "timestamp",
+    "experiment": "experiment_name",
+    "backend": "backend_name",
+}
+_MAX_SQL_INTEGER = 2**63
 
 Scalar = str | int | float | bool | None
 
 
 @dataclass(frozen=True)
 class Condition:
+    """``key op value`` on ``params`` (by key) or ``metadata`` (by dotted path). ``value`` is
+    a scalar, a tuple of scalars for ``in``, or JSON text of a list/object (``=``/``!=``)."""
+
     key: str
     op: str
-    value: Scalar
+    value: Any
+    column: str = "params"
+
+    def path(self) -> str:
+        parts = [self.key] if self.column == "params" else self.key.split(".")
+        return "$" + "".join('."' + part + '"' for part in parts)
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    """At least one of ``options`` holds (each a condition, or a tuple of them all holding)."""
+
+    options: tuple[Condition | tuple[Condition, ...], ...]
+
+
+Clause = Condition | AnyOf
 
 
 @dataclass(frozen=True)
@@ -32,7 +82,8 @@ class RunFilter:
     backend: str | None = None
     since: float | None = None
     until: float | None = None
-    conditions: tuple[Condition, ...] = field(default_factory=tuple)
+    conditions: tuple[Clause, ...] = field(default_factory=tuple)
+    valid: bool | None = None
 
     @classmethod
     def build(
@@ -42,94 +93,222 @@ class RunFilter:
         backend: str | None = None,
         since: object = None,
         until: object = None,
-        where: Mapping[str, Any] | None = None,
+        where: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+        meta: Mapping[str, Any] | None = None,
+        valid: bool | None = None,
     ) -> RunFilter:
         """Check user-facing arguments. ``where`` maps a parameter name to a value (equality)
-        or to ``{operator: value}`` with operators ``= != < <= > >=``, e.g.
-        ``{"shots": 1024, "theta": {">=": 0.1, "<": 0.5}}``."""
+        or to ``{operator: value}`` with operators ``= != < <= > >= in``, e.g.
+        ``{"shots": {"in": [1024, 2048]}, "theta": {">=": 0.1, "<": 0.5}}``; a list of such
+        dicts selects runs matching any of them. ``meta`` does the same on the metadata by
+        dotted path (``{"validation.purity": {">=": 0.9}}``); ``valid`` selects physical (or,
+        with ``False``, flagged) states."""
         for name, text in (("experiment", experiment), ("backend", backend)):
             if text is not None and not isinstance(text, str):
                 raise InvalidFilter(f"{name} must be a string, not {type(text).__name__}")
             if text is not None and not is_text(text):
                 raise InvalidFilter(f"{name} {text!r} is not valid UTF-8 text")
+        if valid is not None and not isinstance(valid, bool):
+            raise InvalidFilter(f"valid must be True, False or None, not {valid!r}")
+        clauses: list[Clause] = []
+        if isinstance(where, (list, tuple)):
+            groups = tuple(tuple(_conditions(group, "params")) for group in where)
+            if not groups:
+                raise InvalidFilter("where is an empty list; give at least one dict of conditions")
+            clauses.append(AnyOf(groups))
+        else:
+            clauses.extend(_conditions(where or {}, "params"))
+        clauses.extend(_conditions(meta or {}, "metadata"))
         return cls(
             experiment=experiment,
             backend=backend,
             since=None if since is None else to_timestamp(since, "since"),
             until=None if until is None else to_timestamp(until, "until"),
-            conditions=tuple(_conditions(where or {})),
+            conditions=tuple(clauses),
+            valid=valid,
         )
+
+    def base(self) -> RunFilter:
+        """The same selection without conditions on the JSON columns."""
+        return RunFilter(self.experiment, self.backend, self.since, self.until)
+
+    def keys(self, column: str) -> list[str]:
+        """The keys (or paths) this filter's conditions name in ``column``."""
+        found: list[str] = []
+        for clause in self.conditions:
+            for condition in _flatten(clause):
+                if condition.column == column and condition.key not in found:
+                    found.append(condition.key)
+        return found
 
     def sql(self, *, damaged_json: bool = False) -> tuple[str, list[Any]]:
         """A WHERE clause (possibly empty) and its arguments. With ``damaged_json``, rows whose
-        params are not valid JSON (written by other tools) match no parameter condition
-        instead of making SQLite fail; it costs a second parse per row, so it is the fallback."""
-        params = "(CASE WHEN json_valid(params) THEN params END)" if damaged_json else "params"
+        params or metadata are not valid JSON (written by other tools) match no condition on
+        them instead of making SQLite fail; it costs a second parse per row, so it is the
+        fallback."""
         clauses: list[str] = []
         args: list[Any] = []
-        if self.experiment is not None:
-            clauses.append("experiment_name = ?")
-            args.append(self.experiment)
-        if self.backend is not None:
-            clauses.append("backend_name = ?")
-            args.append(self.backend)
+        for column, value in (
+            ("experiment_name", self.experiment),
+            ("backend_name", self.backend),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
         if self.since is not None:
             clauses.append("timestamp >= ?")
             args.append(self.since)
         if self.until is not None:
             clauses.append("timestamp <= ?")
             args.append(self.until)
-        for condition in self.conditions:
-            path = '$."' + condition.key + '"'
-            if condition.value is None:
-                negate = "NOT " if condition.op == "!=" else ""
-                clauses.append(f"json_type({params}, ?) IS {negate}'null'")
-                args.append(path)
-            else:
-                clauses.append(f"json_extract({params}, ?) {OPERATORS[condition.op]} ?")
-                args.extend([path, condition.value])
+        conditions = list(self.conditions)
+        if self.valid is not None:
+            conditions.append(Condition("validation.is_valid", "=", self.valid, "metadata"))
+        for clause in conditions:
+            text, more = _clause_sql(clause, damaged_json)
+            clauses.append(text)
+            args.extend(more)
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
-def parse_condition(text: str) -> Condition:
-    """``shots=1024``, ``theta>=0.1``, ``name!=ghz`` as typed after ``--param``."""
-    match = _CONDITION.match(text)
+def order_by(sort: str | None, reverse: bool, *, damaged_json: bool = False) -> str:
+    """ORDER BY for ``sort`` (``time``, ``experiment``, ``backend``, ``purity``, ``entropy``,
+    a parameter name, or ``params.KEY``/``metadata.PATH``): ascending, newest first when
+    ``sort`` is None; ``reverse`` turns it round. Runs without the key come last."""
+    if sort is None:
+        direction = "ASC" if reverse else "DESC"
+        return f" ORDER BY timestamp {direction}, run_id {direction}"
+    direction = "DESC" if reverse else "ASC"
+    if not isinstance(sort, str) or not sort.strip() or not is_text(sort) or '"' in sort:
+        raise InvalidFilter(f"cannot sort by {sort!r}; give time, experiment, a param or purity")
+    if sort in SORT_KEYS:
+        expression = SORT_KEYS[sort]
+    else:
+        condition = _sort_condition(sort)
+        column = _column(condition.column, damaged_json)
+        expression = f"json_extract({column}, '{condition.path()}')"
+    return f" ORDER BY {expression} IS NULL, {expression} {direction}, timestamp DESC, run_id DESC"
+
+
+def _sort_condition(sort: str) -> Condition:
+    if sort.startswith("params."):
+        return Condition(sort.removeprefix("params."), "=", None, "params")
+    if sort.startswith("metadata."):
+        return Condition(sort.removeprefix("metadata."), "=", None, "metadata")
+    if sort in METADATA_ALIASES:
+        return Condition(METADATA_ALIASES[sort], "=", None, "metadata")
+    return Condition(sort, "=", None, "params")
+
+
+def _column(column: str, damaged_json: bool) -> str:
+    return f"(CASE WHEN json_valid({column}) THEN {column} END)" if damaged_json else column
+
+
+def _clause_sql(
+    clause: Clause | tuple[Condition, ...], damaged_json: bool
+) -> tuple[str, list[Any]]:
+    if isinstance(clause, Condition):
+        return _condition_sql(clause, damaged_json)
+    parts: list[str] = []
+    args: list[Any] = []
+    items = clause.options if isinstance(clause, AnyOf) else clause
+    joiner = " OR " if isinstance(clause, AnyOf) else " AND "
+    for item in items:
+        text, more = _clause_sql(item, damaged_json)
+        parts.append(text)
+        args.extend(more)
+    return "(" + joiner.join(parts) + ")", args
+
+
+def _condition_sql(condition: Condition, damaged_json: bool) -> tuple[str, list[Any]]:
+    column = _column(condition.column, damaged_json)
+    path = condition.path()
+    if condition.value is None:
+        negate = "NOT " if condition.op == "!=" else ""
+        return f"json_type({column}, ?) IS {negate}'null'", [path]
+    if condition.op == "in":
+        marks = ",".join("?" * len(condition.value))
+        return f"json_extract({column}, ?) IN ({marks})", [path, *condition.value]
+    if isinstance(condition.value, JSONText):
+        # json_extract gives a list or object as compact JSON text: compare the text
+        return (
+            f"json_type({column}, ?) IN ('array', 'object') AND json_extract({column}, ?) "
+            f"{OPERATORS[condition.op]} ?",
+            [path, path, str(condition.value)],
+        )
+    return f"json_extract({column}, ?) {OPERATORS[condition.op]} ?", [path, condition.value]
+
+
+class JSONText(str):
+    """A list or object value, as the compact JSON text SQLite's json_extract returns."""
+
+
+def parse_condition(text: str, column: str = "params") -> Clause:
+    """``shots=1024``, ``theta>=0.1``, ``name!=ghz``, ``shots in [1024, 2048]``, and
+    alternatives ``theta<0.1 | theta>3`` as typed after ``--param`` (or ``--where``, with
+    ``column="metadata"``: dotted paths and the shortcuts purity, entropy, trace, dims)."""
+    if OR_SEPARATOR in text:
+        return AnyOf(tuple(_one_condition(part, column) for part in text.split(OR_SEPARATOR)))
+    return _one_condition(text, column)
+
+
+def _one_condition(text: str, column: str) -> Condition:
+    match = _CONDITION.match(text.strip())
     if not match:
         raise InvalidFilter(
-            f"parameter filter {text!r} is not KEY=VALUE "
-            "(or KEY>=VALUE, KEY<VALUE, KEY!=VALUE, ...)"
+            f"filter {text!r} is not KEY=VALUE "
+            "(or KEY>=VALUE, KEY<VALUE, KEY!=VALUE, KEY in [A, B], ...)"
         )
-    return _condition(
-        match.group("key").strip(), match.group("op"), parse_loose(match.group("value"))
-    )
+    key, op = match.group("key").strip(), match.group("op").strip()
+    if column == "metadata":
+        key = METADATA_ALIASES.get(key, key)
+    return _condition(key, op, parse_loose(match.group("value")), column)
 
 
-def _conditions(where: Mapping[str, Any]) -> list[Condition]:
+def _conditions(where: object, column: str) -> list[Condition]:
     if not isinstance(where, Mapping):
         raise InvalidFilter(
-            f"where must be a dict of parameter conditions, not {type(where).__name__}"
+            f"conditions must be a dict of {column} conditions, not {type(where).__name__}"
         )
     out: list[Condition] = []
     for key, spec in where.items():
         if isinstance(spec, Mapping):
             if not spec:
-                raise InvalidFilter(f"where[{key!r}] is an empty dict; give {{operator: value}}")
-            out.extend(_condition(key, op, value) for op, value in spec.items())
+                raise InvalidFilter(f"[{key!r}] is an empty dict; give {{operator: value}}")
+            out.extend(_condition(key, op, value, column) for op, value in spec.items())
         else:
-            out.append(_condition(key, "=", spec))
+            out.append(_condition(key, "=", spec, column))
     return out
 
 
-def _condition(key: object, op: object, value: object) -> Condition:
+def _condition(key: object, op: object, value: object, column: str = "params") -> Condition:
     if not isinstance(key, str) or not key or '"' in key or not is_text(key):
         raise InvalidFilter(
-            f"parameter name {key!r} cannot be filtered on (empty, not UTF-8 text, "
-            "or contains '\"')"
+            f"name {key!r} cannot be filtered on (empty, not UTF-8 text, or contains '\"')"
         )
+    if column == "metadata" and any(not part for part in key.split(".")):
+        raise InvalidFilter(f"metadata path {key!r} has an empty part; write a.b.c")
     if op not in OPERATORS:
-        raise InvalidFilter(
-            f"unknown operator {op!r} for {key!r}; use one of {' '.join(OPERATORS)}"
-        )
+        known = " ".join(OPERATORS)
+        raise InvalidFilter(f"unknown operator {op!r} for {key!r}; use one of {known}")
+    if op == "in":
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
+            raise InvalidFilter(f"'in' for {key!r} needs a non-empty list, e.g. [1024, 2048]")
+        values = tuple(_scalar(key, item) for item in value)
+        if any(item is None for item in values):
+            raise InvalidFilter(f"'in' for {key!r} cannot hold null; use {key}=null")
+        return Condition(key, "in", values, column)
+    if isinstance(value, (list, dict)):
+        if op not in ("=", "==", "!="):
+            raise InvalidFilter(f"a list or object can only be compared with = or != ({key!r})")
+        return Condition(key, str(op), JSONText(dumps(value)), column)
+    value = _scalar(key, value)
+    if value is None and op not in ("=", "==", "!="):
+        raise InvalidFilter(f"null can only be compared with = or != ({key!r})")
+    return Condition(key, str(op), value, column)
+
+
+def _scalar(key: str, value: object) -> Scalar:
     if type(value).__module__ == "numpy":
         value = value.item()  # type: ignore[attr-defined]
     if value is not None and not isinstance(value, (str, int, float, bool)):
@@ -141,8 +320,13 @@ def _condition(key: object, op: object, value: object) -> Condition:
         raise InvalidFilter(f"filter value for {key!r} is NaN, which matches nothing")
     if isinstance(value, str) and not is_text(value):
         raise InvalidFilter(f"filter value for {key!r} is not valid UTF-8 text")
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= _MAX_SQL_INTEGER:
         value = float(value)  # beyond SQLite's integers; JSON numbers compare as reals there
-    if value is None and op not in ("=", "==", "!="):
-        raise InvalidFilter(f"null can only be compared with = or != (parameter {key!r})")
-    return Condition(key, str(op), value)
+    return value
+
+
+def _flatten(clause: Clause | tuple[Condition, ...]) -> list[Condition]:
+    if isinstance(clause, Condition):
+        return [clause]
+    items = clause.options if isinstance(clause, AnyOf) else clause
+    return [condition for item in items for condition in _flatten(item)]

@@ -92,20 +92,36 @@ def _successor(prefix: str) -> str | None:
 
 
 def select_runs(
-    conn: sqlite3.Connection, where: str, args: Sequence[Any], *, newest_first: bool
+    conn: sqlite3.Connection, where: str, order: str, args: Sequence[Any]
 ) -> list[RunRow]:
-    """Runs matching a WHERE clause (from :class:`~qex_archive.query.RunFilter`); ``args``
-    ends with the LIMIT and OFFSET values."""
-    direction = "DESC" if newest_first else "ASC"
-    sql = (
-        f"{SELECT_RUNS}{where} ORDER BY timestamp {direction}, run_id {direction} LIMIT ? OFFSET ?"
-    )
-    return conn.execute(sql, list(args)).fetchall()
+    """Runs matching a WHERE clause, in an ORDER BY (both from :mod:`qex_archive.query`);
+    ``args`` ends with the LIMIT and OFFSET values."""
+    return conn.execute(f"{SELECT_RUNS}{where}{order} LIMIT ? OFFSET ?", list(args)).fetchall()
 
 
 def count_runs(conn: sqlite3.Connection, where: str, args: Sequence[Any]) -> int:
     total: int = conn.execute(f"SELECT count(*) FROM runs{where}", list(args)).fetchone()[0]
     return total
+
+
+def any_run_has_param(conn: sqlite3.Connection, where: str, args: Sequence[Any], key: str) -> bool:
+    joiner = " AND " if where else " WHERE "
+    path = '$."' + key + '"'
+    sql = (
+        f"SELECT 1 FROM runs{where}{joiner}json_type(CASE WHEN json_valid(params) THEN params "
+        "END, ?) IS NOT NULL LIMIT 1"
+    )
+    return conn.execute(sql, [*args, path]).fetchone() is not None
+
+
+def param_keys(conn: sqlite3.Connection, where: str, args: Sequence[Any], limit: int) -> list[str]:
+    """The parameter names used by up to ``limit`` of the runs matching ``where``."""
+    sql = (
+        "SELECT DISTINCT j.key FROM (SELECT params FROM runs"
+        f"{where} LIMIT ?) AS r, json_each(CASE WHEN json_valid(r.params) THEN r.params END) AS j "
+        "ORDER BY j.key"
+    )
+    return [key for (key,) in conn.execute(sql, [*args, limit])]
 
 
 def insert_runs(conn: sqlite3.Connection, rows: Iterable[RunRow]) -> None:

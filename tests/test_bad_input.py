@@ -114,7 +114,8 @@ def test_bad_record_arguments(
 BAD_QUERIES = [
     ({"where": {"theta": {"~": 1}}}, "unknown operator"),
     ({"where": {"theta": {}}}, "empty dict"),
-    ({"where": {"theta": [1, 2]}}, "number, string, boolean or null"),
+    ({"where": {"theta": {"<": [1, 2]}}}, "can only be compared with = or !="),
+    ({"where": {"theta": {"in": [[1]]}}}, "number, string, boolean or null"),
     ({"where": {'a"b': 1}}, "cannot be filtered on"),
     ({"where": {"": 1}}, "cannot be filtered on"),
     ({"where": {"x": float("nan")}}, "NaN"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 import qex_archive as qa
@@ -123,7 +124,57 @@ def test_command_line_conditions(text: str, expected: Condition) -> None:
     assert parse_condition(text) == expected
 
 
-@pytest.mark.parametrize("text", ["shots", "=3", ">=1", "x=[1]"])
+@pytest.mark.parametrize("text", ["shots", "=3", ">=1", "x>[1]", "x in 3", "x in []"])
 def test_bad_command_line_conditions(text: str) -> None:
     with pytest.raises(qa.InvalidFilter):
         parse_condition(text)
+
+
+def test_in_and_or(filled: qa.Archive) -> None:
+    assert ids(filled.runs(where={"i": {"in": [1, 3, 99]}})) == [3, 1]
+    assert ids(filled.runs(where=[{"i": {"<": 2}}, {"i": {">": 9}}])) == [11, 10, 1, 0]
+    assert ids(filled.runs(where=[{"i": 2, "flag": False}, {"label": "L2"}])) == [11, 8, 5, 2]
+    (either,) = [parse_condition("theta<0.15 | theta>0.95")]
+    assert ids(filled.select(qa.RunFilter(conditions=(either,)))) == [11, 10, 1, 0]
+    assert ids(filled.select(qa.RunFilter(conditions=(parse_condition("i in [4, 5]"),)))) == [5, 4]
+
+
+def test_metadata_paths_validity_and_shortcuts(archive: qa.Archive) -> None:
+    archive.record("a", backend="b", state=bell_state(), metadata={"setup": {"fridge": 2}})
+    archive.record("b", backend="b", state=np.eye(2) / 2)
+    archive.record("c", backend="b", state=np.array([[1.1, 0], [0, -0.1]]))
+    names = lambda runs: sorted(r.experiment_name for r in runs)  # noqa: E731
+    assert names(archive.runs(meta={"validation.purity": {">=": 0.9}})) == ["a", "c"]
+    assert names(archive.runs(meta={"state.dims": [2, 2]})) == ["a"]
+    assert names(archive.runs(meta={"setup.fridge": 2})) == ["a"]
+    assert names(archive.runs(valid=True)) == ["a", "b"]
+    assert names(archive.runs(valid=False)) == ["c"]
+    purity = parse_condition("purity<0.9", "metadata")
+    assert isinstance(purity, Condition) and purity.key == "validation.purity"
+    assert names(archive.select(qa.RunFilter(conditions=(purity,)))) == ["b"]
+    dims = parse_condition("dims=[2]", "metadata")
+    assert names(archive.select(qa.RunFilter(conditions=(dims,)))) == ["b", "c"]
+
+
+def test_sorting_by_time_keys_and_parameters(filled: qa.Archive) -> None:
+    assert ids(filled.runs(sort="time")) == list(range(12))
+    assert ids(filled.runs(sort="time", reverse=True)) == list(range(11, -1, -1))
+    assert ids(filled.runs(sort="theta", reverse=True, limit=3)) == [11, 10, 9]
+    by_label = filled.runs(sort="label")
+    assert [r.params["label"] for r in by_label] == sorted(r.params["label"] for r in by_label)
+    # runs without the key come last, whichever the direction
+    assert (
+        ids(filled.runs(sort="opt"))[-1] == 5
+        and ids(filled.runs(sort="opt", reverse=True))[-1] == 5
+    )
+    assert ids(filled.runs(sort="experiment", limit=6)) == [10, 8, 6, 4, 2, 0]
+    with pytest.raises(qa.InvalidFilter):
+        filled.runs(sort='bad"key')
+
+
+def test_a_misspelt_key_gets_a_hint(filled: qa.Archive) -> None:
+    selection = qa.RunFilter.build(experiment="ghz", where={"thta": 1})
+    assert filled.select(selection) == []
+    (hint,) = filled.unknown_keys(selection)
+    assert hint.startswith("no run has param 'thta'; keys seen: flag, i, label, opt, theta")
+    assert filled.unknown_keys(qa.RunFilter.build(where={"theta": 99})) == []

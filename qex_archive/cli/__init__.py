@@ -219,7 +219,28 @@ def filter_options(command: F) -> F:
             "params",
             multiple=True,
             metavar="KEY=VALUE",
-            help="Parameter condition, repeatable: shots=1024, theta>=0.1, name!=ghz.",
+            help=(
+                "Parameter condition, repeatable: shots=1024, theta>=0.1, name!=ghz, "
+                "'shots in [1024, 2048]', 'theta<0.1 | theta>3' (either)."
+            ),
+        ),
+        click.option(
+            "--where",
+            "-w",
+            "wheres",
+            multiple=True,
+            metavar="PATH=VALUE",
+            help=(
+                "Condition on the metadata by dotted path, repeatable: 'purity>=0.9', "
+                "'state.dims=[2,2]', 'backend.qiskit.num_qubits>=5' (purity, entropy, trace, "
+                "dims are short for validation.* and state.dims)."
+            ),
+        ),
+        click.option(
+            "--valid/--invalid",
+            "valid",
+            default=None,
+            help="Only physical states, or only those flagged non-physical.",
         ),
     ]
     for option in reversed(options):
@@ -233,12 +254,15 @@ def build_filter(
     since: str | None,
     until: str | None,
     params: Iterable[str],
+    wheres: Iterable[str] = (),
+    valid: bool | None = None,
 ) -> RunFilter:
     from ..query import RunFilter, parse_condition
 
     base = RunFilter.build(experiment=experiment, backend=backend, since=since, until=until)
     conditions = tuple(parse_condition(text) for text in params)
-    return RunFilter(base.experiment, base.backend, base.since, base.until, conditions)
+    conditions += tuple(parse_condition(text, "metadata") for text in wheres)
+    return RunFilter(base.experiment, base.backend, base.since, base.until, conditions, valid)
 
 
 def emit_json(value: Any) -> None:

@@ -144,6 +144,12 @@ def record(
 @click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip this many runs first.")
 @click.option("--all", "show_all", is_flag=True, help="No limit.")
 @click.option("--oldest-first", is_flag=True, help="Oldest runs first (default: newest first).")
+@click.option(
+    "--sort",
+    metavar="KEY",
+    help="Sort by time, experiment, backend, purity, entropy or a parameter (ascending).",
+)
+@click.option("--reverse", "-r", is_flag=True, help="Reverse the order.")
 @output_options
 @click.pass_context
 def runs_command(
@@ -153,23 +159,36 @@ def runs_command(
     since: str | None,
     until: str | None,
     params: tuple[str, ...],
+    wheres: tuple[str, ...],
+    valid: bool | None,
     limit: int,
     offset: int,
     show_all: bool,
     oldest_first: bool,
+    sort: str | None,
+    reverse: bool,
     output: str,
 ) -> None:
-    """List runs, newest first, filtered by experiment, backend, time and parameters.
+    """List runs, newest first, filtered by experiment, backend, time, parameters and
+    what validation found; or sorted by a key.
 
     Example:
 
-        qex-archive runs -e ghz_depolarizing -p n_qubits=3 -p "depolarizing<=0.1"
+        qex-archive runs -e ghz_depolarizing -p n_qubits=3 -p "depolarizing<=0.1" --sort purity
     """
-    selection = build_filter(experiment, backend, since, until, params)
+    selection = build_filter(experiment, backend, since, until, params, wheres, valid)
     archive = open_from(ctx)
     selected = archive.select(
-        selection, limit=None if show_all else limit, offset=offset, newest_first=not oldest_first
+        selection,
+        limit=None if show_all else limit,
+        offset=offset,
+        newest_first=not oldest_first,
+        sort=sort,
+        reverse=reverse,
     )
+    if not selected and not offset:
+        for hint in archive.unknown_keys(selection):
+            note(hint)
     if output != "table":
         archive.prefetch(selected)
     if output == "json":

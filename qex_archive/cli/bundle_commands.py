@@ -112,6 +112,8 @@ def pack(
     since: str | None,
     until: str | None,
     params: tuple[str, ...],
+    wheres: tuple[str, ...],
+    valid: bool | None,
     no_artifacts: bool,
     note: str | None,
     as_json: bool,
@@ -126,7 +128,7 @@ def pack(
     from ..bundle.writer import select_runs
 
     archive = open_from(ctx)
-    selection = build_filter(experiment, backend, since, until, params)
+    selection = build_filter(experiment, backend, since, until, params, wheres, valid)
     total = 0
     if sys.stderr.isatty():  # sizing the bar costs a selection of its own
         from ..archive_files import ForeignFile, stat_data_file
