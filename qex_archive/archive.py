@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
     from .plugin_calls import PluginCalls
     from .recording import PreparedFile, PreparedRun
+    from .selection import Selection
 
 DEFAULT_DIR = "qex_data"
 ENV_VAR = "QEX_DATA"
@@ -201,6 +202,11 @@ class Archive:
 
     def __repr__(self) -> str:
         return f"Archive({str(self.root)!r})"
+
+    def _repr_html_(self) -> str:
+        from .notebook import archive_html
+
+        return archive_html(self)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -460,9 +466,10 @@ class Archive:
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = True,
-    ) -> list[Run]:
+    ) -> Selection:
         """Runs matching every given criterion, newest first (``newest_first=False``: oldest
-        first), or sorted by ``sort``.
+        first), or sorted by ``sort``; a :class:`~qex_archive.selection.Selection` (a list of
+        runs with ``to_pandas()``, ``rhos()`` and ``to_xarray()``).
 
         ``since``/``until`` take Unix timestamps, datetimes, ISO texts or ages like ``"3d"``;
         ``where`` filters on parameters: ``{"shots": {"in": [1024, 2048]}, "theta": {">=":
@@ -494,8 +501,9 @@ class Archive:
         newest_first: bool = True,
         sort: str | None = None,
         reverse: bool = False,
-    ) -> list[Run]:
+    ) -> Selection:
         from .query import order_by
+        from .selection import Selection
 
         for name, value in (("limit", limit), ("offset", offset)):
             if value is not None and (
@@ -516,7 +524,7 @@ class Archive:
                 self.conn, where, order_by(sort, reverse, damaged_json=damaged), [*args, *paging]
             ),
         )
-        return [Run(self, row) for row in rows]
+        return Selection(self, (Run(self, row) for row in rows))
 
     def count(self, selection: RunFilter | None = None) -> int:
         total: int = self._filtered(

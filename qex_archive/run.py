@@ -258,6 +258,11 @@ class Run:
             result["damaged"] = damaged
         return result
 
+    def _repr_html_(self) -> str:
+        from .notebook import run_html
+
+        return run_html(self)
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Run) and self.row() == other.row()
 

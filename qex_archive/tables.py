@@ -124,6 +124,41 @@ def param_keys(conn: sqlite3.Connection, where: str, args: Sequence[Any], limit:
     return [key for (key,) in conn.execute(sql, [*args, limit])]
 
 
+def summary_rows(conn: sqlite3.Connection, run_ids: Sequence[str]) -> list[tuple[Any, ...]]:
+    """``(run_id, experiment, backend, timestamp, params, purity, entropy, is_valid, trace,
+    dims)`` of the runs: the validation summary read by SQLite, not parsed in Python."""
+    metadata = "(CASE WHEN json_valid(metadata) THEN metadata END)"
+    fields = ", ".join(
+        f"json_extract({metadata}, '$.{path}')"
+        for path in (
+            "validation.purity",
+            "validation.von_neumann_entropy_bits",
+            "validation.is_valid",
+            "validation.trace",
+            "state.dims",
+        )
+    )
+    rows: list[tuple[Any, ...]] = []
+    for chunk in _chunks(run_ids):
+        rows.extend(
+            conn.execute(
+                f"SELECT run_id, experiment_name, backend_name, timestamp, params, {fields} "
+                f"FROM runs WHERE run_id IN ({_marks(chunk)})",
+                chunk,
+            )
+        )
+    return rows
+
+
+def experiment_summary(conn: sqlite3.Connection) -> list[tuple[str, int, Any, Any]]:
+    """``(experiment, run count, first timestamp, last timestamp)`` of every experiment."""
+    rows: list[tuple[str, int, Any, Any]] = conn.execute(
+        "SELECT experiment_name, count(*), min(timestamp), max(timestamp) FROM runs "
+        "GROUP BY experiment_name ORDER BY experiment_name"
+    ).fetchall()
+    return rows
+
+
 def insert_runs(conn: sqlite3.Connection, rows: Iterable[RunRow]) -> None:
     conn.executemany(
         f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows
