@@ -9,7 +9,7 @@ import call these functions. Writers run inside a transaction the caller holds.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from .run import RUN_COLUMNS, RunRow
@@ -124,12 +124,11 @@ def param_keys(conn: sqlite3.Connection, where: str, args: Sequence[Any], limit:
     return [key for (key,) in conn.execute(sql, [*args, limit])]
 
 
-def summary_rows(conn: sqlite3.Connection, run_ids: Sequence[str]) -> list[tuple[Any, ...]]:
-    """``(run_id, experiment, backend, timestamp, params, purity, entropy, is_valid, trace,
-    dims)`` of the runs: the validation summary read by SQLite, not parsed in Python."""
-    metadata = "(CASE WHEN json_valid(metadata) THEN metadata END)"
-    fields = ", ".join(
-        f"json_extract({metadata}, '$.{path}')"
+_SUMMARY_METADATA = "(CASE WHEN json_valid(metadata) THEN metadata END)"
+SELECT_SUMMARY = (
+    "SELECT run_id, experiment_name, backend_name, timestamp, params, "
+    + ", ".join(
+        f"json_extract({_SUMMARY_METADATA}, '$.{path}')"
         for path in (
             "validation.purity",
             "validation.von_neumann_entropy_bits",
@@ -138,16 +137,34 @@ def summary_rows(conn: sqlite3.Connection, run_ids: Sequence[str]) -> list[tuple
             "state.dims",
         )
     )
+    + " FROM runs"
+)
+
+
+def summary_rows(conn: sqlite3.Connection, run_ids: Sequence[str]) -> list[tuple[Any, ...]]:
+    """``(run_id, experiment, backend, timestamp, params, purity, entropy, is_valid, trace,
+    dims)`` of the runs: the validation summary read by SQLite, not parsed in Python."""
     rows: list[tuple[Any, ...]] = []
     for chunk in _chunks(run_ids):
-        rows.extend(
-            conn.execute(
-                f"SELECT run_id, experiment_name, backend_name, timestamp, params, {fields} "
-                f"FROM runs WHERE run_id IN ({_marks(chunk)})",
-                chunk,
-            )
-        )
+        rows.extend(conn.execute(f"{SELECT_SUMMARY} WHERE run_id IN ({_marks(chunk)})", chunk))
     return rows
+
+
+def iter_summary_rows(
+    conn: sqlite3.Connection, where: str, order: str, args: Sequence[Any]
+) -> Iterator[tuple[Any, ...]]:
+    """The same rows for a WHERE clause, streamed (a million runs in bounded memory)."""
+    cursor = conn.execute(f"{SELECT_SUMMARY}{where}{order}", list(args))
+    while rows := cursor.fetchmany(1000):
+        yield from rows
+
+
+def iter_params(conn: sqlite3.Connection, where: str, args: Sequence[Any]) -> Iterator[Any]:
+    """The ``params`` text of the matching runs, streamed."""
+    cursor = conn.execute(f"SELECT params FROM runs{where}", list(args))
+    while rows := cursor.fetchmany(1000):
+        for (params,) in rows:
+            yield params
 
 
 def experiment_summary(conn: sqlite3.Connection) -> list[tuple[str, int, Any, Any]]:

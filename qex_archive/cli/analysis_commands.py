@@ -1,12 +1,22 @@
-"""Commands that look at what runs hold: compare."""
+"""Commands that look at what runs hold: compare, export."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
-from . import cli, completes, emit_json, open_from, say
+from . import (
+    FilePath,
+    build_filter,
+    cli,
+    completes,
+    emit_json,
+    filter_options,
+    open_from,
+    say,
+)
 
 
 @cli.command()
@@ -37,3 +47,53 @@ def compare(ctx: click.Context, run_refs: tuple[str, ...], as_json: bool) -> Non
         return
     bold = sys.stdout.isatty()
     say(comparison_text(comparison, (lambda t: click.style(t, bold=True)) if bold else str))
+
+
+@cli.command()
+@filter_options
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    type=FilePath(dir_okay=False, path_type=Path),
+    help="File to write: .csv, .jsonl or .parquet.",
+)
+@click.option(
+    "--format",
+    "-f",
+    "file_format",
+    type=click.Choice(["csv", "jsonl", "parquet"]),
+    help="Format (default: from the file's suffix).",
+)
+@click.option("--sort", metavar="KEY", help="Order of the rows, as for 'runs' (default: newest).")
+@click.option("--reverse", "-r", is_flag=True, help="Reverse the order.")
+@click.pass_context
+def export(
+    ctx: click.Context,
+    experiment: str | None,
+    backend: str | None,
+    since: str | None,
+    until: str | None,
+    params: tuple[str, ...],
+    wheres: tuple[str, ...],
+    valid: bool | None,
+    output: Path,
+    file_format: str | None,
+    sort: str | None,
+    reverse: bool,
+) -> None:
+    """Write the selected runs as a table (the columns of Selection.to_pandas(): run_id,
+    experiment, backend, time, params.*, purity, entropy, is_valid, trace, dims), streamed.
+    Parquet needs pip install 'qex-archive[analysis]'.
+
+    Example:
+
+        qex-archive export -e ghz_depolarizing -o ghz.csv
+    """
+    from ..export import export_runs
+
+    selection = build_filter(experiment, backend, since, until, params, wheres, valid)
+    report = export_runs(
+        open_from(ctx), selection, output, format=file_format, sort=sort, reverse=reverse
+    )
+    say(f"exported {report.runs} runs ({len(report.columns)} columns) to {report.path}")
