@@ -16,11 +16,11 @@ path to write to, :func:`open_data_file` to read, :func:`remove_data_file` to de
 from __future__ import annotations
 
 import errno
+import io
 import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from .errors import ArchiveError
 from .storage import is_temp_name
@@ -110,7 +110,7 @@ def stat_data_file(root: Path, relative: object) -> DataFileStat | None:
     return DataFileStat(info.st_size)
 
 
-def open_data_file(root: Path, relative: object) -> BinaryIO:
+def open_data_file(root: Path, relative: object) -> io.BufferedReader:
     """Open a stored file for reading, never through a symbolic link.
 
     :class:`FileNotFoundError` when it does not exist; :class:`ForeignFile` when it is not a
@@ -132,7 +132,7 @@ def read_data_file(path: str | Path, relative: str, limit: int) -> bytes:
         os.close(fd)
 
 
-def open_checked_path(path: str | Path, relative: str) -> BinaryIO:
+def open_checked_path(path: str | Path, relative: str) -> io.BufferedReader:
     """:func:`open_data_file` for a ``path`` that already came from :func:`data_path`."""
     return os.fdopen(_open_checked(path, relative), "rb")
 

@@ -11,11 +11,12 @@ install.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidInput, QexError
+from .errors import ArchiveError, InvalidInput, QexError
 from .run import Run
 
 if TYPE_CHECKING:
@@ -40,11 +41,38 @@ class Selection(list[Run]):
         return list(flat_records(self._archive, [run.run_id for run in self]))
 
     def to_pandas(self) -> Any:
-        """A ``pandas.DataFrame``, one row per run (needs ``qex-archive[analysis]``)."""
+        """A ``pandas.DataFrame``, one row per run (needs ``qex-archive[analysis]``): the
+        columns of :data:`FIXED_COLUMNS`, ``params.*`` (nested keys dotted, as
+        ``pandas.json_normalize`` writes them) and :data:`SUMMARY_COLUMNS`; ``time`` in UTC."""
         pd = require("pandas", "analysis")
-        records = self.records()
-        frame = pd.DataFrame.from_records(records, columns=columns_of(records))
-        return frame
+        from . import tables
+
+        ids = [run.run_id for run in self]
+        by_id = {row[0]: row for row in tables.summary_rows(self._archive.conn, ids)}
+        rows = [by_id[run_id] for run_id in ids]
+        columns = list(zip(*rows, strict=True)) if rows else [()] * 10
+        params = pd.json_normalize([_params_object(text) for text in columns[4]], sep=".")
+        params = params[sorted(params.columns)].add_prefix("params.")
+        frame = pd.DataFrame(
+            {
+                "run_id": columns[0],
+                "experiment": columns[1],
+                "backend": columns[2],
+                "time": pd.to_datetime(
+                    pd.Series(columns[3], dtype="float64"), unit="s", utc=True, errors="coerce"
+                ),
+            }
+        )
+        summary = pd.DataFrame(
+            {
+                "purity": pd.Series(columns[5], dtype="float64"),
+                "entropy": pd.Series(columns[6], dtype="float64"),
+                "is_valid": [None if v is None else bool(v) for v in columns[7]],
+                "trace": pd.Series(columns[8], dtype="float64"),
+                "dims": [json.loads(d) if isinstance(d, str) else None for d in columns[9]],
+            }
+        )
+        return pd.concat([frame, params, summary], axis=1)
 
     def rhos(self) -> npt.NDArray[np.complex128]:
         """The density matrices stacked into one array ``(runs, d, d)``: each read once from
@@ -60,7 +88,7 @@ class Selection(list[Run]):
             raise InvalidInput(f"the runs have different dimensions ({shown}); select equal ones")
         stacked = np.empty((len(self), *first), dtype=np.complex128)
         for index, run in enumerate(self):
-            stacked[index] = run.rho
+            _read_into(run, stacked[index])
         return stacked
 
     def to_xarray(self) -> Any:
@@ -166,6 +194,37 @@ def _time(timestamp: object) -> datetime | None:
         return datetime.fromtimestamp(float(timestamp)).astimezone()  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError, OSError):
         return None
+
+
+def _params_object(text: object) -> dict[str, Any]:
+    try:
+        value = json.loads(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _read_into(run: Run, target: Any) -> None:
+    """The run's matrix read straight into ``target`` (no memory map: a map holds a file
+    descriptor, and ten thousand of them pass the usual limit of open files)."""
+    from .archive_files import open_data_file
+    from .npyfile import NpyFormatError, check_data_size, check_density_matrix_header, read_header
+
+    where = run.density_matrix_path
+    try:
+        with open_data_file(run._archive.root, where) as stream:
+            header = read_header(stream)
+            check_density_matrix_header(header)
+            check_data_size(header, os.fstat(stream.fileno()).st_size)
+            if header.shape != target.shape:
+                raise NpyFormatError(f"holds a {header.shape} matrix, its run says {target.shape}")
+            view = memoryview(target).cast("B")
+            if stream.readinto(view) != view.nbytes:
+                raise NpyFormatError("ends before its data does")
+    except FileNotFoundError:
+        raise ArchiveError(f"{where} is missing; run 'qex-archive check'") from None
+    except NpyFormatError as exc:
+        raise ArchiveError(f"{where} cannot be read: {exc}; run 'qex-archive check'") from None
 
 
 def _shape(run: Run) -> tuple[int, int]:

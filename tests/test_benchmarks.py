@@ -56,3 +56,9 @@ def test_bundle_benchmark_runs(tmp_path: Path) -> None:
         for what in ("pack_ratio", "verify_ratio", "import_ratio", "import_peak_rss_mb")
     }
     assert_positive(results, keys)
+
+
+@pytest.mark.slow
+def test_analysis_benchmark_runs(tmp_path: Path) -> None:
+    pytest.importorskip("pandas")
+    assert_positive(run_smoke("analysis.py", tmp_path), {"to_pandas_ratio", "rhos_ratio"})
