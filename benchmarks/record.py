@@ -300,6 +300,43 @@ def time_queries(root: Path, repeats: int) -> tuple[float, float]:
     return statistics.median(api_times), statistics.median(sql_times)
 
 
+FILTERS = {
+    # (API keyword arguments, hand-written WHERE clause, its argument): none match, so both
+    # read every run
+    "param": ({"where": {"theta": {">": 1.0}}}, "json_extract(params, '$.\"theta\"') > ?", 1.0),
+    "purity": (
+        {"meta": {"validation.purity": {"<": 0.5}}},
+        "json_extract(metadata, '$.\"validation\".\"purity\"') < ?",
+        0.5,
+    ),
+}
+
+
+def time_filters(root: Path, repeats: int) -> dict[str, tuple[float, float]]:
+    """Median seconds of a parameter and a purity filter over every run, through the API and
+    as the same json_extract SQL written by hand."""
+    results = {}
+    with qa.open_archive(root, create=False) as arch:
+        bare = sqlite3.connect(root / "qex.db")
+        for name, (keywords, clause, value) in FILTERS.items():
+            sql = (
+                f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE {clause} "
+                "ORDER BY timestamp DESC, run_id DESC LIMIT 50"
+            )
+            api, hand = [], []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                rows = bare.execute(sql, (value,)).fetchall()
+                hand.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                runs = arch.runs(limit=50, **keywords)
+                api.append(time.perf_counter() - start)
+                assert [run.row() for run in runs] == rows
+            results[name] = (statistics.median(api), statistics.median(hand))
+        bare.close()
+    return results
+
+
 def time_command(argv: list[str], repeats: int, extra_env: dict[str, str] | None = None) -> float:
     env = {**os.environ, **(extra_env or {})}
     times = []
@@ -404,6 +441,13 @@ def main() -> None:
                 f"ratio {api / sql:.2f}x   (target <= 2x, <= 1 ms)"
             )
             ratios[f"query_{total}"] = api / sql
+            for name, (api_f, sql_f) in time_filters(root, 5 if repeats > 3 else 1).items():
+                ratios[f"filter_{name}_{total}"] = api_f / sql_f
+                print(
+                    f"  {name} filter over every run  {api_f * 1e3:8.1f} ms   hand-written "
+                    f"json_extract {sql_f * 1e3:8.1f} ms   ratio {api_f / sql_f:.2f}x "
+                    "(target <= 1.5x)"
+                )
             if shutil.which("qex-archive"):
                 qex, bare = time_runs_json(root, 11 if repeats > 3 else 2)
                 ratios[f"runs_json_{total}"] = qex / bare
