@@ -461,6 +461,7 @@ class Archive:
         where: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
         meta: Mapping[str, Any] | None = None,
         valid: bool | None = None,
+        tags: Mapping[str, str | None] | None = None,
         sort: str | None = None,
         reverse: bool = False,
         limit: int | None = None,
@@ -475,7 +476,8 @@ class Archive:
         ``where`` filters on parameters: ``{"shots": {"in": [1024, 2048]}, "theta": {">=":
         0.1}}`` (a list of such dicts: any of them); ``meta`` on the metadata by dotted path:
         ``{"validation.purity": {">=": 0.9}, "state.dims": [2, 2]}``; ``valid=True`` keeps
-        physical states, ``False`` flagged ones. ``sort`` is ``"time"``, ``"experiment"``,
+        physical states, ``False`` flagged ones; ``tags={"figure": "3", "calibration": None}``
+        keeps runs with those tags (None: any value). ``sort`` is ``"time"``, ``"experiment"``,
         ``"backend"``, ``"purity"``, ``"entropy"`` or a parameter name, ascending unless
         ``reverse``; runs without that value come last.
         """
@@ -487,6 +489,7 @@ class Archive:
             where=where,
             meta=meta,
             valid=valid,
+            tags=tags,
         )
         if sort is None and not newest_first:
             reverse = not reverse
@@ -575,9 +578,13 @@ class Archive:
         ids = [run.run_id for run in runs]
         artifacts = self.artifacts_by_run(ids)
         imported = tables.provenance(self.conn, ids)
+        tags = tables.tags_by_run(self.conn, ids)
+        notes = tables.notes_by_run(self.conn, ids)
         for run in runs:
             run.__dict__["artifacts"] = artifacts[run.run_id]
             run.__dict__["provenance"] = imported.get(run.run_id)
+            run.__dict__["prefetched_tags"] = tags[run.run_id]
+            run.__dict__["prefetched_notes"] = notes[run.run_id]
 
     def resolve_path(self, relative: str) -> Path:
         """Absolute path of a stored path; :class:`~qex_archive.archive_files.ForeignFile` for

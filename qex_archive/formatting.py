@@ -33,6 +33,10 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def format_tags(tags: dict[str, str]) -> str:
+    return " ".join(f"{key}={value}" if value else key for key, value in tags.items())
+
+
 def format_dims(dims: Sequence[int] | None) -> str:
     if not dims:
         return "?"
@@ -51,9 +55,14 @@ def run_line(run: Run) -> str:
     )
 
 
-def runs_table(runs: Sequence[Run], width: int | None = None) -> str:
-    """The runs as a table; with ``width`` (a terminal's), the PARAMS column is cut to fit."""
-    header = ("RUN", "TIME", "EXPERIMENT", "BACKEND", "DIMS", "PURITY", "VALID", "PARAMS")
+def runs_table(
+    runs: Sequence[Run], width: int | None = None, tags: dict[str, dict[str, str]] | None = None
+) -> str:
+    """The runs as a table; with ``width`` (a terminal's), the PARAMS column is cut to fit.
+    ``tags`` (by run ID) adds a TAGS column when any run has one."""
+    with_tags = bool(tags) and any(tags.values())  # type: ignore[union-attr]
+    header: tuple[str, ...] = ("RUN", "TIME", "EXPERIMENT", "BACKEND", "DIMS", "PURITY", "VALID")
+    header += ("TAGS", "PARAMS") if with_tags else ("PARAMS",)
     rows: list[tuple[str, ...]] = [header]
     for run in runs:
         try:
@@ -75,6 +84,7 @@ def runs_table(runs: Sequence[Run], width: int | None = None) -> str:
                 dims,
                 _number(validation.get("purity")),
                 valid,
+                *([format_tags(tags[run.run_id])] if with_tags and tags else []),
                 params,
             )
         )
@@ -162,6 +172,12 @@ def run_details(run: Run) -> str:
                 f"(bundle {provenance['bundle_id']}, sha256 {provenance['bundle_sha256'][:16]}…)",
             )
         )
+        if provenance.get("bundle_note"):
+            lines.append(("bundle note", provenance["bundle_note"]))
+    tags = run.tags
+    if tags:
+        lines.append(("tags", format_tags(tags)))
+    lines.extend(("note", f"{iso_local(entry['created'])}  {entry['text']}") for entry in run.notes)
     backend = metadata.get("backend")
     if backend:
         lines.append(("backend info", dumps(backend)))

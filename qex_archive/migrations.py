@@ -87,12 +87,38 @@ def m005_lookup_indexes(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX qex_runs_backend ON runs(backend_name)")
 
 
+def m006_tags_and_notes(conn: sqlite3.Connection) -> None:
+    # Marks added after the fact, in tables of qex's own: the seed's runs and artifacts stay
+    # exactly as the user's document has them.
+    conn.execute(
+        """CREATE TABLE qex_tags (
+            run_id TEXT NOT NULL REFERENCES runs(run_id),
+            key TEXT NOT NULL,
+            value TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (run_id, key)
+        )"""
+    )
+    conn.execute("CREATE INDEX qex_tags_key_value ON qex_tags(key, value)")
+    conn.execute(
+        """CREATE TABLE qex_notes (
+            note_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id TEXT NOT NULL REFERENCES runs(run_id),
+            created REAL NOT NULL,
+            text TEXT NOT NULL
+        )"""
+    )
+    conn.execute("CREATE INDEX qex_notes_run_id ON qex_notes(run_id)")
+    # the note the sender gave the bundle (pack --note), kept with each imported run
+    conn.execute("ALTER TABLE qex_imports ADD COLUMN bundle_note TEXT")
+
+
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("m001_seed_schema", m001_seed_schema),
     ("m002_file_checksums", m002_file_checksums),
     ("m003_import_provenance", m003_import_provenance),
     ("m004_file_origin", m004_file_origin),
     ("m005_lookup_indexes", m005_lookup_indexes),
+    ("m006_tags_and_notes", m006_tags_and_notes),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -84,6 +84,7 @@ class RunFilter:
     until: float | None = None
     conditions: tuple[Clause, ...] = field(default_factory=tuple)
     valid: bool | None = None
+    tags: tuple[tuple[str, str | None], ...] = ()  # (key, value); value None: has the tag
 
     @classmethod
     def build(
@@ -96,6 +97,7 @@ class RunFilter:
         where: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
         meta: Mapping[str, Any] | None = None,
         valid: bool | None = None,
+        tags: Mapping[str, str | None] | None = None,
     ) -> RunFilter:
         """Check user-facing arguments. ``where`` maps a parameter name to a value (equality)
         or to ``{operator: value}`` with operators ``= != < <= > >= in``, e.g.
@@ -126,6 +128,7 @@ class RunFilter:
             until=None if until is None else to_timestamp(until, "until"),
             conditions=tuple(clauses),
             valid=valid,
+            tags=_tags(tags),
         )
 
     def base(self) -> RunFilter:
@@ -168,6 +171,11 @@ class RunFilter:
             text, more = _clause_sql(clause, damaged_json)
             clauses.append(text)
             args.extend(more)
+        for key, value in self.tags:
+            from .tables import HAS_TAG, HAS_TAG_VALUE
+
+            clauses.append(HAS_TAG if value is None else HAS_TAG_VALUE)
+            args.extend([key] if value is None else [key, value])
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
@@ -188,6 +196,27 @@ def order_by(sort: str | None, reverse: bool, *, damaged_json: bool = False) -> 
         column = _column(condition.column, damaged_json)
         expression = f"json_extract({column}, '{condition.path()}')"
     return f" ORDER BY {expression} IS NULL, {expression} {direction}, timestamp DESC, run_id DESC"
+
+
+def parse_tag(text: str) -> tuple[str, str | None]:
+    """``key=value`` (that tag with that value) or ``key`` (any value), as after ``--tag``."""
+    key, sep, value = text.partition("=")
+    return key.strip(), (value if sep else None)
+
+
+def _tags(tags: Mapping[str, str | None] | None) -> tuple[tuple[str, str | None], ...]:
+    if tags is None:
+        return ()
+    if not isinstance(tags, Mapping):
+        raise InvalidFilter(f"tags must be a dict of tag: value (or None), not {tags!r}")
+    out = []
+    for key, value in tags.items():
+        if not isinstance(key, str) or not key or not is_text(key):
+            raise InvalidFilter(f"tag {key!r} cannot be filtered on")
+        if value is not None and (not isinstance(value, str) or not is_text(value)):
+            raise InvalidFilter(f"the value for tag {key!r} must be text or None (any value)")
+        out.append((key, value))
+    return tuple(out)
 
 
 def _sort_condition(sort: str) -> Condition:

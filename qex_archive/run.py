@@ -222,6 +222,38 @@ class Run:
     def artifacts(self) -> list[Artifact]:
         return self._archive.artifacts_of(self.run_id)
 
+    # -- tags and notes (see qex_archive.annotations) --------------------------------------
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The run's tags, ``{key: value}`` (value ``""`` for a plain mark)."""
+        from .annotations import tags_of
+
+        return tags_of(self._archive, self.run_id)
+
+    def set_tag(self, key: str, value: str = "") -> None:
+        from .annotations import tag_runs
+
+        tag_runs(self._archive, [self.run_id], {key: value})
+
+    def remove_tag(self, key: str) -> None:
+        from .annotations import tag_runs
+
+        tag_runs(self._archive, [self.run_id], remove=[key])
+
+    @property
+    def notes(self) -> list[dict[str, Any]]:
+        """The run's notes, oldest first: ``{"created": unix time, "text": ...}``."""
+        from .annotations import notes_of
+
+        return notes_of(self._archive, self.run_id)
+
+    def add_note(self, text: str, *, edit: bool = False) -> None:
+        """Append a dated note (``edit=True``: replace the last one)."""
+        from .annotations import add_note
+
+        add_note(self._archive, self.run_id, text, edit=edit)
+
     @cached_property
     def provenance(self) -> dict[str, Any] | None:
         """For an imported run: the bundle it came from; None for runs recorded here."""
@@ -253,6 +285,8 @@ class Run:
             "metadata": fields["metadata"],
             "artifacts": [artifact.to_dict() for artifact in self.artifacts],
             "imported_from": self.provenance,
+            "tags": self._prefetched("prefetched_tags", "tags"),
+            "notes": self._prefetched("prefetched_notes", "notes"),
         }
         if damaged:
             result["damaged"] = damaged
@@ -262,6 +296,10 @@ class Run:
         from .notebook import run_html
 
         return run_html(self)
+
+    def _prefetched(self, slot: str, name: str) -> Any:
+        """What Archive.prefetch read for many runs at once, else a query of this run's own."""
+        return self.__dict__[slot] if slot in self.__dict__ else getattr(self, name)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Run) and self.row() == other.row()

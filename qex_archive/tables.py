@@ -19,7 +19,7 @@ _CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
 
 ArtifactRow = tuple[str, str, str, str]  # run_id, name, path, media type
 FileRow = tuple[str, str, int, str, "str | None"]  # path, run_id, size, sha256, origin
-ImportRow = tuple[str, str, str, str, float]  # run_id, bundle id, bundle sha256, file, when
+ImportRow = tuple[str, str, str, str, float, "str | None"]  # run, bundle, sha256, file, when, note
 
 
 def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
@@ -305,7 +305,7 @@ def referenced_among(conn: sqlite3.Connection, paths: Iterable[str]) -> set[str]
 
 
 def delete_run(conn: sqlite3.Connection, run_id: str) -> None:
-    for table in ("qex_imports", "qex_files", "artifacts", "runs"):
+    for table in ("qex_tags", "qex_notes", "qex_imports", "qex_files", "artifacts", "runs"):
         conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
 
 
@@ -314,22 +314,94 @@ def delete_run(conn: sqlite3.Connection, run_id: str) -> None:
 
 def insert_imports(conn: sqlite3.Connection, rows: Iterable[ImportRow]) -> None:
     conn.executemany(
-        "INSERT INTO qex_imports (run_id, bundle_id, bundle_sha256, source_name, imported_at) "
-        "VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO qex_imports (run_id, bundle_id, bundle_sha256, source_name, imported_at, "
+        "bundle_note) VALUES (?, ?, ?, ?, ?, ?)",
         rows,
     )
 
 
 def provenance(conn: sqlite3.Connection, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Where each imported run among ``run_ids`` came from; runs recorded here are absent."""
-    keys = ("bundle_id", "bundle_sha256", "source_name", "imported_at")
+    keys = ("bundle_id", "bundle_sha256", "source_name", "imported_at", "bundle_note")
     found: dict[str, dict[str, Any]] = {}
     for chunk in _chunks(run_ids):
         rows = conn.execute(
-            "SELECT run_id, bundle_id, bundle_sha256, source_name, imported_at FROM qex_imports "
-            f"WHERE run_id IN ({_marks(chunk)})",
+            "SELECT run_id, bundle_id, bundle_sha256, source_name, imported_at, bundle_note "
+            f"FROM qex_imports WHERE run_id IN ({_marks(chunk)})",
             chunk,
         )
         for run_id, *values in rows:
             found[run_id] = dict(zip(keys, values, strict=True))
     return found
+
+
+# -- qex_tags and qex_notes ---------------------------------------------------------------
+
+# A run has the tag KEY (with the value VALUE): the fragment query.py puts in a WHERE clause.
+HAS_TAG = "EXISTS (SELECT 1 FROM qex_tags t WHERE t.run_id = runs.run_id AND t.key = ?)"
+HAS_TAG_VALUE = (
+    "EXISTS (SELECT 1 FROM qex_tags t WHERE t.run_id = runs.run_id AND t.key = ? AND t.value = ?)"
+)
+
+
+def tags_by_run(conn: sqlite3.Connection, run_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+    found: dict[str, dict[str, str]] = {run_id: {} for run_id in run_ids}
+    for chunk in _chunks(list(found)):
+        rows = conn.execute(
+            f"SELECT run_id, key, value FROM qex_tags WHERE run_id IN ({_marks(chunk)}) "
+            "ORDER BY key",
+            chunk,
+        )
+        for run_id, key, value in rows:
+            found[run_id][key] = value
+    return found
+
+
+def set_tags(conn: sqlite3.Connection, rows: Iterable[tuple[str, str, str]]) -> None:
+    """``(run_id, key, value)``: each key set, replacing its value."""
+    conn.executemany(
+        "INSERT INTO qex_tags (run_id, key, value) VALUES (?, ?, ?) "
+        "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
+        rows,
+    )
+
+
+def remove_tags(conn: sqlite3.Connection, run_id: str, keys: Sequence[str]) -> int:
+    cursor = conn.execute(
+        f"DELETE FROM qex_tags WHERE run_id = ? AND key IN ({_marks(keys)})", (run_id, *keys)
+    )
+    return cursor.rowcount
+
+
+def notes_by_run(
+    conn: sqlite3.Connection, run_ids: Sequence[str]
+) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {run_id: [] for run_id in run_ids}
+    for chunk in _chunks(list(found)):
+        rows = conn.execute(
+            f"SELECT run_id, created, text FROM qex_notes WHERE run_id IN ({_marks(chunk)}) "
+            "ORDER BY created, note_id",
+            chunk,
+        )
+        for run_id, created, text in rows:
+            found[run_id].append({"created": created, "text": text})
+    return found
+
+
+def add_notes(conn: sqlite3.Connection, rows: Iterable[tuple[str, float, str]]) -> None:
+    """``(run_id, created, text)``."""
+    conn.executemany("INSERT INTO qex_notes (run_id, created, text) VALUES (?, ?, ?)", rows)
+
+
+def replace_last_note(conn: sqlite3.Connection, run_id: str, created: float, text: str) -> bool:
+    row = conn.execute(
+        "SELECT note_id FROM qex_notes WHERE run_id = ? ORDER BY created DESC, note_id DESC "
+        "LIMIT 1",
+        (run_id,),
+    ).fetchone()
+    if row is None:
+        return False
+    conn.execute(
+        "UPDATE qex_notes SET created = ?, text = ? WHERE note_id = ?", (created, text, row[0])
+    )
+    return True

@@ -254,11 +254,12 @@ def _staged_name(relative: str) -> str:
 
 def _insert(archive: Archive, contents: BundleContents, rows: ImportRows, source: str) -> None:
     now = time.time()
+    note = contents.description.get("note")
     conn = archive.conn
     tables.insert_runs(conn, rows.runs)
     tables.insert_artifacts(conn, rows.artifacts)
     tables.insert_files(conn, rows.files)
     tables.insert_imports(
         conn,
-        [(row[0], contents.bundle_id, contents.sha256, source, now) for row in rows.runs],
+        [(row[0], contents.bundle_id, contents.sha256, source, now, note) for row in rows.runs],
     )

@@ -237,6 +237,14 @@ def filter_options(command: F) -> F:
             ),
         ),
         click.option(
+            "--tag",
+            "-t",
+            "tag_filters",
+            multiple=True,
+            metavar="KEY[=VALUE]",
+            help="Runs with this tag (and value), repeatable: -t calibration -t figure=3.",
+        ),
+        click.option(
             "--valid/--invalid",
             "valid",
             default=None,
@@ -256,13 +264,22 @@ def build_filter(
     params: Iterable[str],
     wheres: Iterable[str] = (),
     valid: bool | None = None,
+    tag_filters: Iterable[str] = (),
 ) -> RunFilter:
-    from ..query import RunFilter, parse_condition
+    from ..query import RunFilter, parse_condition, parse_tag
 
-    base = RunFilter.build(experiment=experiment, backend=backend, since=since, until=until)
+    base = RunFilter.build(
+        experiment=experiment,
+        backend=backend,
+        since=since,
+        until=until,
+        tags=dict(parse_tag(text) for text in tag_filters),
+    )
     conditions = tuple(parse_condition(text) for text in params)
     conditions += tuple(parse_condition(text, "metadata") for text in wheres)
-    return RunFilter(base.experiment, base.backend, base.since, base.until, conditions, valid)
+    return RunFilter(
+        base.experiment, base.backend, base.since, base.until, conditions, valid, base.tags
+    )
 
 
 def emit_json(value: Any) -> None:
@@ -286,6 +303,7 @@ def main() -> None:
 # The commands register themselves on `cli` when imported.
 from . import (  # noqa: E402, F401
     analysis_commands,
+    annotation_commands,
     archive_commands,
     bundle_commands,
     plugin_commands,

@@ -76,6 +76,7 @@ def export(
     until: str | None,
     params: tuple[str, ...],
     wheres: tuple[str, ...],
+    tag_filters: tuple[str, ...],
     valid: bool | None,
     output: Path,
     file_format: str | None,
@@ -92,7 +93,7 @@ def export(
     """
     from ..export import export_runs
 
-    selection = build_filter(experiment, backend, since, until, params, wheres, valid)
+    selection = build_filter(experiment, backend, since, until, params, wheres, valid, tag_filters)
     report = export_runs(
         open_from(ctx), selection, output, format=file_format, sort=sort, reverse=reverse
     )

@@ -160,6 +160,7 @@ def runs_command(
     until: str | None,
     params: tuple[str, ...],
     wheres: tuple[str, ...],
+    tag_filters: tuple[str, ...],
     valid: bool | None,
     limit: int,
     offset: int,
@@ -176,7 +177,7 @@ def runs_command(
 
         qex-archive runs -e ghz_depolarizing -p n_qubits=3 -p "depolarizing<=0.1" --sort purity
     """
-    selection = build_filter(experiment, backend, since, until, params, wheres, valid)
+    selection = build_filter(experiment, backend, since, until, params, wheres, valid, tag_filters)
     archive = open_from(ctx)
     selected = archive.select(
         selection,
@@ -200,9 +201,11 @@ def runs_command(
         import shutil
 
         from ..formatting import runs_table
+        from ..tables import tags_by_run
 
         width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
-        say(runs_table(selected, width))
+        tags = tags_by_run(archive.conn, [run.run_id for run in selected])
+        say(runs_table(selected, width, tags))
         total = archive.count(selection)
         if total > offset + len(selected) or offset:
             note(f"showing {len(selected)} of {total} matching runs; use --limit/--offset or --all")

@@ -113,6 +113,7 @@ def pack(
     until: str | None,
     params: tuple[str, ...],
     wheres: tuple[str, ...],
+    tag_filters: tuple[str, ...],
     valid: bool | None,
     no_artifacts: bool,
     note: str | None,
@@ -128,7 +129,7 @@ def pack(
     from ..bundle.writer import select_runs
 
     archive = open_from(ctx)
-    selection = build_filter(experiment, backend, since, until, params, wheres, valid)
+    selection = build_filter(experiment, backend, since, until, params, wheres, valid, tag_filters)
     total = 0
     if sys.stderr.isatty():  # sizing the bar costs a selection of its own
         from ..archive_files import ForeignFile, stat_data_file
