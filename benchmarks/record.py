@@ -217,13 +217,25 @@ for run_id, name, path, media, origin in conn.execute(
     artifacts[run_id].append(
         {"name": name, "path": path, "media_type": media, "imported_from_bundle": origin}
     )
+keys = ("bundle_id", "bundle_sha256", "source_name", "imported_at", "bundle_note")
 imported = {
-    run_id: dict(zip(("bundle_id", "bundle_sha256", "source_name", "imported_at"), rest))
+    run_id: dict(zip(keys, rest))
     for run_id, *rest in conn.execute(
-        "SELECT run_id, bundle_id, bundle_sha256, source_name, imported_at FROM qex_imports "
-        f"WHERE run_id IN ({marks})", ids,
+        "SELECT run_id, bundle_id, bundle_sha256, source_name, imported_at, bundle_note "
+        f"FROM qex_imports WHERE run_id IN ({marks})", ids,
     )
 }
+tags = {run_id: {} for run_id in ids}
+for run_id, key, value in conn.execute(
+    f"SELECT run_id, key, value FROM qex_tags WHERE run_id IN ({marks}) ORDER BY key", ids
+):
+    tags[run_id][key] = value
+notes = {run_id: [] for run_id in ids}
+for run_id, created, text in conn.execute(
+    f"SELECT run_id, created, text FROM qex_notes WHERE run_id IN ({marks}) "
+    "ORDER BY created, note_id", ids,
+):
+    notes[run_id].append({"created": created, "text": text})
 out = [
     {
         "run_id": run_id, "experiment_name": name, "params": json.loads(params),
@@ -231,6 +243,7 @@ out = [
         "time": datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds"),
         "density_matrix_path": path, "metadata": json.loads(meta) if meta else None,
         "artifacts": artifacts[run_id], "imported_from": imported.get(run_id),
+        "tags": tags[run_id], "notes": notes[run_id],
     }
     for run_id, name, params, backend, ts, path, meta in rows
 ]

@@ -26,6 +26,7 @@ from .format import (
     MANIFEST,
     MISSING,
     OXUM,
+    READABLE_VERSIONS,
     RO_CRATE,
     TAG_FILES,
     TAGMANIFEST,
@@ -124,13 +125,14 @@ def _parse_bag_info(raw: bytes | bytearray) -> dict[str, str]:
             raise BundleError(BAD_BAG_INFO, f"label {key!r} appears twice", BAG_INFO)
         info[key] = value.strip()
     version = info.get("QEX-Bundle-Version")
-    if version != str(FORMAT_VERSION):
+    if version not in [str(v) for v in READABLE_VERSIONS]:
         newer = version is not None and version.isdigit() and int(version) > FORMAT_VERSION
         hint = " (upgrade with 'pip install --upgrade qex-archive')" if newer else ""
+        readable = " and ".join(str(v) for v in READABLE_VERSIONS)
         raise BundleError(
             VERSION,
             f"QEX-Bundle-Version is {str(version)[:40]!r}; this qex-archive reads "
-            f"version {FORMAT_VERSION}{hint}",
+            f"versions {readable}{hint}",
             BAG_INFO,
         )
     return info

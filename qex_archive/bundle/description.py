@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from ..annotations import check_note, check_tag_key, check_tag_value
 from ..archive_files import ARTIFACTS_DIR, RESULTS_DIR
 from ..errors import QexError
 from ..jsonvalues import dumps
@@ -28,7 +29,6 @@ from .format import (
     BAD_JSON,
     CHECKSUM,
     DESCRIPTION,
-    FORMAT_VERSION,
     INCONSISTENT,
     MISSING,
     RO_CRATE,
@@ -70,13 +70,12 @@ def read_descriptions(
 def check_description(
     description: Any, bag_info: dict[str, str], manifest: dict[str, str], sizes: dict[str, int]
 ) -> ImportRows:
-    if isinstance(description, dict) and description.get("format_version") not in (
-        None,
-        FORMAT_VERSION,
-    ):
+    version = description.get("format_version") if isinstance(description, dict) else None
+    if version is not None and version != _bag_version(bag_info):  # absent: the schema says so
         raise BundleError(
             VERSION,
-            f"format version {str(description.get('format_version'))[:20]} is not {FORMAT_VERSION}",
+            f"format version {str(version)[:20]} differs from QEX-Bundle-Version "
+            f"{bag_info.get('QEX-Bundle-Version')}",
             DESCRIPTION,
         )
     problem = schema_problem(description)
@@ -96,6 +95,10 @@ def check_description(
         problem = run_problem(run)
         if problem:
             raise BundleError(INCONSISTENT, f"run {run_id}: {problem}", DESCRIPTION)
+        if version == 1 and ("tags" in run or "notes" in run):
+            raise BundleError(
+                INCONSISTENT, f"run {run_id} has tags or notes, which format 1 has not", DESCRIPTION
+            )
         rho = run["density_matrix"]
         if rho["path"] != f"data/results/{run_id}_rho.npy":
             raise BundleError(INCONSISTENT, f"run {run_id} points at {rho['path']}", DESCRIPTION)
@@ -139,6 +142,11 @@ def check_description(
         raise BundleError(INCONSISTENT, str(exc), DESCRIPTION) from None
 
 
+def _bag_version(bag_info: dict[str, str]) -> int | None:
+    text = bag_info.get("QEX-Bundle-Version", "")
+    return int(text) if text.isdigit() else None
+
+
 def run_problem(run: dict[str, Any]) -> str | None:
     """What, beyond the schema, keeps a run record from being stored and shown: names that
     are not one-line text, a timestamp outside the years 1900-9999, a state summary that
@@ -155,6 +163,19 @@ def run_problem(run: dict[str, Any]) -> str | None:
     shape = rho["shape"]
     if len(shape) != 2 or shape[0] != shape[1]:
         return "the density matrix is not square"
+    for key, value in run.get("tags", {}).items():
+        try:
+            check_tag_value(check_tag_key(key), value)
+        except QexError as exc:
+            return str(exc)
+    for note in run.get("notes", []):
+        try:
+            check_note(note["text"])
+        except QexError as exc:
+            return str(exc)
+        problem = timestamp_problem(note["created"])
+        if problem:
+            return f"a note's time {problem}"
     metadata = run["metadata"]
     if isinstance(metadata, dict) and "state" in metadata:
         problem = state_summary_problem(metadata["state"], tuple(shape), rho["sha256"])
@@ -168,12 +189,16 @@ class ImportRows:
     runs: list[RunRow]
     artifacts: list[ArtifactRow]
     files: list[FileRow]
+    tags: list[tuple[str, str, str]] = field(default_factory=list)  # run_id, key, value
+    notes: list[tuple[str, float, str]] = field(default_factory=list)  # run_id, created, text
 
     def of_runs(self, run_ids: set[str]) -> ImportRows:
         return ImportRows(
             [row for row in self.runs if row[0] in run_ids],
             [row for row in self.artifacts if row[0] in run_ids],
             [row for row in self.files if row[1] in run_ids],
+            [row for row in self.tags if row[0] in run_ids],
+            [row for row in self.notes if row[0] in run_ids],
         )
 
 
@@ -209,6 +234,10 @@ def import_rows(runs: Sequence[dict[str, Any]], bundle_id: str) -> ImportRows:
             relative = f"{ARTIFACTS_DIR}/{artifact['path'].rsplit('/', 1)[1]}"
             rows.artifacts.append((run_id, artifact["name"], relative, artifact["media_type"]))
             rows.files.append((relative, run_id, artifact["size"], artifact["sha256"], bundle_id))
+        rows.tags.extend((run_id, key, value) for key, value in run.get("tags", {}).items())
+        rows.notes.extend(
+            (run_id, float(note["created"]), note["text"]) for note in run.get("notes", [])
+        )
     return rows
 
 

@@ -1,4 +1,5 @@
-"""Format v1 of the exchange bundle: names, limits, error codes, the schema and strict JSON."""
+"""The exchange bundle's format (versions 1 and 2): names, limits, error codes, the schema and
+strict JSON."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from typing import Any
 
 from ..errors import QexError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest this qex-archive writes and reads
+READABLE_VERSIONS = (1, 2)  # 2 adds each run's tags and notes; 1 is read forever
 BUNDLE_SUFFIX = ".qexb"
 BAGIT_TXT = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
 BAGIT = "bagit.txt"

@@ -43,6 +43,11 @@ class ImportReport:
     identical: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     dry_run: bool = False
+    # for runs already here: tags and notes the bundle adds, and tags whose value differs
+    # (the local value is kept: an import never overwrites what is here)
+    tags_added: list[tuple[str, str, str]] = field(default_factory=list)
+    notes_added: list[tuple[str, float, str]] = field(default_factory=list)
+    tag_conflicts: list[tuple[str, str, str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +57,12 @@ class ImportReport:
             "already_present": self.identical,
             "conflicts_skipped": self.conflicts,
             "dry_run": self.dry_run,
+            "tags_added": [list(row) for row in self.tags_added],
+            "notes_added": [list(row) for row in self.notes_added],
+            "tag_conflicts": [
+                {"run_id": r, "tag": k, "here": here, "bundle": theirs}
+                for r, k, here, theirs in self.tag_conflicts
+            ],
         }
 
 
@@ -92,6 +103,8 @@ def import_bundle(
                 rows = contents.rows.of_runs(set(report.imported))
                 _move_into_place(archive, staging, rows, moved)
                 _insert(archive, contents, rows, source_name_of(path))
+                tables.set_tags(archive.conn, report.tags_added)
+                tables.add_notes(archive.conn, report.notes_added)
         except BaseException:
             for target in moved:  # the transaction was rolled back; the files go too
                 with contextlib.suppress(OSError):
@@ -212,7 +225,29 @@ def _plan(archive: Archive, contents: BundleContents) -> ImportReport:
             == run["density_matrix"]["sha256"]
         )
         (report.identical if same else report.conflicts).append(run_id)
+    _plan_annotations(archive, contents, report)
     return report
+
+
+def _plan_annotations(archive: Archive, contents: BundleContents, report: ImportReport) -> None:
+    """Tags and notes of runs already here: merged, never overwritten."""
+    assert contents.rows is not None
+    present = set(report.identical)
+    if not present:
+        return
+    rows = contents.rows.of_runs(present)
+    here_tags = tables.tags_by_run(archive.conn, sorted(present))
+    here_notes = tables.notes_by_run(archive.conn, sorted(present))
+    for run_id, key, value in rows.tags:
+        local = here_tags[run_id].get(key)
+        if local is None:
+            report.tags_added.append((run_id, key, value))
+        elif local != value:
+            report.tag_conflicts.append((run_id, key, local, value))
+    for run_id, created, text in rows.notes:
+        known = {(note["created"], note["text"]) for note in here_notes[run_id]}
+        if (created, text) not in known:
+            report.notes_added.append((run_id, created, text))
 
 
 def _refuse_conflicts(report: ImportReport, on_conflict: str, *, dry_run: bool) -> None:
@@ -259,6 +294,8 @@ def _insert(archive: Archive, contents: BundleContents, rows: ImportRows, source
     tables.insert_runs(conn, rows.runs)
     tables.insert_artifacts(conn, rows.artifacts)
     tables.insert_files(conn, rows.files)
+    tables.set_tags(conn, rows.tags)
+    tables.add_notes(conn, rows.notes)
     tables.insert_imports(
         conn,
         [(row[0], contents.bundle_id, contents.sha256, source, now, note) for row in rows.runs],

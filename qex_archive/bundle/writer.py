@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .. import __version__
+from .. import __version__, tables
 from ..archive import Archive
 from ..archive_files import ForeignFile, data_path, open_checked_path, read_data_file
 from ..errors import ArchiveError, InvalidInput
@@ -37,7 +37,6 @@ from .format import (
     BAGIT_TXT,
     CHUNK,
     DESCRIPTION,
-    FORMAT_VERSION,
     MANIFEST,
     PAYLOAD_NAME,
     RO_CRATE,
@@ -141,11 +140,12 @@ def pack_bundle(
         try:
             _check_packable(records)
             created = _creation_time(selected)
-            description, bundle_id = _description(records, created, selected, note)
+            version = _format_version(records)
+            description, bundle_id = _description(records, created, selected, note, version)
             payload = [*files, _bytes_payload(DESCRIPTION, description)]
             crate = _ro_crate(bundle_id, created, note, records, payload)
             payload.append(_bytes_payload(RO_CRATE, canonical_json(crate)))
-            members = _with_tag_files(payload, bundle_id, created)
+            members = _with_tag_files(payload, bundle_id, created, version)
             with atomic_output(target) as stream:
                 bundle = ZipWriter(stream)
                 for member in members:
@@ -163,8 +163,18 @@ def pack_bundle(
     )
 
 
+def _format_version(records: Sequence[dict[str, Any]]) -> int:
+    """Format 2 only when a run has tags or notes: other bundles stay byte for byte what
+    format 1 wrote, and readers of format 1 still read them."""
+    return 2 if any("tags" in record or "notes" in record for record in records) else 1
+
+
 def _description(
-    records: list[dict[str, Any]], created: str, runs: Sequence[Run], note: str | None
+    records: list[dict[str, Any]],
+    created: str,
+    runs: Sequence[Run],
+    note: str | None,
+    version: int,
 ) -> tuple[bytes, str]:
     """``qex-bundle.json`` and the bundle id, a uuid5 of the run records and the note."""
     try:
@@ -180,7 +190,7 @@ def _description(
     bundle_id = str(uuid.uuid5(BUNDLE_NAMESPACE, content))
     head: dict[str, Any] = {
         "format": "qex-bundle",
-        "format_version": FORMAT_VERSION,
+        "format_version": version,
         "bundle_id": bundle_id,
         "created": created,
         "creator": {
@@ -195,7 +205,9 @@ def _description(
     return canonical_json(head)[:-2] + b',"runs":' + records_json + b"}\n", bundle_id
 
 
-def _with_tag_files(payload: list[_Payload], bundle_id: str, created: str) -> list[_Payload]:
+def _with_tag_files(
+    payload: list[_Payload], bundle_id: str, created: str, version: int
+) -> list[_Payload]:
     """The payload and the BagIt tag files describing it, in member order."""
     payload = sorted(payload, key=lambda item: item.name)
     manifest = "".join(f"{p.sha256}  {p.name}\n" for p in payload).encode()
@@ -205,7 +217,7 @@ def _with_tag_files(payload: list[_Payload], bundle_id: str, created: str) -> li
         f"Bagging-Date: {created[:10]}\n"
         f"External-Identifier: urn:uuid:{bundle_id}\n"
         f"Payload-Oxum: {oxum}\n"
-        f"QEX-Bundle-Version: {FORMAT_VERSION}\n"
+        f"QEX-Bundle-Version: {version}\n"
     ).encode()
     tags = {BAGIT: BAGIT_TXT, BAG_INFO: bag_info, MANIFEST: manifest}
     tagmanifest = "".join(
@@ -221,7 +233,9 @@ def _with_tag_files(payload: list[_Payload], bundle_id: str, created: str) -> li
 def _collect_payload(
     archive: Archive, runs: Sequence[Run], include_artifacts: bool
 ) -> tuple[list[_Payload], list[dict[str, Any]]]:
-    stored = _stored_checksums(archive, [run.run_id for run in runs])
+    ids = [run.run_id for run in runs]
+    stored = tables.file_checksums(archive.conn, ids)
+    tags, notes = tables.tags_by_run(archive.conn, ids), tables.notes_by_run(archive.conn, ids)
     root = archive.root
     payload: list[_Payload] = []
     records = []
@@ -289,9 +303,20 @@ def _collect_payload(
                     "shape": list(shape) if isinstance(shape, (list, tuple)) else shape,
                 },
                 "artifacts": artifacts,
+                **_annotations(tags.get(run.run_id), notes.get(run.run_id)),
             }
         )
     return payload, records
+
+
+def _annotations(tags: dict[str, str] | None, notes: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """A run's tags and notes for its record (format 2), absent when it has none."""
+    extra: dict[str, Any] = {}
+    if tags:
+        extra["tags"] = tags
+    if notes:
+        extra["notes"] = notes
+    return extra
 
 
 def _shape_of(run: Run, rho: _Payload) -> tuple[int, ...]:
@@ -305,20 +330,6 @@ def _shape_of(run: Run, rho: _Payload) -> tuple[int, ...]:
     except NpyFormatError as exc:
         raise _unpackable(run.run_id, f"{rho.relative}: {exc}") from None
     return header.shape
-
-
-def _stored_checksums(archive: Archive, run_ids: Sequence[str]) -> dict[str, tuple[int, str]]:
-    """Size and SHA-256 of the selected runs' files, as recorded when they were written."""
-    stored: dict[str, tuple[int, str]] = {}
-    for start in range(0, len(run_ids), 500):
-        chunk = run_ids[start : start + 500]
-        rows = archive.conn.execute(
-            "SELECT path, size, sha256 FROM qex_files "
-            f"WHERE run_id IN ({','.join('?' * len(chunk))})",
-            chunk,
-        )
-        stored.update((path, (size, sha)) for path, size, sha in rows)
-    return stored
 
 
 def _check_packable(records: Sequence[dict[str, Any]]) -> None:

@@ -365,5 +365,14 @@ def _print_import(report: Any, as_json: bool) -> None:
         say(f"{len(report.identical)} runs already present, unchanged")
     if report.conflicts:
         say(f"skipped {len(report.conflicts)} conflicting runs: {', '.join(report.conflicts)}")
-    if not report.imported and not report.dry_run:
+    verb = "would add" if report.dry_run else "added"
+    if report.tags_added or report.notes_added:
+        say(
+            f"{verb} {len(report.tags_added)} tags and {len(report.notes_added)} notes to runs "
+            "already present"
+        )
+    for run_id, key, here, theirs in report.tag_conflicts:
+        say(f"kept tag {key}={here!r} of {run_id[:8]}; the bundle has {theirs!r}")
+    changed = report.imported or report.tags_added or report.notes_added
+    if not changed and not report.dry_run:
         say("nothing changed")

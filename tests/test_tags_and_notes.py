@@ -1,0 +1,177 @@
+"""Tags and notes: stored beside the seed tables, filtered on, shown, and carried by bundles
+(format 2) with a merge on import that never overwrites."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import qex_archive as qa
+from qex_archive.bundle import import_bundle, pack_bundle, read_bundle
+from qex_archive.cli import cli
+
+from .conftest import bell_state, snapshot
+
+
+def invoke(data_dir: Path, *args: str) -> object:
+    return CliRunner().invoke(cli, ["--data-dir", str(data_dir), *args])
+
+
+def test_tags_and_notes_from_python(archive: qa.Archive) -> None:
+    run = archive.record("e", backend="b", state=bell_state())
+    run.set_tag("calibration")
+    run.set_tag("figure", "3")
+    assert run.tags == {"calibration": "", "figure": "3"}
+    run.set_tag("figure", "4")
+    run.remove_tag("calibration")
+    assert run.tags == {"figure": "4"}
+    run.add_note("fridge warmed up")
+    run.add_note("second thoughts")
+    run.add_note("fridge warmed up at 14:02", edit=True)
+    assert [n["text"] for n in run.notes] == ["fridge warmed up", "fridge warmed up at 14:02"]
+    other = archive.record("e", backend="b", state=np.eye(4) / 4)
+    assert archive.runs(tags={"figure": "4"}) == [run]
+    assert archive.runs(tags={"figure": None}) == [run]
+    assert archive.runs(tags={"figure": "3"}) == []
+    assert {r.run_id for r in archive.runs()} == {run.run_id, other.run_id}
+    for bad in ("", " x", "a=b", "x\x1b"):
+        with pytest.raises(qa.InvalidInput):
+            run.set_tag(bad)
+    with pytest.raises(qa.InvalidInput, match="no note to edit"):
+        other.add_note("x", edit=True)
+
+
+def test_the_seed_tables_are_untouched_and_rm_removes_the_marks(archive: qa.Archive) -> None:
+    run = archive.record("e", backend="b", state=bell_state())
+    run.set_tag("t")
+    run.add_note("n")
+    columns = [row[1] for row in archive.conn.execute("PRAGMA table_info(runs)")]
+    assert columns == [
+        "run_id", "experiment_name", "params", "backend_name", "timestamp",
+        "density_matrix_path", "metadata",
+    ]  # fmt: skip
+    archive.delete(run.run_id)
+    assert archive.conn.execute("SELECT count(*) FROM qex_tags").fetchone()[0] == 0
+    assert archive.conn.execute("SELECT count(*) FROM qex_notes").fetchone()[0] == 0
+
+
+def test_the_commands(data_dir: Path) -> None:
+    with qa.open_archive(data_dir) as arch:
+        run = arch.record("e", backend="b", state=bell_state())
+        arch.record("e", backend="b", state=np.eye(4) / 4)
+    short = run.run_id[:8]
+    result = invoke(data_dir, "tag", short, "calibration=", "figure=3")
+    assert result.exit_code == 0 and "calibration figure=3" in result.output  # type: ignore[attr-defined]
+    assert invoke(data_dir, "note", short, "used in figure 3").exit_code == 0  # type: ignore[attr-defined]
+    listed = invoke(data_dir, "runs", "-t", "figure=3").output  # type: ignore[attr-defined]
+    assert "TAGS" in listed and short in listed and len(listed.strip().splitlines()) == 2
+    shown = invoke(data_dir, "show", short).output  # type: ignore[attr-defined]
+    assert "calibration figure=3" in shown and "used in figure 3" in shown
+    data = json.loads(invoke(data_dir, "show", "--json", short).output)  # type: ignore[attr-defined]
+    assert data["tags"] == {"calibration": "", "figure": "3"}
+    assert data["notes"][0]["text"] == "used in figure 3"
+    assert invoke(data_dir, "tag", short, "--remove", "figure").exit_code == 0  # type: ignore[attr-defined]
+    no_runs = invoke(data_dir, "tag", "figure=3")
+    assert no_runs.exit_code == 1 and "name at least one run" in no_runs.output  # type: ignore[attr-defined]
+
+
+def test_bundles_without_marks_stay_format_1_and_with_them_are_format_2(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    with qa.open_archive(data_dir) as arch:
+        run = arch.record("e", backend="b", state=bell_state())
+        pack_bundle(arch, tmp_path / "plain.qexb")
+        run.set_tag("figure", "3")
+        run.add_note("kept for the paper")
+        notes = run.notes
+        pack_bundle(arch, tmp_path / "marked.qexb", note="for Ada")
+    assert read_bundle(tmp_path / "plain.qexb").description["format_version"] == 1
+    marked = read_bundle(tmp_path / "marked.qexb")
+    assert marked.description["format_version"] == 2
+    assert marked.bag_info["QEX-Bundle-Version"] == "2"
+    (record,) = marked.runs
+    assert record["tags"] == {"figure": "3"} and record["notes"][0]["text"] == "kept for the paper"
+    with qa.open_archive(tmp_path / "ada") as ada:
+        report = import_bundle(ada, tmp_path / "marked.qexb")
+        imported = ada.get(run.run_id)
+        assert imported.tags == {"figure": "3"} and imported.notes == notes
+        assert imported.provenance is not None
+        assert imported.provenance["bundle_note"] == "for Ada"
+        assert report.imported == [run.run_id]
+        pack_bundle(ada, tmp_path / "again.qexb")  # packing an imported run gives the same bytes
+    with (
+        zipfile.ZipFile(tmp_path / "again.qexb") as again,
+        zipfile.ZipFile(tmp_path / "marked.qexb") as first,
+    ):
+        assert again.read("data/qex-bundle.json").replace(b"for Ada", b"") != b""
+        assert (
+            json.loads(again.read("data/qex-bundle.json"))["runs"]
+            == json.loads(first.read("data/qex-bundle.json"))["runs"]
+        )
+    shown = invoke(tmp_path / "ada", "show", run.run_id[:8]).output  # type: ignore[attr-defined]
+    assert "bundle note  for Ada" in shown
+
+
+def test_import_merges_marks_and_never_overwrites(data_dir: Path, tmp_path: Path) -> None:
+    with qa.open_archive(data_dir) as arch:
+        run = arch.record("e", backend="b", state=bell_state())
+        pack_bundle(arch, tmp_path / "plain.qexb")
+        run.set_tag("figure", "3")
+        run.set_tag("reviewed", "yes")
+        run.add_note("theirs")
+        pack_bundle(arch, tmp_path / "marked.qexb")
+    with qa.open_archive(tmp_path / "ada") as ada:
+        import_bundle(ada, tmp_path / "plain.qexb")
+        mine = ada.get(run.run_id)
+        mine.set_tag("figure", "5")
+        mine.add_note("mine")
+        report = import_bundle(ada, tmp_path / "marked.qexb")
+        assert report.imported == [] and report.identical == [run.run_id]
+        assert report.tags_added == [(run.run_id, "reviewed", "yes")]
+        assert report.tag_conflicts == [(run.run_id, "figure", "5", "3")]
+        assert [n["text"] for n in mine.notes] == ["theirs", "mine"]  # by time written
+        assert mine.tags == {"figure": "5", "reviewed": "yes"}
+        before = snapshot(ada.root)
+        again = import_bundle(ada, tmp_path / "marked.qexb")  # nothing changes the second time
+        assert again.tags_added == [] and again.notes_added == []
+        assert snapshot(ada.root) == before
+    cli_report = invoke(tmp_path / "ada", "import", str(tmp_path / "marked.qexb"))
+    assert "kept tag figure='5'" in cli_report.output  # type: ignore[attr-defined]
+    assert "nothing changed" in cli_report.output  # type: ignore[attr-defined]
+
+
+def test_format_rules(data_dir: Path, tmp_path: Path) -> None:
+    from .bundle_tools import read_members, rebag, write_zip
+
+    with qa.open_archive(data_dir) as arch:
+        run = arch.record("e", backend="b", state=bell_state())
+        run.set_tag("figure", "3")
+        pack_bundle(arch, tmp_path / "v2.qexb")
+    members = read_members(tmp_path / "v2.qexb")
+
+    def variant(name: str, version: str, change: object) -> Path:
+        value = json.loads(members["data/qex-bundle.json"])
+        change(value)  # type: ignore[operator]
+        edited = {**members, "data/qex-bundle.json": json.dumps(value).encode()}
+        info = edited["bag-info.txt"].decode().replace("QEX-Bundle-Version: 2", version)
+        return write_zip(tmp_path / name, rebag({**edited, "bag-info.txt": info.encode()}))
+
+    newer = variant("v3.qexb", "QEX-Bundle-Version: 3", lambda v: v.update(format_version=3))
+    with pytest.raises(qa.BundleError, match=r"QEX-B024.*upgrade") as caught:
+        read_bundle(newer)
+    assert caught.value.code == "QEX-B024"
+    v1_with_tags = variant("v1.qexb", "QEX-Bundle-Version: 1", lambda v: v.update(format_version=1))
+    with pytest.raises(qa.BundleError, match="format 1 has not"):
+        read_bundle(v1_with_tags)
+    bad_tag = variant(
+        "bad.qexb", "QEX-Bundle-Version: 2", lambda v: v["runs"][0]["tags"].update({"a=b": "x"})
+    )
+    with pytest.raises(qa.BundleError, match="QEX-B023"):
+        read_bundle(bad_tag)
+    assert sqlite3.sqlite_version  # the merge SQL uses ON CONFLICT (SQLite 3.24+)
