@@ -319,7 +319,7 @@ FILTERS = {
     "param": ({"where": {"theta": {">": 1.0}}}, "json_extract(params, '$.\"theta\"') > ?", 1.0),
     "purity": (
         {"meta": {"validation.purity": {"<": 0.5}}},
-        "json_extract(metadata, '$.\"validation\".\"purity\"') < ?",
+        'json_extract(metadata, \'$."validation"."purity"\') < ?',
         0.5,
     ),
 }
