@@ -7,8 +7,6 @@ embeds its numbers as JSON, so it can be mailed, archived and read offline for d
 from __future__ import annotations
 
 import functools
-import html
-import json
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -18,12 +16,12 @@ import numpy.typing as npt
 
 from .measures import bloch_vector, reduced_state
 from .measures import purity as state_purity
+from .pages import esc, page
 from .run import Run
 from .timeutil import iso_local
 
 ComplexMatrix = npt.NDArray[np.complex128]
 MAX_SPHERES = 10
-CSP = "default-src 'none'; style-src 'unsafe-inline'"
 SIZE = 220
 RADIUS = 80
 AZIMUTH = math.radians(30)
@@ -114,7 +112,7 @@ def sphere_svg(summary: dict[str, Any]) -> str:
     parts = [
         f'<svg class="bloch-sphere" data-qubit="{summary["index"]}" width="{SIZE}" '
         f'height="{SIZE}" viewBox="0 0 {SIZE} {SIZE}" role="img" '
-        f'aria-label="Bloch sphere of qubit {html.escape(str(summary["label"]))}">',
+        f'aria-label="Bloch sphere of qubit {esc(summary["label"])}">',
         _sphere_background(),
     ]
     u, v = _project(x, y, z)
@@ -125,11 +123,6 @@ def sphere_svg(summary: dict[str, Any]) -> str:
 
 
 STYLE = """
-body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1d2430;background:#fff}
-h1{font-size:20px;margin:0 0 4px} .sub{color:#5a6472;margin-bottom:14px}
-dl{display:grid;grid-template-columns:max-content auto;gap:2px 14px;margin:0 0 14px}
-dt{color:#5a6472} dd{margin:0;font-variant-numeric:tabular-nums}
-.note{background:#f4f6f9;border-left:3px solid #8a96a8;padding:8px 12px;max-width:760px}
 .findings{background:#fff3f0;border-left:3px solid #d0452f;padding:8px 12px;max-width:760px}
 .grid{display:flex;flex-wrap:wrap;gap:18px;margin-top:16px}
 figure{margin:0;border:1px solid #dde2e8;border-radius:6px;padding:8px;text-align:center}
@@ -138,8 +131,6 @@ figcaption{font-variant-numeric:tabular-nums;font-size:13px}
 .equator{fill:none;stroke:#7d8ca3;stroke-width:1} .back{stroke-dasharray:3 3;opacity:.6}
 .axis{stroke:#b4bcc8;stroke-width:1} .axis-label{font-size:11px;fill:#3e4754;text-anchor:middle}
 .vector{stroke:#c2410c;stroke-width:3;stroke-linecap:round} .tip{fill:#c2410c}
-table{border-collapse:collapse;margin-top:16px;font-variant-numeric:tabular-nums}
-th,td{border:1px solid #dde2e8;padding:3px 8px;text-align:right}
 """
 
 
@@ -168,18 +159,15 @@ def bloch_page(run: Run, rho: ComplexMatrix) -> bytes:
         "findings": validation.get("findings") or [],
         "subsystems": subsystems,
     }
-    esc = html.escape
     title = f"{run.experiment_name} · {run.run_id[:8]}"
+    params, tags = _params_and_tags(run)
     out = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{esc(run.experiment_name)}</h1>",
         f'<div class="sub">run {esc(run.run_id)}</div><dl>',
         f"<dt>backend</dt><dd>{esc(run.backend_name)}</dd>",
         f"<dt>time</dt><dd>{esc(iso_local(run.timestamp))}</dd>",
+        f"<dt>params</dt><dd>{esc(params)}</dd>",
+        *([f"<dt>tags</dt><dd>{esc(tags)}</dd>"] if tags else []),
         f"<dt>dims</dt><dd>{esc(str(dims))}</dd>",
         f"<dt>ordering</dt><dd>{esc(str(state.get('ordering')))} (subsystem 0 is the leftmost "
         "kron factor)</dd>",
@@ -221,8 +209,15 @@ def bloch_page(run: Run, rho: ComplexMatrix) -> bytes:
                 f"|r| = {q['length']:.3f} · purity {q['purity']:.3f}</figcaption></figure>"
             )
         out.append("</div>")
-    # "<" is escaped so that no string in the data can close the script element.
-    payload = json.dumps(data, sort_keys=True, allow_nan=False).replace("<", "\\u003c")
-    out.append(f'<script type="application/json" id="qex-data">{payload}</script>')
-    out.append("</body></html>\n")
-    return "\n".join(out).encode("utf-8")
+    return page(title, out, style=STYLE, data=data)
+
+
+def _params_and_tags(run: Run) -> tuple[str, str]:
+    from .errors import ArchiveError
+    from .formatting import format_params, format_tags
+
+    try:
+        params = format_params(run.params) or "(none)"
+    except ArchiveError:
+        params = "(damaged: not a JSON object)"
+    return params, format_tags(run.tags)  # a run being recorded has none yet

@@ -128,14 +128,23 @@ def check_data_size(header: NpyHeader, file_size: int) -> None:
         )
 
 
+MAP_FROM = 1 << 20  # smaller matrices are read: a memory map holds a file descriptor
+
+
 def map_density_matrix(stream: BinaryIO) -> Any:
-    """A read-only memory map of the archive's own layout, after checking the header and
-    the file's size, so that a damaged file is refused before numpy sees it."""
+    """A read-only array of the archive's own layout, after checking the header and the
+    file's size, so that a damaged file is refused before numpy sees it. Matrices of a MiB or
+    more are memory-mapped; smaller ones are read, so that looking at thousands of runs does
+    not hold thousands of open files."""
     import numpy as np
 
     header = read_header(stream)
     check_density_matrix_header(header)
     check_data_size(header, os.fstat(stream.fileno()).st_size)
+    if header.data_size < MAP_FROM:
+        stream.seek(header.data_offset)
+        array = np.frombuffer(stream.read(header.data_size), dtype=np.complex128)
+        return array.reshape(header.shape)  # read-only: frombuffer of bytes
     return np.memmap(
         stream, dtype=np.complex128, mode="r", offset=header.data_offset, shape=header.shape
     )

@@ -57,7 +57,7 @@ class Artifact:
 
 class Run:
     """One archived run: the seed columns as attributes, JSON columns parsed on first use,
-    and the density matrix loaded lazily as a read-only memory map."""
+    and the density matrix loaded lazily, read-only (memory-mapped from a MiB on)."""
 
     def __init__(
         self, archive: Archive, row: RunRow, *, rho: npt.NDArray[np.complex128] | None = None
@@ -140,7 +140,8 @@ class Run:
 
     @cached_property
     def rho(self) -> npt.NDArray[np.complex128]:
-        """The density matrix, memory-mapped read-only from its ``.npy`` file.
+        """The density matrix from its ``.npy`` file, read-only: read into memory when under
+        a MiB, memory-mapped from a MiB on.
 
         :class:`ArchiveError` when the file is missing, damaged or not the archive's own."""
         from .archive_files import open_data_file

@@ -36,7 +36,9 @@ def test_round_trip_keeps_every_field_and_the_exact_bits(archive: qa.Archive) ->
     assert back.metadata is not None and back.metadata["operator"] == "ada"
     assert back.rho.dtype == np.complex128 and back.rho.flags.c_contiguous
     assert back.rho.tobytes() == rho.astype(np.complex128).tobytes()
-    assert isinstance(back.rho, np.memmap) and not back.rho.flags.writeable
+    assert not back.rho.flags.writeable  # read into memory (small), never writable
+    big = archive.record("big", backend="b", state=np.eye(256) / 256, renderers=[])
+    assert isinstance(archive.get(big.run_id).rho, np.memmap)  # a MiB or more: mapped
     assert back.dims == [2, 2]
     assert str(run.run_id) == str(__import__("uuid").UUID(run.run_id, version=4))
 
