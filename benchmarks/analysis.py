@@ -116,6 +116,17 @@ def main() -> None:
                 f"{bare_s:.3f} s   ratio {qex_s / bare_s:.2f}x (target <= 2x)"
             )
             conn.close()
+            from qex_archive.report import report_page
+
+            reported = arch.runs(limit=matrix_runs, sort="params.i")
+            start = time.perf_counter()
+            size = len(report_page(reported, page_dir=root))
+            seconds = time.perf_counter() - start
+            ratios["report_seconds"] = seconds
+            print(
+                f"report of {len(reported):,} runs  {seconds:.2f} s  {size / 1e6:.2f} MB "
+                "(target < 5 s, < 5 MB)"
+            )
         print(json.dumps({key: round(value, 3) for key, value in ratios.items()}))
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -114,3 +114,39 @@ def test_demo_screenshot_for_the_docs(browser, tmp_path: Path) -> None:  # type:
             DOCS_SCREENSHOT.write_bytes(shot)
     finally:
         context.close()
+
+
+REPORT_SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "report.png"
+
+
+def test_report_in_chromium(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from qex_archive.report import write_reports
+
+    with qa.open_archive(tmp_path / "qex_data") as arch:
+        fill_demo_archive(arch)
+        runs = arch.runs(experiment="ghz_depolarizing")
+        (path,) = write_reports(
+            runs, tmp_path / "report.html", one_page=True, x="depolarizing", by="n_qubits"
+        )
+    context, page, requests, problems = open_page(browser, path)
+    try:
+        assert requests == [path.resolve().as_uri()], "the report fetched something"
+        assert problems == []
+        plots = page.locator("svg.plot")
+        assert plots.count() == 3
+        for index in range(2):  # every run is a point in the purity and entropy plots
+            assert plots.nth(index).locator("circle.pt").count() == len(runs) == 15
+        # the fidelity to the first run: the runs of its dimension (2 qubits) only
+        assert plots.nth(2).locator("circle.pt").count() == 5
+        links = page.locator("a").evaluate_all("links => links.map(a => a.href)")
+        assert len(links) == 15
+        for href in links:
+            assert Path(href.removeprefix("file://")).is_file(), href
+        shot = page.screenshot(full_page=True)
+        assert distinct_colours(shot) > 20, "the screenshot is blank"
+        (tmp_path / "report.png").write_bytes(shot)
+        assert REPORT_SCREENSHOT.is_file(), "docs/report.png is missing"
+        if os.environ.get("QEX_UPDATE_SCREENSHOT"):
+            REPORT_SCREENSHOT.write_bytes(shot)
+    finally:
+        context.close()

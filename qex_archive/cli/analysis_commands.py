@@ -98,3 +98,62 @@ def export(
         open_from(ctx), selection, output, format=file_format, sort=sort, reverse=reverse
     )
     say(f"exported {report.runs} runs ({len(report.columns)} columns) to {report.path}")
+
+
+@cli.command()
+@filter_options
+@click.option(
+    "--output",
+    "-o",
+    type=FilePath(path_type=Path),
+    help="A .html file for one page of the whole selection, or a directory for a page per "
+    "experiment (default: reports/ in the archive).",
+)
+@click.option(
+    "--x", "x_param", metavar="PARAM", help="The param along x (default: the one that varies)."
+)
+@click.option("--by", metavar="PARAM", help="Group the points by this param, with a legend.")
+@click.option(
+    "--ref", metavar="RUN", help="Reference run for the fidelity plot (default: the first)."
+)
+@click.option("--open", "open_page", is_flag=True, help="Open the (first) page in the browser.")
+@click.pass_context
+def report(
+    ctx: click.Context,
+    experiment: str | None,
+    backend: str | None,
+    since: str | None,
+    until: str | None,
+    params: tuple[str, ...],
+    wheres: tuple[str, ...],
+    tag_filters: tuple[str, ...],
+    valid: bool | None,
+    output: Path | None,
+    x_param: str | None,
+    by: str | None,
+    ref: str | None,
+    open_page: bool,
+) -> None:
+    """Write a self-contained report page per experiment (or one for the selection): which
+    params vary, purity, entropy and fidelity to a reference run plotted against a param,
+    and a table of the runs linking to their Bloch pages. No scripts, no network.
+
+    Example:
+
+        qex-archive report -e rabi_sweep --x theta_rad --open
+    """
+    from ..report import write_reports
+
+    selection = build_filter(experiment, backend, since, until, params, wheres, valid, tag_filters)
+    archive = open_from(ctx)
+    runs = archive.select(selection)
+    reference = archive.get(ref) if ref else None
+    one_page = output is not None and output.suffix.lower() in (".html", ".htm")
+    target = output if output is not None else archive.root / "reports"
+    written = write_reports(runs, target, one_page=one_page, x=x_param, by=by, ref=reference)
+    for path in written:
+        say(f"wrote {path}")
+    if open_page and written:
+        import webbrowser
+
+        webbrowser.open(written[0].resolve().as_uri())
