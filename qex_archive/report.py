@@ -14,7 +14,7 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,9 +56,11 @@ def report_page(
     by: str | None = None,
     ref: Run | None = None,
     page_dir: Path | None = None,
+    link: Callable[[Run], str | None] | None = None,
 ) -> bytes:
     """The report of ``runs`` as HTML bytes; links to Bloch pages are made relative to
-    ``page_dir`` (where the page will be written), and left out without it."""
+    ``page_dir`` (where the page will be written), or by ``link`` (a run's href, or None),
+    and left out without either."""
     from .measures import NonPhysicalWarning, fidelity
 
     runs = list(runs)
@@ -108,7 +110,7 @@ def report_page(
         ]
         body.append(_figure(title, points, x_label, categories, by))
     body.append("</div>")
-    body.append(_table(runs, params, varying, fidelities, page_dir))
+    body.append(_table(runs, params, varying, fidelities, link or _archive_link(page_dir)))
     data = {
         "runs": [
             {
@@ -330,9 +332,8 @@ def _table(
     params: Sequence[dict[str, Any]],
     varying: list[str],
     fidelities: dict[str, float | None],
-    page_dir: Path | None,
+    link: Callable[[Run], str | None],
 ) -> str:
-    from .archive_files import ForeignFile, stat_data_file
     from .formatting import format_tags
 
     order = sorted(range(len(runs)), key=lambda i: (runs[i].timestamp, runs[i].run_id))
@@ -341,16 +342,8 @@ def _table(
     for index in order[:TABLE_MAX]:
         run = runs[index]
         validation = run.validation
-        link = ""
-        page_artifact = next((a for a in run.artifacts if a.name == "bloch"), None)
-        if page_dir is not None and page_artifact is not None:
-            try:
-                present = stat_data_file(run._archive.root, page_artifact.relative_path)
-            except ForeignFile:
-                present = None
-            if present is not None:
-                href = os.path.relpath(page_artifact.path, page_dir).replace(os.sep, "/")
-                link = f'<a href="{esc(href)}">Bloch</a>'
+        href = link(run)
+        anchor = f'<a href="{esc(href)}">Bloch</a>' if href else ""
         cells = [
             f'<td class="text">{esc(run.run_id[:8])}</td>',
             f'<td class="text">{esc(iso_local(run.timestamp))}</td>',
@@ -360,7 +353,7 @@ def _table(
             f"<td>{_verdict(validation.get('is_valid'))}</td>",
             f"<td>{_cell(fidelities.get(run.run_id))}</td>",
             f'<td class="text">{esc(format_tags(run.tags))}</td>',
-            f"<td>{link}</td>",
+            f"<td>{anchor}</td>",
         ]
         rows.append("<tr>" + "".join(cells) + "</tr>")
     header = "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>"
@@ -375,6 +368,26 @@ def _table(
 
 def _verdict(value: object) -> str:
     return "?" if value is None else "yes" if value else "NO"
+
+
+def _archive_link(page_dir: Path | None) -> Callable[[Run], str | None]:
+    """Links from a page in ``page_dir`` to each run's Bloch page in its archive, for pages
+    that exist there as files of the archive's own."""
+    from .archive_files import ForeignFile, stat_data_file
+
+    def link(run: Run) -> str | None:
+        artifact = next((a for a in run.artifacts if a.name == "bloch"), None)
+        if page_dir is None or artifact is None:
+            return None
+        try:
+            present = stat_data_file(run._archive.root, artifact.relative_path)
+        except ForeignFile:
+            return None
+        if present is None:
+            return None
+        return os.path.relpath(artifact.path, page_dir).replace(os.sep, "/")
+
+    return link
 
 
 def _cell(value: object) -> str:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import zipfile
 from pathlib import Path
@@ -175,3 +176,33 @@ def test_format_rules(data_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(qa.BundleError, match="QEX-B023"):
         read_bundle(bad_tag)
     assert sqlite3.sqlite_version  # the merge SQL uses ON CONFLICT (SQLite 3.24+)
+
+
+def test_a_bundle_can_carry_the_report_of_its_runs(data_dir: Path, tmp_path: Path) -> None:
+    with qa.open_archive(data_dir) as arch:
+        for p in (0.0, 0.2):
+            arch.record(
+                "e", params={"p": p}, backend="b", state=(1 - p) * bell_state() + p / 4 * np.eye(4)
+            )
+    result = invoke(data_dir, "pack", "-o", str(tmp_path / "r.qexb"), "--with-report")
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    contents = read_bundle(tmp_path / "r.qexb")
+    assert contents.description["format_version"] == 2
+    assert contents.description["report"]["path"] == "data/report.html"
+    with zipfile.ZipFile(tmp_path / "r.qexb") as bundle:
+        page = bundle.read("data/report.html").decode()
+        names = set(bundle.namelist())
+    hrefs = re.findall(r'href="([^"]+)"', page)
+    assert len(hrefs) == 2 and all(f"data/{href}" in names for href in hrefs)
+    shown = invoke(data_dir, "inspect", str(tmp_path / "r.qexb")).output  # type: ignore[attr-defined]
+    assert "report       data/report.html" in shown
+    with qa.open_archive(tmp_path / "ada") as ada:
+        assert len(import_bundle(ada, tmp_path / "r.qexb").imported) == 2
+        assert not (ada.root / ".staging").exists()
+    from .bundle_tools import read_members, rebag, write_zip
+
+    members = read_members(tmp_path / "r.qexb")
+    tampered = {**members, "data/report.html": b"<html>something else</html>"}
+    with pytest.raises(qa.BundleError) as caught:
+        read_bundle(write_zip(tmp_path / "t.qexb", rebag(tampered)))
+    assert caught.value.code == "QEX-B023"

@@ -132,6 +132,21 @@ def check_description(
                     "size or checksum differs between qex-bundle.json and the bag",
                     path,
                 )
+    report = description.get("report")
+    if report is not None:
+        if version != 2:
+            raise BundleError(INCONSISTENT, "a report, which format 1 has not", DESCRIPTION)
+        if (
+            report["path"] not in manifest
+            or report["sha256"] != manifest[report["path"]]
+            or report["size"] != sizes[report["path"]]
+        ):
+            raise BundleError(
+                INCONSISTENT,
+                "size or checksum differs between qex-bundle.json and the bag",
+                report["path"],
+            )
+        referenced.add(report["path"])
     for name in sorted(set(manifest) - referenced - {DESCRIPTION, RO_CRATE}):
         if name.startswith("data/artifacts/"):
             raise BundleError(INCONSISTENT, "artifact of a run the bundle does not describe", name)

@@ -25,11 +25,12 @@ TAGMANIFEST = "tagmanifest-sha256.txt"
 TAG_FILES = (BAGIT, BAG_INFO, MANIFEST, TAGMANIFEST)
 DESCRIPTION = "data/qex-bundle.json"
 RO_CRATE = "data/ro-crate-metadata.json"
+REPORT = "data/report.html"  # the experiment report of the packed runs (pack --with-report)
 RUN_ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 RUN_ID_PATTERN = re.compile(RUN_ID)
 # Every payload member: names qex computes itself, so anything else is refused outright.
 PAYLOAD_NAME = re.compile(
-    rf"^data/(?:qex-bundle\.json|ro-crate-metadata\.json"
+    rf"^data/(?:qex-bundle\.json|ro-crate-metadata\.json|report\.html"
     rf"|results/{RUN_ID}_rho\.npy|artifacts/{RUN_ID}_[a-z][a-z0-9_]{{0,39}}\.[a-z0-9]{{1,10}})$"
 )
 CHUNK = 1 << 20

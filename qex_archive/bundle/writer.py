@@ -39,6 +39,7 @@ from .format import (
     DESCRIPTION,
     MANIFEST,
     PAYLOAD_NAME,
+    REPORT,
     RO_CRATE,
     RUN_ID_PATTERN,
     TAGMANIFEST,
@@ -104,6 +105,7 @@ def pack_bundle(
     selection: RunFilter | None = None,
     include_artifacts: bool = True,
     note: str | None = None,
+    with_report: bool = False,
     progress: Progress | None = None,
 ) -> PackReport:
     """Write the selected runs to ``output`` (a ``.qexb`` file) and describe what was written.
@@ -114,7 +116,8 @@ def pack_bundle(
 
     The bundle is written to a temporary name and renamed, so a failure leaves no half file.
     Packing the same runs again gives the same bytes; ``SOURCE_DATE_EPOCH`` sets the creation
-    time, which otherwise is the newest run's.
+    time, which otherwise is the newest run's. ``with_report`` adds the experiment report of
+    the packed runs as ``data/report.html`` (format 2), its links pointing into the bundle.
     """
     if isinstance(runs, str):
         runs = [runs]
@@ -140,9 +143,12 @@ def pack_bundle(
         try:
             _check_packable(records)
             created = _creation_time(selected)
-            version = _format_version(records)
-            description, bundle_id = _description(records, created, selected, note, version)
+            report = _report(selected, records) if with_report else None
+            version = 2 if report is not None else _format_version(records)
+            description, bundle_id = _description(records, created, selected, note, version, report)
             payload = [*files, _bytes_payload(DESCRIPTION, description)]
+            if report is not None:
+                payload.append(report)
             crate = _ro_crate(bundle_id, created, note, records, payload)
             payload.append(_bytes_payload(RO_CRATE, canonical_json(crate)))
             members = _with_tag_files(payload, bundle_id, created, version)
@@ -163,6 +169,20 @@ def pack_bundle(
     )
 
 
+def _report(runs: Sequence[Run], records: Sequence[dict[str, Any]]) -> _Payload:
+    """The report page of the packed runs, linking to the Bloch pages packed with them."""
+    from ..report import report_page
+
+    packed = {
+        record["run_id"]: artifact["path"].removeprefix("data/")
+        for record in records
+        for artifact in record["artifacts"]
+        if artifact["name"] == "bloch"
+    }
+    page = report_page(runs, link=lambda run: packed.get(run.run_id))
+    return _bytes_payload(REPORT, page)
+
+
 def _format_version(records: Sequence[dict[str, Any]]) -> int:
     """Format 2 only when a run has tags or notes: other bundles stay byte for byte what
     format 1 wrote, and readers of format 1 still read them."""
@@ -175,6 +195,7 @@ def _description(
     runs: Sequence[Run],
     note: str | None,
     version: int,
+    report: _Payload | None = None,
 ) -> tuple[bytes, str]:
     """``qex-bundle.json`` and the bundle id, a uuid5 of the run records and the note."""
     try:
@@ -201,6 +222,8 @@ def _description(
     }
     if note:
         head["note"] = note
+    if report is not None:
+        head["report"] = {"path": report.name, "size": report.size, "sha256": report.sha256}
     # "runs" sorts after every other key, so the records (encoded once, above) go last.
     return canonical_json(head)[:-2] + b',"runs":' + records_json + b"}\n", bundle_id
 

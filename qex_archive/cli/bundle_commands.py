@@ -101,6 +101,9 @@ def _byte_size(text: str, key: str) -> int:
 @filter_options
 @click.option("--no-artifacts", is_flag=True, help="Leave the artifacts (Bloch pages, ...) out.")
 @click.option("--note", help="A free-text note for the recipient.")
+@click.option(
+    "--with-report", is_flag=True, help="Add the experiment report of the packed runs."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 @click.pass_context
 def pack(
@@ -117,6 +120,7 @@ def pack(
     valid: bool | None,
     no_artifacts: bool,
     note: str | None,
+    with_report: bool,
     as_json: bool,
 ) -> None:
     """Pack runs into one bundle file to share: by ID, or by the same filters as 'runs'.
@@ -151,6 +155,7 @@ def pack(
             selection=selection,
             include_artifacts=not no_artifacts,
             note=note,
+            with_report=with_report,
             progress=bar.update if bar else None,
         )
     if as_json:
@@ -222,6 +227,9 @@ def inspect(bundle: Path, as_json: bool, **limits: Any) -> None:
     ]
     if summary["note"]:
         lines.append(("note", summary["note"]))
+    report = contents.description.get("report")
+    if report:
+        lines.append(("report", f"{report['path']} ({report['size']:,} bytes)"))
     width = max(len(label) for label, _ in lines)
     for label, value in lines:
         say(f"{label.ljust(width)}  {value}")
