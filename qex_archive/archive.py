@@ -222,6 +222,7 @@ class Archive:
         dims: Sequence[int] | None = None,
         strict: bool = False,
         renderers: Sequence[str] | None = None,
+        attach: Mapping[str, object] | None = None,
     ) -> Run:
         """Store one run and return it.
 
@@ -230,6 +231,11 @@ class Archive:
         qudits (qubits are inferred). ``backend`` is a name or a framework backend object,
         described by the installed plugins. ``renderers`` picks the artifacts to make
         (default: all registered, or those given to :func:`open_archive`).
+
+        ``attach`` stores objects with the run as open files (``{"circuit": qc, "counts":
+        counts, "calibration": array}``): arrays, JSON data, text and bytes, and whatever an
+        installed plugin serializes; an object nobody can store is refused before anything is
+        written. ``run.attachment(name)`` gives them back.
 
         A non-physical state is stored and flagged in ``run.validation``, or refused with
         :class:`InvalidState` when ``strict=True``. A plugin that fails does not stop the
@@ -250,6 +256,7 @@ class Archive:
             dims,
             strict,
             self._renderer_names(renderers),
+            attach,
         )
         with self._writing("record the run"):
             self._store(prepared)
@@ -315,12 +322,14 @@ class Archive:
         run = self.get(ref)
         if not force:
             run.verify_density_matrix()
+        attached = set(run.attachment_names)  # never replaced: they cannot be made again
         if renderers is None:
             existing = [a.name for a in self.artifacts_of(run.run_id)]
-            renderers = [name for name in existing if name in self._hooks.renderers] or None
-        outputs, problems = self._hooks.render(
-            run, np.asarray(run.rho), self._renderer_names(renderers)
-        )
+            renderers = [
+                name for name in existing if name in self._hooks.renderers and name not in attached
+            ] or None
+        chosen = [name for name in self._renderer_names(renderers) if name not in attached]
+        outputs, problems = self._hooks.render(run, np.asarray(run.rho), chosen)
         if problems:
             raise QexError(
                 f"cannot render {run.run_id[:8]}: " + "; ".join(p.message for p in problems)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from .attachments import Attachment
     from .rendering import Renderer
     from .run import Run
     from .states import ArchivedState
@@ -71,3 +72,12 @@ def qex_validate_run(run: Run, rho: npt.NDArray[np.complex128]) -> dict[str, Any
 @hookspec
 def qex_register_commands(cli: click.Group) -> None:
     """Add commands to the ``qex-archive`` command line, e.g. with ``@cli.command()``."""
+
+
+@hookspec(firstresult=True)
+def qex_serialize_attachment(obj: object, name: str) -> list[Attachment] | None:
+    """Turn an object given to ``record(attach={name: obj})`` into files in open formats: a
+    list of :class:`~qex_archive.attachments.Attachment` (bytes, media type, extension, and a
+    suffix for a second file of the same object, such as a circuit's QPY beside its QASM).
+    Return None for objects you do not recognise; the first plugin to answer wins, and
+    third-party plugins are asked before the built-ins (arrays, JSON data, text, bytes)."""

@@ -77,6 +77,17 @@ class PluginCalls:
                 results.append((plugin, result))
         return results, problems
 
+    def serialize_attachment(self, obj: object, name: str) -> Any:
+        """The first plugin's files for an attached object (None: nobody stores it). A failing
+        serializer refuses the record: an attachment asked for is not optional."""
+        return self.pm.hook.qex_serialize_attachment(obj=obj, name=name)
+
+    @property
+    def plugin_names(self) -> list[str]:
+        from .plugins import DEFAULT_PLUGINS
+
+        return [n for n, p in self.pm.list_name_plugin() if p and n not in DEFAULT_PLUGINS]
+
     @cached_property
     def versions(self) -> dict[str, str]:
         """Versions of the third-party plugins, recorded with each run."""

@@ -26,6 +26,7 @@ DEFAULT_PLUGINS = (
     "qex_archive.default_plugins.numpy_states",
     "qex_archive.default_plugins.physics",
     "qex_archive.default_plugins.bloch",
+    "qex_archive.default_plugins.attachments",
 )
 
 

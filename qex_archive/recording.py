@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +80,7 @@ def prepare_run(
     dims: Sequence[int] | None,
     strict: bool,
     renderer_names: Sequence[str],
+    attach: Mapping[str, object] | None = None,
 ) -> tuple[PreparedRun, list[PluginProblem]]:
     experiment_name = check_name(experiment, "experiment name")
     backend_name = check_name(backend_name_of(backend), "backend")
@@ -96,6 +97,11 @@ def prepare_run(
     from .states import coerce_state
 
     hooks = archive._hooks
+    attached = []
+    if attach:
+        from .attachments import serialize
+
+        attached = serialize(hooks, attach, list(hooks.renderers))
     archived = coerce_state(hooks.convert_state(state), dims)
     rho = archived.rho
     run_id = str(uuid.uuid4())
@@ -124,6 +130,8 @@ def prepare_run(
     if backend_info:
         full_metadata["backend"] = backend_info
     full_metadata["qex"] = {"version": __version__, "plugins": hooks.versions}
+    if attached:
+        full_metadata["qex"]["attachments"] = [name for name, _ in attached]
 
     params_json = dumps(params_clean)
 
@@ -154,6 +162,10 @@ def prepare_run(
     if problems:
         full_metadata["qex"]["plugin_errors"] = [p.to_dict() for p in problems]
     files, artifacts = artifact_files(run_id, outputs)
+    for name, attachment in attached:
+        relative = f"{ARTIFACTS_DIR}/{run_id}_{name}.{attachment.extension}"
+        files.append(PreparedFile.of(relative, attachment.content))
+        artifacts.append((name, relative, attachment.media_type))
     return PreparedRun(row(dumps(full_metadata)), [rho_file, *files], artifacts), problems
 
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from .archive import Archive
+    from .attachments import StoredAttachment
 
 RUN_COLUMNS = (
     "run_id",
@@ -222,6 +223,32 @@ class Run:
     @cached_property
     def artifacts(self) -> list[Artifact]:
         return self._archive.artifacts_of(self.run_id)
+
+    # -- attachments (see qex_archive.attachments) ----------------------------------------
+
+    @property
+    def attachment_names(self) -> list[str]:
+        """Names of the objects attached when the run was recorded."""
+        try:
+            metadata = self.metadata or {}
+        except ArchiveError:
+            return []
+        qex = metadata.get("qex")
+        names = qex.get("attachments") if isinstance(qex, dict) else None
+        return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+    def attachment(self, name: str) -> StoredAttachment:
+        """An attached object's file: ``.read()`` gives its bytes, ``.path`` its place."""
+        from .attachments import StoredAttachment
+        from .errors import InvalidInput
+
+        names = self.attachment_names
+        for artifact in self.artifacts:
+            if artifact.name == name and name in names:
+                return StoredAttachment(name, artifact.relative_path, artifact.media_type, self)
+        raise InvalidInput(
+            f"run {self.run_id[:8]} has no attachment {name!r}; it has {', '.join(names) or 'none'}"
+        )
 
     # -- tags and notes (see qex_archive.annotations) --------------------------------------
 

@@ -7,6 +7,7 @@ function here.
 from __future__ import annotations
 
 import inspect
+import json
 import sys
 import textwrap
 import warnings
@@ -308,6 +309,47 @@ def test_hook_qex_validate_run(tmp_path: Path) -> None:
             arch.record("e", params={"allow": False}, backend="b", state=bell_state(), strict=True)
 
 
+def test_hook_qex_serialize_attachment(tmp_path: Path) -> None:
+    from fractions import Fraction
+
+    from qex_archive.attachments import Attachment
+
+    class FractionsAsText:
+        @hookimpl
+        def qex_serialize_attachment(self, obj: object) -> list[Attachment] | None:
+            if isinstance(obj, Fraction):
+                text = f"{obj.numerator}/{obj.denominator}".encode()
+                return [
+                    Attachment(text, "text/plain", "txt"),
+                    Attachment(b"", "text/plain", "txt", "_empty"),
+                ]
+            if isinstance(obj, dict) and "plugin first" in obj:
+                return [Attachment(b"mine", "application/octet-stream", "bin")]
+            return None
+
+    class Broken:
+        @hookimpl
+        def qex_serialize_attachment(self, name: str) -> list[Attachment] | None:
+            if name == "boom":
+                raise RuntimeError("cannot")
+            return None
+
+    with archive_with(tmp_path, FractionsAsText(), Broken()) as arch:
+        run = arch.record(
+            "e", backend="b", state=bell_state(),
+            attach={"ratio": Fraction(1, 3), "d": {"plugin first": 1}, "plain": [1, 2]},
+        )  # fmt: skip
+        assert run.attachment("ratio").read() == b"1/3"
+        assert run.attachment("ratio_empty").read() == b""
+        assert run.attachment("d").read() == b"mine"  # third-party plugins before built-ins
+        assert json.loads(run.attachment("plain").read()) == [1, 2]
+        assert run.attachment_names == ["ratio", "ratio_empty", "d", "plain"]
+        before = arch.count()
+        with pytest.raises(qa.InvalidInput, match=r"serializer failed.*cannot"):
+            arch.record("e", backend="b", state=bell_state(), attach={"boom": 1})
+        assert arch.count() == before
+
+
 def test_a_failing_validator_does_not_lose_the_run(tmp_path: Path) -> None:
     class Crashing:
         @hookimpl
@@ -364,6 +406,7 @@ def test_every_hook_has_a_test() -> None:
         "qex_register_renderers",
         "qex_validate_run",
         "qex_register_commands",
+        "qex_serialize_attachment",
     }
     tests = {name for name in globals() if name.startswith("test_hook_")}
     assert {f"test_hook_{hook}" for hook in hooks} <= tests
@@ -450,6 +493,7 @@ def test_plugins_command_lists_built_ins_with_all() -> None:
         "qex_archive.default_plugins.bloch": ["qex_register_renderers"],
         "qex_archive.default_plugins.numpy_states": ["qex_convert_state"],
         "qex_archive.default_plugins.physics": ["qex_validate_run"],
+        "qex_archive.default_plugins.attachments": ["qex_serialize_attachment"],
     }
     assert all(p["builtin"] and p["version"] == qa.__version__ for p in listed)
 

@@ -101,9 +101,7 @@ def _byte_size(text: str, key: str) -> int:
 @filter_options
 @click.option("--no-artifacts", is_flag=True, help="Leave the artifacts (Bloch pages, ...) out.")
 @click.option("--note", help="A free-text note for the recipient.")
-@click.option(
-    "--with-report", is_flag=True, help="Add the experiment report of the packed runs."
-)
+@click.option("--with-report", is_flag=True, help="Add the experiment report of the packed runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 @click.pass_context
 def pack(
