@@ -71,6 +71,7 @@ def open_archive(
     create: bool = True,
     plugins: pluggy.PluginManager | None = None,
     renderers: Sequence[str] | None = None,
+    capture: bool | None = None,
 ) -> Archive:
     """Open the archive at ``path`` (see :func:`resolve_data_dir`), creating it if missing
     unless ``create=False``, and bring its schema up to date.
@@ -80,7 +81,9 @@ def open_archive(
 
     ``plugins`` is a plugin manager to use instead of the installed plugins (see
     :func:`qex_archive.plugins.make_plugin_manager`); ``renderers`` names the artifacts
-    ``record`` makes by default (else ``$QEX_ARCHIVE_RENDERERS``, else every renderer).
+    ``record`` makes by default (else ``$QEX_ARCHIVE_RENDERERS``, else every renderer);
+    ``capture=False`` (or ``$QEX_ARCHIVE_CAPTURE=none``) records runs without their context
+    (git commit, script, environment).
     """
     root = resolve_data_dir(path)
     if root.exists() and not root.is_dir():
@@ -110,7 +113,11 @@ def open_archive(
             migrate(conn)
     except sqlite3.DatabaseError as exc:
         raise ArchiveError(f"{db_path} is not a usable SQLite database ({exc})") from None
-    return Archive(root, conn, plugins=plugins, renderers=renderers, read_only=read_only)
+    archive = Archive(root, conn, plugins=plugins, renderers=renderers, read_only=read_only)
+    from .context import capture_enabled
+
+    archive.capture = capture_enabled(capture)
+    return archive
 
 
 def init_command(path: str | os.PathLike[str] | None) -> str:
@@ -156,6 +163,7 @@ class Archive:
         self.root = root
         self.conn = conn
         self.read_only = read_only  # why the archive cannot be written; None when it can
+        self.capture = True  # record each run's context (code, environment)
         self._plugins = plugins
         self._default_renderers = None if renderers is None else list(renderers)
         # Files written by the current transaction (removed if it fails); inside batch(), the

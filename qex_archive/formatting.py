@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,6 +32,40 @@ def _short(value: Any) -> str:
 
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _context_lines(run: Run, metadata: dict[str, Any]) -> list[tuple[str, str]]:
+    """The code and environment that made the run, and its seed (a ``seed`` param or
+    metadata entry, by convention)."""
+    lines = []
+    context = metadata.get("context")
+    if isinstance(context, dict):
+        git = context.get("git") if isinstance(context.get("git"), dict) else None
+        script = context.get("script") if isinstance(context.get("script"), dict) else None
+        if git:
+            where = git.get("branch") or "detached HEAD"
+            dirty = ", uncommitted changes" if git.get("dirty") else ""
+            lines.append(("code", f"git {str(git.get('commit'))[:12]} ({where}{dirty})"))
+        if script:
+            lines.append(
+                ("script", f"{script.get('path')}  sha256 {str(script.get('sha256'))[:16]}…")
+            )
+        environment = context.get("environment")
+        if isinstance(environment, dict):
+            packages = environment.get("packages") or {}
+            shown = (
+                " ".join(f"{k} {v}" for k, v in packages.items())
+                if isinstance(packages, dict)
+                else ""
+            )
+            lines.append(("environment", f"Python {environment.get('python')} {shown}".strip()))
+    params: Any = {}
+    with contextlib.suppress(ArchiveError):
+        params = run.params
+    seed = params.get("seed", metadata.get("seed"))
+    if seed is not None:
+        lines.append(("seed", dumps(seed)))
+    return lines
 
 
 def format_tags(tags: dict[str, str]) -> str:
@@ -159,7 +194,7 @@ def run_details(run: Run) -> str:
         )
     else:
         lines.append(("artifacts", "(none)"))
-    reserved = {"state", "validation", "backend", "qex"}
+    reserved = {"state", "validation", "backend", "qex", "context"}
     extra = {k: v for k, v in metadata.items() if k not in reserved}
     if extra:
         lines.append(("metadata", dumps(extra)))
@@ -178,6 +213,7 @@ def run_details(run: Run) -> str:
     if tags:
         lines.append(("tags", format_tags(tags)))
     lines.extend(("note", f"{iso_local(entry['created'])}  {entry['text']}") for entry in run.notes)
+    lines.extend(_context_lines(run, metadata))
     backend = metadata.get("backend")
     if backend:
         lines.append(("backend info", dumps(backend)))

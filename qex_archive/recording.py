@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .plugin_calls import PluginProblem
     from .rendering import Renderer
 
-RESERVED_METADATA_KEYS = ("state", "validation", "backend", "qex")
+RESERVED_METADATA_KEYS = ("state", "validation", "backend", "qex", "context")
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,10 @@ def prepare_run(
         full_metadata["state"]["source_norm"] = archived.source_norm
     if backend_info:
         full_metadata["backend"] = backend_info
+    if archive.capture:
+        from .context import run_context
+
+        full_metadata["context"] = run_context()
     full_metadata["qex"] = {"version": __version__, "plugins": hooks.versions}
     if attached:
         full_metadata["qex"]["attachments"] = [name for name, _ in attached]
