@@ -24,6 +24,7 @@ from qex_archive import hookimpl
 if TYPE_CHECKING:
     import numpy.typing as npt
 
+    from qex_archive.attachments import Attachment
     from qex_archive.run import Run
     from qex_archive.states import ArchivedState
 
@@ -164,3 +165,80 @@ def _instructions(target: Any) -> list[dict[str, Any]]:
 
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
+
+
+@hookimpl
+def qex_serialize_attachment(obj: object, name: str) -> list[Attachment] | None:
+    """Circuits as OpenQASM 3 (for people and other tools) and QPY (an exact round trip, as
+    ``<name>_qpy``); counts and results' counts as JSON; Aer noise models as their JSON dict
+    (complex numbers as [re, im] pairs, as Aer writes them)."""
+    if not _qiskit_loaded():
+        return None
+    import io
+    import json
+
+    from qiskit import QuantumCircuit, qasm3, qpy
+
+    from qex_archive.attachments import Attachment
+
+    if isinstance(obj, QuantumCircuit):
+        buffer = io.BytesIO()
+        qpy.dump(obj, buffer)
+        files = [Attachment(buffer.getvalue(), "application/x-qpy", "qpy", "_qpy")]
+        try:
+            text = qasm3.dumps(obj)
+        except Exception:  # a circuit OpenQASM 3 cannot express: QPY alone keeps it
+            return files
+        return [Attachment(text.encode(), "text/x-openqasm", "qasm"), *files]
+    noise_model = _noise_model_class()
+    if noise_model is not None and isinstance(obj, noise_model):
+        data = obj.to_dict(serializable=True)
+        return [Attachment(_json_bytes(json.loads(json.dumps(data))), "application/json", "json")]
+    get_counts = getattr(obj, "get_counts", None)
+    if type(obj).__module__.startswith("qiskit") and callable(get_counts):
+        return [Attachment(_json_bytes(dict(get_counts())), "application/json", "json")]
+    return None
+
+
+def _noise_model_class() -> Any:
+    if "qiskit_aer" not in sys.modules:
+        return None
+    from qiskit_aer.noise import NoiseModel
+
+    return NoiseModel
+
+
+def _json_bytes(data: Any) -> bytes:
+    import json
+
+    return (json.dumps(data, sort_keys=True, indent=1) + "\n").encode()
+
+
+def load_circuit(run: Run, name: str = "circuit") -> Any:
+    """The attached circuit, exactly, from its QPY file. QPY is Qiskit's binary format: load
+    it only from archives and bundles you trust (the QASM file is plain text for the rest)."""
+    import io
+
+    from qiskit import qpy
+
+    (circuit,) = qpy.load(io.BytesIO(run.attachment(f"{name}_qpy").read()))
+    return circuit
+
+
+def load_counts(run: Run, name: str = "counts") -> Any:
+    import json
+
+    from qiskit.result import Counts
+
+    return Counts(json.loads(run.attachment(name).read()))
+
+
+def load_noise_model(run: Run, name: str = "noise_model") -> Any:
+    import json
+    import warnings
+
+    from qiskit_aer.noise import NoiseModel
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # from_dict is what Aer offers
+        return NoiseModel.from_dict(json.loads(run.attachment(name).read()))

@@ -169,3 +169,48 @@ def test_runs_open_pack_and_import_without_the_plugin(tmp_path: Path) -> None:
     with qa.open_archive(tmp_path / "elsewhere", plugins=bare) as other:
         assert len(import_bundle(other, tmp_path / "b.qexb").imported) == 1
         np.testing.assert_array_equal(other.get(run.run_id).rho, again.rho)
+
+
+def test_a_noisy_aer_run_keeps_its_circuit_counts_and_noise_model(tmp_path: Path) -> None:
+    """Recorded with its attachments, packed, imported where no Qiskit plugin is installed:
+    the QASM is plain text that Qiskit reads back, and with the plugin the QPY circuit and the
+    noise model come back equal."""
+    import qiskit.qasm3
+    from qiskit import QuantumCircuit, transpile
+    from qiskit.quantum_info import Operator
+    from qiskit_aer import AerSimulator
+    from qiskit_aer.noise import NoiseModel, depolarizing_error
+
+    noise = NoiseModel()
+    noise.add_all_qubit_quantum_error(depolarizing_error(0.02, 1), ["h"])
+    noise.add_all_qubit_quantum_error(depolarizing_error(0.05, 2), ["cx"])
+    simulator = AerSimulator(noise_model=noise, seed_simulator=7)
+    circuit = QuantumCircuit(2)
+    circuit.h(0)
+    circuit.cx(0, 1)
+    measured = circuit.copy()
+    measured.save_density_matrix()
+    result = simulator.run(transpile(measured, simulator), shots=1).result()
+    sampled = circuit.copy()
+    sampled.measure_all()
+    counts = simulator.run(sampled, shots=500).result().get_counts()
+    plugins = make_plugin_manager(load_third_party=False, extra_plugins=[qex_qiskit])
+    with qa.open_archive(tmp_path / "lab", plugins=plugins) as lab:
+        run = lab.record(
+            "bell_noisy",
+            backend=simulator,
+            state=result.data()["density_matrix"],
+            attach={"circuit": circuit, "counts": counts, "noise_model": noise},
+        )
+        assert run.attachment_names == ["circuit", "circuit_qpy", "counts", "noise_model"]
+        qa.pack_bundle(lab, tmp_path / "b.qexb")
+    bare = make_plugin_manager(load_third_party=False)  # no Qiskit plugin over there
+    with qa.open_archive(tmp_path / "colleague", plugins=bare) as colleague:
+        qa.import_bundle(colleague, tmp_path / "b.qexb")
+        there = colleague.get(run.run_id)
+        qasm = there.attachment("circuit").read().decode()
+        assert qasm.startswith("OPENQASM 3")
+        assert Operator(qiskit.qasm3.loads(qasm)).equiv(Operator(circuit))
+        assert qex_qiskit.load_circuit(there) == circuit
+        assert qex_qiskit.load_counts(there) == counts
+        assert qex_qiskit.load_noise_model(there) == noise
