@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from qex_archive.attachments import Attachment
     from qex_archive.run import Run
     from qex_archive.states import ArchivedState
 
@@ -94,3 +95,38 @@ def qex_backend_metadata(backend: object, backend_name: str) -> dict[str, Any] |
                 str(gate): float(d.total_nanos()) for gate, d in durations.items()
             }
     return info
+
+
+@hookimpl
+def qex_serialize_attachment(obj: object, name: str) -> list[Attachment] | None:
+    """Circuits, noise models and other Cirq objects as Cirq JSON (``cirq.to_json``);
+    measurement results as their histograms in JSON."""
+    if "cirq" not in sys.modules:
+        return None
+    import json
+
+    import cirq
+
+    from qex_archive.attachments import Attachment
+
+    if isinstance(obj, cirq.Result):
+        histograms = {
+            key: {str(k): int(v) for k, v in sorted(obj.histogram(key=key).items())}
+            for key in obj.measurements
+        }
+        text = json.dumps({"repetitions": obj.repetitions, "histograms": histograms}, indent=1)
+        return [Attachment(text.encode() + b"\n", "application/json", "json")]
+    if type(obj).__module__.split(".")[0] != "cirq":
+        return None
+    try:
+        text = cirq.to_json(obj)
+    except (TypeError, ValueError):
+        return None  # not serializable by Cirq: the built-ins or nobody
+    return [Attachment(text.encode(), "application/json", "json")]
+
+
+def load_cirq(run: Run, name: str) -> Any:
+    """An attached Cirq object (a circuit, a noise model) from its Cirq JSON."""
+    import cirq
+
+    return cirq.read_json(json_text=run.attachment(name).read().decode())

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from qex_archive import hookimpl
 
 if TYPE_CHECKING:
+    from qex_archive.attachments import Attachment
     from qex_archive.run import Run
     from qex_archive.states import ArchivedState
 
@@ -79,3 +80,42 @@ def qex_backend_metadata(backend: object, backend_name: str) -> dict[str, Any] |
 
 def _plain(value: object) -> bool:
     return value is None or isinstance(value, (bool, int, float, str))
+
+
+@hookimpl
+def qex_serialize_attachment(obj: object, name: str) -> list[Attachment] | None:
+    """A ``Qobj`` (a Hamiltonian, a collapse operator) as ``.npy`` of its matrix, and its
+    dims and type as JSON beside it (``<name>_dims``); lists of them (collapse operators) one
+    pair each would need names, so give them one by one."""
+    if not _is_qutip(obj):
+        return None
+    import io
+    import json
+
+    import numpy as np
+    import qutip
+
+    from qex_archive.attachments import Attachment
+
+    if not isinstance(obj, qutip.Qobj):
+        return None
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(obj.full(), dtype=np.complex128), allow_pickle=False)
+    about = json.dumps({"dims": obj.dims, "type": obj.type}, indent=1).encode() + b"\n"
+    return [
+        Attachment(buffer.getvalue(), "application/x-npy", "npy"),
+        Attachment(about, "application/json", "json", "_dims"),
+    ]
+
+
+def load_qobj(run: Run, name: str) -> Any:
+    """An attached ``Qobj`` with its dims."""
+    import io
+    import json
+
+    import numpy as np
+    import qutip
+
+    matrix = np.load(io.BytesIO(run.attachment(name).read()), allow_pickle=False)
+    about = json.loads(run.attachment(f"{name}_dims").read())
+    return qutip.Qobj(matrix, dims=about["dims"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +91,30 @@ def test_a_device_with_metadata_is_described(tmp_path: Path) -> None:
         assert info["qubits"] == ["q(0, 0)", "q(0, 1)"]
         assert len(info["gateset"]) == 2
         assert sorted(info["gate_durations_ns"].values()) == [25.0, 32.0]
+
+
+def test_circuits_noise_models_and_results_travel_as_cirq_json(tmp_path: Path) -> None:
+    import cirq
+
+    q = cirq.LineQubit.range(2)
+    circuit = cirq.Circuit(cirq.H(q[0]), cirq.CNOT(q[0], q[1]))
+    noise = cirq.ConstantQubitNoiseModel(cirq.depolarize(0.01))
+    simulator = cirq.DensityMatrixSimulator(noise=noise, seed=3)
+    state = simulator.simulate(circuit)
+    sampled = cirq.Simulator(seed=3).run(circuit + cirq.measure(*q, key="m"), repetitions=100)
+    pm = make_plugin_manager(load_third_party=False, extra_plugins=[qex_cirq])
+    with qa.open_archive(tmp_path / "lab", plugins=pm) as lab:
+        run = lab.record(
+            "bell", backend=simulator, state=state,
+            attach={"circuit": circuit, "noise_model": noise, "counts": sampled},
+        )  # fmt: skip
+        qa.pack_bundle(lab, tmp_path / "b.qexb")
+    with qa.open_archive(
+        tmp_path / "there", plugins=make_plugin_manager(load_third_party=False)
+    ) as there:
+        qa.import_bundle(there, tmp_path / "b.qexb")
+        copy = there.get(run.run_id)
+        assert qex_cirq.load_cirq(copy, "circuit") == circuit
+        assert qex_cirq.load_cirq(copy, "noise_model") == noise
+        counts = json.loads(copy.attachment("counts").read())
+        assert counts["repetitions"] == 100 and sum(counts["histograms"]["m"].values()) == 100

@@ -43,3 +43,22 @@ def test_kets_bras_and_qudit_dims(tmp_path: Path) -> None:
         assert ket.dims == [3, 2] == bra.dims and ket.state_info["source_kind"] == "Qobj ket"
         np.testing.assert_allclose(ket.rho, bra.rho)
         assert qex_qutip.to_qobj(ket) == qutip.ket2dm(psi)
+
+
+def test_operators_travel_as_npy_with_their_dims(tmp_path: Path) -> None:
+    import qutip
+
+    from qex_archive.plugins import make_plugin_manager
+
+    hamiltonian = qutip.tensor(qutip.sigmaz(), qutip.qeye(3)) + 0.5 * qutip.tensor(
+        qutip.sigmax(), qutip.destroy(3) + qutip.create(3)
+    )
+    pm = make_plugin_manager(load_third_party=False, extra_plugins=[qex_qutip])
+    with qa.open_archive(tmp_path / "lab", plugins=pm) as lab:
+        run = lab.record(
+            "jc", backend="qutip", state=qutip.tensor(qutip.basis(2, 0), qutip.basis(3, 1)),
+            attach={"hamiltonian": hamiltonian},
+        )  # fmt: skip
+        assert run.attachment_names == ["hamiltonian", "hamiltonian_dims"]
+        back = qex_qutip.load_qobj(run, "hamiltonian")
+    assert back == hamiltonian and back.dims == hamiltonian.dims
