@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from qex_archive import hookimpl
 
 if TYPE_CHECKING:
+    from qex_archive.attachments import Attachment
     from qex_archive.run import Run
     from qex_archive.states import ArchivedState
 
@@ -87,3 +88,66 @@ def qex_backend_metadata(backend: object, backend_name: str) -> dict[str, Any] |
         "shots": total if isinstance(total, int) else None,
         "pennylane_version": qml.__version__,
     }
+
+
+@hookimpl
+def qex_serialize_attachment(obj: object, name: str) -> list[Attachment] | None:
+    """A tape (``QuantumScript``) as OpenQASM 2 where PennyLane can write it, and always its
+    operations and measurements as JSON (``<name>_ops``), which every tape has."""
+    if not _is_pennylane(obj):
+        return None
+    import json
+
+    import pennylane as qml
+
+    from qex_archive.attachments import Attachment
+
+    if not isinstance(obj, qml.tape.QuantumScript):
+        return None
+    described = {
+        "wires": [str(w) for w in obj.wires],
+        "operations": [
+            {"name": op.name, "wires": [str(w) for w in op.wires], "parameters": _plain_list(op)}
+            for op in obj.operations
+        ],
+        "measurements": [str(m) for m in obj.measurements],
+    }
+    files = [
+        Attachment(
+            json.dumps(described, indent=1).encode() + b"\n", "application/json", "json", "_ops"
+        )
+    ]
+    try:
+        qasm = qml.to_openqasm(obj)
+    except Exception:  # an operation OpenQASM 2 has no name for: the JSON keeps the tape
+        return files
+    return [Attachment(qasm.encode(), "text/x-openqasm", "qasm"), *files]
+
+
+def _plain_list(op: Any) -> list[Any]:
+    values = []
+    for parameter in op.parameters:
+        try:
+            values.append(float(parameter))
+        except (TypeError, ValueError):
+            values.append(str(parameter))
+    return values
+
+
+def load_tape(run: Run, name: str = "circuit") -> Any:
+    """The attached tape's operations, rebuilt from ``<name>_ops`` (the OpenQASM file is for
+    people and other tools; reading it back needs the pennylane-qiskit plugin)."""
+    import json
+
+    import pennylane as qml
+
+    described = json.loads(run.attachment(f"{name}_ops").read())
+
+    def wire(text: str) -> Any:
+        return int(text) if text.lstrip("-").isdigit() else text
+
+    operations = [
+        getattr(qml, op["name"])(*op["parameters"], wires=[wire(w) for w in op["wires"]])
+        for op in described["operations"]
+    ]
+    return qml.tape.QuantumScript(operations)

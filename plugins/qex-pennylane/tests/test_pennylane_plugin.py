@@ -58,3 +58,29 @@ def test_state_on_default_qubit_and_plain_arrays(tmp_path: Path) -> None:
             arch.record("t", backend=dev, state=tensor).state_info["source_kind"]
             == "pennylane_tensor"
         )
+
+
+def test_a_tape_travels_as_openqasm_and_json(tmp_path: Path) -> None:
+    import json
+
+    import numpy as np
+    import pennylane as qml
+
+    from qex_archive.plugins import make_plugin_manager
+
+    with qml.tape.QuantumTape() as tape:
+        qml.Hadamard(0)
+        qml.RY(0.3, wires=1)
+        qml.CNOT([0, 1])
+        qml.probs(wires=[0, 1])
+    pm = make_plugin_manager(load_third_party=False, extra_plugins=[qex_pennylane])
+    with qa.open_archive(tmp_path / "lab", plugins=pm) as lab:
+        run = lab.record(
+            "bell", backend="default.mixed", state=np.eye(4) / 4, attach={"circuit": tape}
+        )
+        assert run.attachment_names == ["circuit", "circuit_ops"]
+        described = json.loads(run.attachment("circuit_ops").read())
+        assert [op["name"] for op in described["operations"]] == ["Hadamard", "RY", "CNOT"]
+        back = qex_pennylane.load_tape(run)
+    names = [op.name for op in back.operations]
+    assert names[:3] == ["Hadamard", "RY", "CNOT"] and back.operations[1].parameters[0] == 0.3
