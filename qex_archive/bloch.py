@@ -161,6 +161,7 @@ def bloch_page(run: Run, rho: ComplexMatrix) -> bytes:
     }
     title = f"{run.experiment_name} · {run.run_id[:8]}"
     params, tags = _params_and_tags(run)
+    attached = run.attachment_names
     out = [
         f"<h1>{esc(run.experiment_name)}</h1>",
         f'<div class="sub">run {esc(run.run_id)}</div><dl>',
@@ -168,6 +169,7 @@ def bloch_page(run: Run, rho: ComplexMatrix) -> bytes:
         f"<dt>time</dt><dd>{esc(iso_local(run.timestamp))}</dd>",
         f"<dt>params</dt><dd>{esc(params)}</dd>",
         *([f"<dt>tags</dt><dd>{esc(tags)}</dd>"] if tags else []),
+        *([f"<dt>attachments</dt><dd>{esc(', '.join(attached))}</dd>"] if attached else []),
         f"<dt>dims</dt><dd>{esc(str(dims))}</dd>",
         f"<dt>ordering</dt><dd>{esc(str(state.get('ordering')))} (subsystem 0 is the leftmost "
         "kron factor)</dd>",

@@ -188,9 +188,14 @@ def run_details(run: Run) -> str:
         lines.extend(("finding", text) for text in validation.get("findings") or [])
     lines.append(("density", f"{run.density_matrix_path}  sha256 {state.get('sha256', '?')}"))
     artifacts = run.artifacts
+    attached = set(run.attachment_names)
     if artifacts:
         lines.extend(
-            ("artifact", f"{a.name}: {a.relative_path} ({a.media_type})") for a in artifacts
+            (
+                "attachment" if a.name in attached else "artifact",
+                f"{a.name}: {a.relative_path} ({a.media_type})",
+            )
+            for a in artifacts
         )
     else:
         lines.append(("artifacts", "(none)"))

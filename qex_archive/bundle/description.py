@@ -30,6 +30,7 @@ from .format import (
     CHECKSUM,
     DESCRIPTION,
     INCONSISTENT,
+    MEDIA_TYPES,
     MISSING,
     RO_CRATE,
     SCHEMA,
@@ -191,6 +192,17 @@ def run_problem(run: dict[str, Any]) -> str | None:
         problem = timestamp_problem(note["created"])
         if problem:
             return f"a note's time {problem}"
+    for artifact in run["artifacts"]:
+        extension = artifact["path"].rsplit(".", 1)[-1]
+        expected = MEDIA_TYPES.get(extension)
+        if expected is None:
+            known = ", ".join(f".{ext}" for ext in MEDIA_TYPES)
+            return f"artifact {artifact['name']!r} is a .{extension} file; bundles carry {known}"
+        if artifact["media_type"] != expected:
+            return (
+                f"artifact {artifact['name']!r} (.{extension}) is declared as "
+                f"{artifact['media_type']!r}, not {expected!r}"
+            )
     metadata = run["metadata"]
     if isinstance(metadata, dict) and "state" in metadata:
         problem = state_summary_problem(metadata["state"], tuple(shape), rho["sha256"])

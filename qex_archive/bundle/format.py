@@ -34,6 +34,20 @@ PAYLOAD_NAME = re.compile(
     rf"|results/{RUN_ID}_rho\.npy|artifacts/{RUN_ID}_[a-z][a-z0-9_]{{0,39}}\.[a-z0-9]{{1,10}})$"
 )
 CHUNK = 1 << 20
+# The files a bundle may carry for a run besides its density matrix (rendered pages and
+# attachments), by extension, with the one media type each must be declared with.
+MEDIA_TYPES = {
+    "html": "text/html",
+    "svg": "image/svg+xml",
+    "png": "image/png",
+    "npy": "application/x-npy",
+    "json": "application/json",
+    "txt": "text/plain",
+    "csv": "text/csv",
+    "bin": "application/octet-stream",
+    "qasm": "text/x-openqasm",
+    "qpy": "application/x-qpy",
+}
 
 
 class BundleError(QexError):

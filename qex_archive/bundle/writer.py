@@ -38,6 +38,7 @@ from .format import (
     CHUNK,
     DESCRIPTION,
     MANIFEST,
+    MEDIA_TYPES,
     PAYLOAD_NAME,
     REPORT,
     RO_CRATE,
@@ -613,13 +614,5 @@ def _ro_crate(
     return {"@context": "https://w3id.org/ro/crate/1.2/context", "@graph": graph}
 
 
-_MEDIA_TYPES = {
-    "npy": "application/x-npy",
-    "json": "application/json",
-    "html": "text/html",
-    "svg": "image/svg+xml",
-}
-
-
 def _media_type(name: str) -> str:
-    return _MEDIA_TYPES.get(name.rsplit(".", 1)[-1], "application/octet-stream")
+    return MEDIA_TYPES.get(name.rsplit(".", 1)[-1], "application/octet-stream")
