@@ -747,7 +747,7 @@ def test_hostile_attachments_are_refused_or_stored_inert(tmp_path: Path) -> None
         return write_zip(tmp_path / f"{name}.qexb", rebag(edited))
 
     disguised = with_artifact("page", "json", "text/html", b"<script>alert(1)</script>")
-    with pytest.raises(qa.BundleError, match="QEX-B023.*not 'application/json'"):
+    with pytest.raises(qa.BundleError, match=r"QEX-B023.*not 'application/json'"):
         read_bundle(disguised)
     unknown = with_artifact("tool", "exe", "application/octet-stream", b"MZ")
     with pytest.raises(qa.BundleError, match=r"QEX-B023.*\.exe file"):
