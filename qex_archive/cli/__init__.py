@@ -9,6 +9,7 @@ and ``runs`` never pay for numpy.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -202,8 +203,28 @@ def output_options(command: F) -> F:
     return command
 
 
+FILTER_PARAMETERS = (
+    "experiment",
+    "backend",
+    "since",
+    "until",
+    "params",
+    "wheres",
+    "valid",
+    "tag_filters",
+)
+
+
 def filter_options(command: F) -> F:
-    """The run selection used by ``runs`` (and later ``pack``)."""
+    """The run selection shared by ``runs``, ``pack``, ``export`` and ``report``: the options,
+    and the command receives them as one ``selection`` (a RunFilter)."""
+
+    @functools.wraps(command)
+    def with_selection(*args: Any, **kwargs: Any) -> Any:
+        values = {name: kwargs.pop(name) for name in FILTER_PARAMETERS}
+        kwargs["selection"] = build_filter(**values)
+        return command(*args, **kwargs)
+
     options = [
         click.option(
             "--experiment", "-e", help="Experiment name.", shell_complete=completes("experiment")
@@ -251,9 +272,10 @@ def filter_options(command: F) -> F:
             help="Only physical states, or only those flagged non-physical.",
         ),
     ]
+    wrapped: Any = with_selection
     for option in reversed(options):
-        command = option(command)
-    return command
+        wrapped = option(wrapped)
+    return wrapped  # type: ignore[no-any-return]
 
 
 def build_filter(

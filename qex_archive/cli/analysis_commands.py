@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from . import (
     FilePath,
-    build_filter,
     cli,
     completes,
     emit_json,
@@ -17,6 +17,9 @@ from . import (
     open_from,
     say,
 )
+
+if TYPE_CHECKING:
+    from ..query import RunFilter
 
 
 @cli.command()
@@ -70,14 +73,7 @@ def compare(ctx: click.Context, run_refs: tuple[str, ...], as_json: bool) -> Non
 @click.pass_context
 def export(
     ctx: click.Context,
-    experiment: str | None,
-    backend: str | None,
-    since: str | None,
-    until: str | None,
-    params: tuple[str, ...],
-    wheres: tuple[str, ...],
-    tag_filters: tuple[str, ...],
-    valid: bool | None,
+    selection: RunFilter,
     output: Path,
     file_format: str | None,
     sort: str | None,
@@ -93,7 +89,6 @@ def export(
     """
     from ..export import export_runs
 
-    selection = build_filter(experiment, backend, since, until, params, wheres, valid, tag_filters)
     report = export_runs(
         open_from(ctx), selection, output, format=file_format, sort=sort, reverse=reverse
     )
@@ -120,14 +115,7 @@ def export(
 @click.pass_context
 def report(
     ctx: click.Context,
-    experiment: str | None,
-    backend: str | None,
-    since: str | None,
-    until: str | None,
-    params: tuple[str, ...],
-    wheres: tuple[str, ...],
-    tag_filters: tuple[str, ...],
-    valid: bool | None,
+    selection: RunFilter,
     output: Path | None,
     x_param: str | None,
     by: str | None,
@@ -144,7 +132,6 @@ def report(
     """
     from ..report import write_reports
 
-    selection = build_filter(experiment, backend, since, until, params, wheres, valid, tag_filters)
     archive = open_from(ctx)
     runs = archive.select(selection)
     reference = archive.get(ref) if ref else None

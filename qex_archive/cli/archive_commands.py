@@ -12,7 +12,6 @@ import click
 from ..errors import InvalidInput
 from . import (
     FilePath,
-    build_filter,
     cli,
     completes,
     emit_json,
@@ -25,6 +24,7 @@ from . import (
 
 if TYPE_CHECKING:
     from ..integrity import Finding
+    from ..query import RunFilter
     from ..run import Run
 
 
@@ -154,14 +154,7 @@ def record(
 @click.pass_context
 def runs_command(
     ctx: click.Context,
-    experiment: str | None,
-    backend: str | None,
-    since: str | None,
-    until: str | None,
-    params: tuple[str, ...],
-    wheres: tuple[str, ...],
-    tag_filters: tuple[str, ...],
-    valid: bool | None,
+    selection: RunFilter,
     limit: int,
     offset: int,
     show_all: bool,
@@ -177,7 +170,6 @@ def runs_command(
 
         qex-archive runs -e ghz_depolarizing -p n_qubits=3 -p "depolarizing<=0.1" --sort purity
     """
-    selection = build_filter(experiment, backend, since, until, params, wheres, valid, tag_filters)
     archive = open_from(ctx)
     selected = archive.select(
         selection,

@@ -14,7 +14,6 @@ from ..errors import InvalidInput
 from . import (
     F,
     FilePath,
-    build_filter,
     cli,
     completes,
     emit_json,
@@ -25,7 +24,7 @@ from . import (
 )
 
 if TYPE_CHECKING:
-    pass
+    from ..query import RunFilter
 
 
 def limit_options(command: F) -> F:
@@ -108,14 +107,7 @@ def pack(
     ctx: click.Context,
     run_refs: tuple[str, ...],
     output: Path,
-    experiment: str | None,
-    backend: str | None,
-    since: str | None,
-    until: str | None,
-    params: tuple[str, ...],
-    wheres: tuple[str, ...],
-    tag_filters: tuple[str, ...],
-    valid: bool | None,
+    selection: RunFilter,
     no_artifacts: bool,
     note: str | None,
     with_report: bool,
@@ -131,7 +123,6 @@ def pack(
     from ..bundle.writer import select_runs
 
     archive = open_from(ctx)
-    selection = build_filter(experiment, backend, since, until, params, wheres, valid, tag_filters)
     total = 0
     if sys.stderr.isatty():  # sizing the bar costs a selection of its own
         from ..archive_files import ForeignFile, stat_data_file
