@@ -74,8 +74,10 @@ def import_bundle(
     dry_run: bool = False,
     limits: Limits | None = None,
     progress: Callable[[int], None] | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> ImportReport:
-    """Merge the runs of a bundle into ``archive``, keeping their run IDs.
+    """Merge the runs of a bundle into ``archive``, keeping their run IDs; ``path`` may be a
+    URL (see :mod:`qex_archive.remote`).
 
     Everything is verified before the archive is touched. Runs already present with the same
     content are left alone (importing a bundle twice changes nothing); a run ID present with
@@ -85,6 +87,21 @@ def import_bundle(
         raise InvalidInput(
             f"on_conflict must be one of {', '.join(CONFLICT_POLICIES)}, not {on_conflict!r}"
         )
+    from ..remote import fetched
+
+    with fetched(path, storage_options) as local:
+        report = _import_local(archive, local, on_conflict, dry_run, limits, progress)
+    return report
+
+
+def _import_local(
+    archive: Archive,
+    path: Path,
+    on_conflict: str,
+    dry_run: bool,
+    limits: Limits | None,
+    progress: Callable[[int], None] | None,
+) -> ImportReport:
     if dry_run:
         contents = read_bundle(path, limits, progress=progress)
         report = _plan(archive, contents)
@@ -145,6 +162,7 @@ def unpack_bundle(
     *,
     limits: Limits | None = None,
     progress: Callable[[int], None] | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> ImportReport:
     """Create a new archive in ``directory`` holding the bundle's runs. If that fails, the
     directory is left as it was (absent, or empty)."""
@@ -152,7 +170,9 @@ def unpack_bundle(
     if (target / DB_NAME).exists() or (target.is_dir() and any(target.iterdir())):
         raise InvalidInput(f"{target} is not empty; unpack into a new directory, or use 'import'")
     with removed_unless_kept(target), open_archive(target) as archive:
-        return import_bundle(archive, path, limits=limits, progress=progress)
+        return import_bundle(
+            archive, path, limits=limits, progress=progress, storage_options=storage_options
+        )
 
 
 @contextmanager

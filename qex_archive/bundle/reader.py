@@ -89,6 +89,7 @@ def read_bundle(
     progress: Callable[[int], None] | None = None,
     verify_payload: bool = True,
     all_problems: bool = False,
+    storage_options: dict[str, Any] | None = None,
 ) -> BundleContents:
     """Validate the bundle at ``path`` completely; raise :class:`BundleError` at the first problem.
 
@@ -97,10 +98,25 @@ def read_bundle(
     failure to write it raises :class:`SinkError`. ``verify_payload=False`` checks the
     structure, tag files and descriptions but does not read the data files (``inspect``). With
     ``all_problems=True`` every data file is checked even after one failed, and the error
-    raised lists them all in ``problems``.
+    raised lists them all in ``problems``. ``path`` may be a URL (``s3://...``, ``https://...``;
+    see :mod:`qex_archive.remote`), with fsspec's ``storage_options``.
     """
+    from ..remote import fetched, is_url, local_path
+
+    if is_url(path):
+        with fetched(path, storage_options) as local:
+            contents = read_bundle(
+                local,
+                limits,
+                sink=sink,
+                progress=progress,
+                verify_payload=verify_payload,
+                all_problems=all_problems,
+            )
+        contents.path = os.fspath(path)  # type: ignore[assignment]
+        return contents
     limits = limits or Limits()
-    source = Path(path)
+    source = local_path(path)
     try:
         if not source.is_file():
             raise BundleError(NOT_A_ZIP, f"{source} is not a file")

@@ -56,7 +56,7 @@ Progress = Callable[[int], None]
 
 @dataclass(frozen=True)
 class PackReport:
-    path: Path
+    path: Path | str  # the file written, or the URL
     bundle_id: str
     runs: int
     files: int
@@ -108,6 +108,7 @@ def pack_bundle(
     note: str | None = None,
     with_report: bool = False,
     progress: Progress | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> PackReport:
     """Write the selected runs to ``output`` (a ``.qexb`` file) and describe what was written.
 
@@ -119,6 +120,8 @@ def pack_bundle(
     Packing the same runs again gives the same bytes; ``SOURCE_DATE_EPOCH`` sets the creation
     time, which otherwise is the newest run's. ``with_report`` adds the experiment report of
     the packed runs as ``data/report.html`` (format 2), its links pointing into the bundle.
+    ``output`` may be a URL (``s3://bucket/x.qexb``; see :mod:`qex_archive.remote`), with
+    fsspec's ``storage_options``.
     """
     if isinstance(runs, str):
         runs = [runs]
@@ -131,11 +134,33 @@ def pack_bundle(
         selection = criteria
     if note is not None and (not isinstance(note, str) or len(note) > 10_000 or not is_text(note)):
         raise InvalidInput("the note must be UTF-8 text of at most 10,000 characters")
-    target = Path(output)
-    if target.is_dir():
-        raise InvalidInput(f"{target} is a directory; give a file name such as runs.qexb")
-    if not target.parent.is_dir():
-        raise InvalidInput(f"directory {target.parent} does not exist; create it or pick another")
+    from ..remote import is_url, local_path, published
+
+    if not is_url(output):
+        output = local_path(output)
+        if output.is_dir():
+            raise InvalidInput(f"{output} is a directory; give a file name such as runs.qexb")
+        if not output.parent.is_dir():
+            raise InvalidInput(
+                f"directory {output.parent} does not exist; create it or pick another"
+            )
+    with published(output, storage_options) as target:
+        report = _pack(
+            archive, target, runs, selection, include_artifacts, note, with_report, progress
+        )
+    return replace(report, path=os.fspath(output) if is_url(output) else Path(os.fspath(output)))
+
+
+def _pack(
+    archive: Archive,
+    target: Path,
+    runs: Sequence[str],
+    selection: RunFilter | None,
+    include_artifacts: bool,
+    note: str | None,
+    with_report: bool,
+    progress: Progress | None,
+) -> PackReport:
     selected = select_runs(archive, runs, selection)
     files, records = _collect_payload(archive, selected, include_artifacts)
     with ThreadPoolExecutor(min(2, os.cpu_count() or 1)) as pool:

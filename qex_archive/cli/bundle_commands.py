@@ -44,6 +44,13 @@ def limit_options(command: F) -> F:
         ),
         click.option("--max-json-size", metavar="BYTES", help="Largest JSON member (default 32M)."),
         click.option(
+            "--storage-option",
+            "storage_options",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="An fsspec option for a bundle at a URL (endpoint_url=..., anon=true).",
+        ),
+        click.option(
             "--max-json-values",
             type=click.IntRange(min=1),
             help="Most values in a JSON member (default 1,000,000).",
@@ -52,6 +59,20 @@ def limit_options(command: F) -> F:
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def _local_size(bundle: str) -> int:
+    from ..remote import is_url
+
+    path = Path(bundle)
+    return path.stat().st_size if not is_url(bundle) and path.is_file() else 0
+
+
+def storage_of(options: dict[str, Any]) -> dict[str, Any]:
+    """The ``--storage-option`` values, taken out of the command's options."""
+    from ..remote import parse_storage_options
+
+    return parse_storage_options(options.pop("storage_options", ()))
 
 
 def build_limits(options: dict[str, Any]) -> Any:
@@ -94,26 +115,36 @@ def _byte_size(text: str, key: str) -> int:
     "--output",
     "-o",
     required=True,
-    type=FilePath(dir_okay=False, path_type=Path),
-    help="Bundle file to write (.qexb).",
+    type=FilePath(dir_okay=False),
+    help="Bundle file to write (.qexb), or a URL such as s3://bucket/runs.qexb.",
 )
 @filter_options
 @click.option("--no-artifacts", is_flag=True, help="Leave the artifacts (Bloch pages, ...) out.")
 @click.option("--note", help="A free-text note for the recipient.")
 @click.option("--with-report", is_flag=True, help="Add the experiment report of the packed runs.")
+@click.option(
+    "--storage-option",
+    "storage_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An fsspec option when writing to a URL (endpoint_url=..., profile=...).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 @click.pass_context
 def pack(
     ctx: click.Context,
     run_refs: tuple[str, ...],
-    output: Path,
+    output: str,
     selection: RunFilter,
     no_artifacts: bool,
     note: str | None,
     with_report: bool,
+    storage_options: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Pack runs into one bundle file to share: by ID, or by the same filters as 'runs'.
+    The bundle may go to a URL (s3://bucket/prefix/runs.qexb; pip install
+    'qex-archive[remote]').
 
     Example:
 
@@ -121,6 +152,7 @@ def pack(
     """
     from ..bundle import pack_bundle
     from ..bundle.writer import select_runs
+    from ..remote import parse_storage_options
 
     archive = open_from(ctx)
     total = 0
@@ -146,6 +178,7 @@ def pack(
             note=note,
             with_report=with_report,
             progress=bar.update if bar else None,
+            storage_options=parse_storage_options(storage_options),
         )
     if as_json:
         emit_json(
@@ -164,10 +197,10 @@ def pack(
 
 
 @cli.command()
-@click.argument("bundle", type=FilePath(dir_okay=False, path_type=Path))
+@click.argument("bundle", type=FilePath(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @limit_options
-def inspect(bundle: Path, as_json: bool, **limits: Any) -> None:
+def inspect(bundle: str, as_json: bool, **limits: Any) -> None:
     """Show what a bundle holds, without writing anything (the data files are not hashed;
     'verify' does that).
 
@@ -178,7 +211,10 @@ def inspect(bundle: Path, as_json: bool, **limits: Any) -> None:
     from ..bundle import read_bundle
     from ..timeutil import iso_local
 
-    contents = read_bundle(bundle, build_limits(limits), verify_payload=False)
+    storage = storage_of(limits)
+    contents = read_bundle(
+        bundle, build_limits(limits), verify_payload=False, storage_options=storage
+    )
     runs = contents.runs
     summary = {
         "bundle_id": contents.bundle_id,
@@ -231,11 +267,11 @@ def _count(values: Iterable[str]) -> dict[str, int]:
 
 
 @cli.command()
-@click.argument("bundle", type=FilePath(dir_okay=False, path_type=Path))
+@click.argument("bundle", type=FilePath(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @limit_options
 @click.pass_context
-def verify(ctx: click.Context, /, bundle: Path, as_json: bool, **limits: Any) -> None:
+def verify(ctx: click.Context, /, bundle: str, as_json: bool, **limits: Any) -> None:
     """Check a bundle completely (structure, checksums, schema, every .npy header) without
     writing anything. Exit status 0 only when it is valid.
 
@@ -247,13 +283,15 @@ def verify(ctx: click.Context, /, bundle: Path, as_json: bool, **limits: Any) ->
 
     problems: list[dict[str, Any]] = []
     contents = None
+    storage = storage_of(limits)
     try:
-        with progress_bar(bundle.stat().st_size if bundle.is_file() else 0, "verifying") as bar:
+        with progress_bar(_local_size(bundle), "verifying") as bar:
             contents = read_bundle(
                 bundle,
                 build_limits(limits),
                 progress=bar.update if bar else None,
                 all_problems=True,
+                storage_options=storage,
             )
     except BundleError as exc:
         problems = [
@@ -280,7 +318,7 @@ def verify(ctx: click.Context, /, bundle: Path, as_json: bool, **limits: Any) ->
 
 
 @cli.command(name="import")
-@click.argument("bundle", type=FilePath(dir_okay=False, path_type=Path))
+@click.argument("bundle", type=FilePath(dir_okay=False))
 @click.option(
     "--on-conflict",
     type=click.Choice(["error", "skip"]),
@@ -295,7 +333,7 @@ def verify(ctx: click.Context, /, bundle: Path, as_json: bool, **limits: Any) ->
 def import_command(
     ctx: click.Context,
     /,
-    bundle: Path,
+    bundle: str,
     on_conflict: str,
     dry_run: bool,
     as_json: bool,
@@ -312,13 +350,14 @@ def import_command(
     from ..bundle import import_bundle
     from ..bundle.importer import removed_unless_kept
 
+    storage = storage_of(limits)
     data_dir = resolve_data_dir(ctx.find_root().obj)
     new = not (data_dir / DB_NAME).exists()
     # a refused import, or a dry run, leaves no archive behind where there was none
     with (
         removed_unless_kept(data_dir, keep=not dry_run) if new else nullcontext(),
         open_archive(data_dir) as archive,
-        progress_bar(bundle.stat().st_size if bundle.is_file() else 0, "importing") as bar,
+        progress_bar(_local_size(bundle), "importing") as bar,
     ):
         report = import_bundle(
             archive,
@@ -327,16 +366,17 @@ def import_command(
             dry_run=dry_run,
             limits=build_limits(limits),
             progress=bar.update if bar else None,
+            storage_options=storage,
         )
     _print_import(report, as_json)
 
 
 @cli.command()
-@click.argument("bundle", type=FilePath(dir_okay=False, path_type=Path))
+@click.argument("bundle", type=FilePath(dir_okay=False))
 @click.argument("directory", type=FilePath(file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @limit_options
-def unpack(bundle: Path, directory: Path, as_json: bool, **limits: Any) -> None:
+def unpack(bundle: str, directory: Path, as_json: bool, **limits: Any) -> None:
     """Create a new archive in DIRECTORY from a bundle.
 
     Example:
@@ -345,9 +385,14 @@ def unpack(bundle: Path, directory: Path, as_json: bool, **limits: Any) -> None:
     """
     from ..bundle import unpack_bundle
 
-    with progress_bar(bundle.stat().st_size if bundle.is_file() else 0, "unpacking") as bar:
+    storage = storage_of(limits)
+    with progress_bar(_local_size(bundle), "unpacking") as bar:
         report = unpack_bundle(
-            bundle, directory, limits=build_limits(limits), progress=bar.update if bar else None
+            bundle,
+            directory,
+            limits=build_limits(limits),
+            progress=bar.update if bar else None,
+            storage_options=storage,
         )
     _print_import(report, as_json)
 

@@ -1,0 +1,142 @@
+"""Bundles at URLs: ``s3://`` (and any other fsspec file system: ``gcs://``, ``az://``),
+``https://`` and ``http://`` to read, ``file://``, through fsspec (``pip install
+'qex-archive[remote]'``).
+
+Reading: the bundle is streamed into a temporary file (1 MiB at a time, never held in memory)
+and then read exactly as a local bundle, so every closed-world check applies unchanged; the
+temporary file is removed afterwards. Writing: the bundle is packed locally, uploaded under a
+temporary name beside the final one and then moved into place, so a killed ``pack`` leaves no
+object under the final name. Credentials and endpoints come from the usual places (environment,
+AWS config files) or ``storage_options``; they are never stored or printed.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from .errors import InvalidInput, QexError
+
+CHUNK = 1 << 20
+
+
+def is_url(target: str | os.PathLike[str]) -> bool:
+    text = os.fspath(target)
+    return isinstance(text, str) and "://" in text and not text.startswith("file://")
+
+
+def local_path(target: str | os.PathLike[str]) -> Path:
+    text = os.fspath(target)
+    if isinstance(text, str) and text.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        return Path(unquote(urlparse(text).path))
+    return Path(text)
+
+
+def parse_storage_options(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """``key=value`` pairs (values JSON when they parse as JSON), for fsspec."""
+    from .jsonvalues import parse_loose
+
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput(f"--storage-option {key.strip()!r}... is not KEY=VALUE")
+        options[key.strip()] = parse_loose(value)
+    return options
+
+
+def _fsspec() -> Any:
+    try:
+        import fsspec
+    except ImportError:
+        raise QexError("bundles at URLs need fsspec; pip install 'qex-archive[remote]'") from None
+    return fsspec
+
+
+def _filesystem(url: str, options: Mapping[str, Any] | None) -> tuple[Any, str]:
+    fsspec = _fsspec()
+    try:
+        fs, path = fsspec.core.url_to_fs(url, **dict(options or {}))
+    except ImportError as exc:
+        raise QexError(
+            f"{url.split('://')[0]}:// needs a package fsspec names ({exc}); "
+            "pip install 'qex-archive[remote]'"
+        ) from None
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(f"cannot use {_shown(url)}: {exc}") from None
+    return fs, path
+
+
+def _shown(url: str) -> str:
+    """The URL without credentials in it (user:password@host)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+@contextmanager
+def fetched(
+    url: str | os.PathLike[str], options: Mapping[str, Any] | None = None
+) -> Iterator[Path]:
+    """A local path holding the bundle at ``url`` (the path itself for a local one)."""
+    if not is_url(url):
+        yield local_path(url)
+        return
+    text = os.fspath(url)
+    fs, path = _filesystem(str(text), options)
+    directory = Path(tempfile.mkdtemp(prefix="qex-remote-"))
+    target = directory / (Path(str(path)).name or "bundle.qexb")
+    try:
+        try:
+            with fs.open(path, "rb", block_size=CHUNK) as source, target.open("wb") as sink:
+                shutil.copyfileobj(source, sink, CHUNK)
+        except FileNotFoundError:
+            raise QexError(f"no bundle at {_shown(str(text))}") from None
+        except (OSError, ValueError) as exc:
+            raise QexError(
+                f"cannot read {_shown(str(text))}: {type(exc).__name__}: {str(exc)[:200]}"
+            ) from None
+        yield target
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextmanager
+def published(
+    url: str | os.PathLike[str], options: Mapping[str, Any] | None = None
+) -> Iterator[Path]:
+    """A local path to write the bundle to; when the block succeeds it is uploaded to ``url``
+    under a temporary name and then moved to its final one."""
+    if not is_url(url):
+        yield local_path(url)
+        return
+    text = str(os.fspath(url))
+    fs, path = _filesystem(text, options)
+    directory = Path(tempfile.mkdtemp(prefix="qex-remote-"))
+    local = directory / (Path(str(path)).name or "bundle.qexb")
+    try:
+        yield local
+        partial = f"{path}.partial-{secrets.token_hex(6)}"
+        try:
+            fs.put_file(str(local), partial)
+            fs.mv(partial, path)
+        except (OSError, ValueError) as exc:
+            with suppress(OSError, ValueError):
+                fs.rm(partial)
+            raise QexError(
+                f"cannot write {_shown(text)}: {type(exc).__name__}: {str(exc)[:200]}"
+            ) from None
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

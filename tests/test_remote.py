@@ -1,0 +1,157 @@
+"""Bundles at URLs, against a real S3 API (moto's server) and a plain HTTP server, both on
+127.0.0.1, started and stopped here."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import qex_archive as qa
+from qex_archive.cli import cli
+
+from .conftest import bell_state, snapshot
+
+pytest.importorskip("s3fs")
+moto_server = pytest.importorskip("moto.server")
+boto3 = pytest.importorskip("boto3")
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[dict[str, str]]:
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="test",
+        aws_secret_access_key="test-secret",
+        region_name="us-east-1",
+    ).create_bucket(Bucket="lab")
+    yield {"endpoint_url": endpoint}
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+def client(s3: dict[str, str]):  # type: ignore[no-untyped-def]
+    return boto3.client("s3", endpoint_url=s3["endpoint_url"], region_name="us-east-1")
+
+
+def test_pack_to_and_import_from_s3(s3: dict[str, str], tmp_path: Path) -> None:
+    with qa.open_archive(tmp_path / "a") as arch:
+        for p in (0.0, 0.3):
+            arch.record(
+                "bell",
+                params={"p": p},
+                backend="b",
+                state=(1 - p) * bell_state() + p / 4 * np.eye(4),
+            )
+        report = qa.pack_bundle(arch, "s3://lab/shared/bell.qexb", storage_options=s3)
+    assert report.path == "s3://lab/shared/bell.qexb"
+    keys = [o["Key"] for o in client(s3).list_objects_v2(Bucket="lab")["Contents"]]
+    assert keys == ["shared/bell.qexb"]  # no temporary object left behind
+    contents = qa.read_bundle("s3://lab/shared/bell.qexb", storage_options=s3)
+    assert len(contents.runs) == 2 and contents.path == "s3://lab/shared/bell.qexb"
+    with qa.open_archive(tmp_path / "b") as other:
+        imported = qa.import_bundle(other, "s3://lab/shared/bell.qexb", storage_options=s3)
+        assert len(imported.imported) == 2
+        (run,) = other.runs(where={"p": 0.3})
+        assert run.provenance is not None and run.provenance["source_name"] == "bell.qexb"
+
+
+def test_the_commands_take_urls(s3: dict[str, str], tmp_path: Path) -> None:
+    with qa.open_archive(tmp_path / "a") as arch:
+        arch.record("e", backend="b", state=bell_state())
+    option = ["--storage-option", f"endpoint_url={s3['endpoint_url']}"]
+    runner = CliRunner()
+    url = "s3://lab/cli/e.qexb"
+    packed = runner.invoke(cli, ["-d", str(tmp_path / "a"), "pack", "-o", url, *option])
+    assert packed.exit_code == 0 and url in packed.output, packed.output
+    verified = runner.invoke(cli, ["verify", url, *option])
+    assert verified.exit_code == 0 and verified.output.startswith("valid:"), verified.output
+    shown = runner.invoke(cli, ["inspect", url, *option])
+    assert "runs" in shown.output and shown.exit_code == 0
+    imported = runner.invoke(cli, ["-d", str(tmp_path / "b"), "import", url, *option])
+    assert imported.exit_code == 0 and "imported 1 runs" in imported.output
+    missing = runner.invoke(cli, ["verify", "s3://lab/nothing.qexb", *option])
+    assert missing.exit_code == 1 and "no bundle at s3://lab/nothing.qexb" in missing.output
+    assert "test-secret" not in missing.output
+
+
+def test_a_bundle_tampered_in_the_bucket_is_refused_with_the_same_code(
+    s3: dict[str, str], tmp_path: Path
+) -> None:
+    with qa.open_archive(tmp_path / "a") as arch:
+        arch.record("e", backend="b", state=bell_state())
+        qa.pack_bundle(arch, tmp_path / "local.qexb")
+    raw = bytearray((tmp_path / "local.qexb").read_bytes())
+    at = raw.index(b"\x93NUMPY") + 200  # inside the density matrix's data
+    raw[at] ^= 0xFF
+    client(s3).put_object(Bucket="lab", Key="tampered.qexb", Body=bytes(raw))
+    (tmp_path / "t.qexb").write_bytes(bytes(raw))
+    with pytest.raises(qa.BundleError) as local_error:
+        qa.read_bundle(tmp_path / "t.qexb")
+    with qa.open_archive(tmp_path / "b") as target:
+        before = snapshot(target.root)
+        with pytest.raises(qa.BundleError) as remote_error:
+            qa.import_bundle(target, "s3://lab/tampered.qexb", storage_options=s3)
+        assert remote_error.value.code == local_error.value.code == "QEX-B012"
+        assert snapshot(target.root) == before
+
+
+def test_read_only_http(tmp_path: Path) -> None:
+    pytest.importorskip("aiohttp")
+    with qa.open_archive(tmp_path / "a") as arch:
+        arch.record("e", backend="b", state=bell_state())
+        qa.pack_bundle(arch, tmp_path / "served" / "e.qexb") if (
+            tmp_path / "served"
+        ).mkdir() is None else None
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "served")
+    )
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined, method-assign]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/e.qexb"
+        assert len(qa.read_bundle(url).runs) == 1
+        with qa.open_archive(tmp_path / "b") as other:
+            assert len(qa.import_bundle(other, url).imported) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_without_the_extra_a_url_is_a_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import builtins
+    import sys
+
+    real_import = builtins.__import__
+
+    def no_fsspec(name: str, *args: object, **kwargs: object) -> object:
+        if name == "fsspec":
+            raise ImportError("No module named 'fsspec'")
+        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builtins, "__import__", no_fsspec)
+    monkeypatch.delitem(sys.modules, "fsspec", raising=False)
+    result = CliRunner().invoke(cli, ["verify", "s3://lab/x.qexb"])
+    assert result.exit_code == 1
+    assert "pip install 'qex-archive[remote]'" in result.output
