@@ -112,6 +112,17 @@ def m006_tags_and_notes(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE qex_imports ADD COLUMN bundle_note TEXT")
 
 
+def m007_remotes(conn: sqlite3.Connection) -> None:
+    # where bundles are pushed and pulled; options without secrets (see remotes.py)
+    conn.execute(
+        """CREATE TABLE qex_remotes (
+            name TEXT PRIMARY KEY,
+            url TEXT NOT NULL,
+            storage_options TEXT NOT NULL DEFAULT '{}'
+        )"""
+    )
+
+
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("m001_seed_schema", m001_seed_schema),
     ("m002_file_checksums", m002_file_checksums),
@@ -119,6 +130,7 @@ MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("m004_file_origin", m004_file_origin),
     ("m005_lookup_indexes", m005_lookup_indexes),
     ("m006_tags_and_notes", m006_tags_and_notes),
+    ("m007_remotes", m007_remotes),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -405,3 +405,31 @@ def replace_last_note(conn: sqlite3.Connection, run_id: str, created: float, tex
         "UPDATE qex_notes SET created = ?, text = ? WHERE note_id = ?", (created, text, row[0])
     )
     return True
+
+
+# -- qex_remotes ----------------------------------------------------------------------------
+
+
+def add_remote(conn: sqlite3.Connection, name: str, url: str, options_json: str) -> None:
+    conn.execute(
+        "INSERT INTO qex_remotes (name, url, storage_options) VALUES (?, ?, ?)",
+        (name, url, options_json),
+    )
+
+
+def remove_remote(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("DELETE FROM qex_remotes WHERE name = ?", (name,)).rowcount > 0
+
+
+def remote(conn: sqlite3.Connection, name: str) -> tuple[str, str] | None:
+    row = conn.execute(
+        "SELECT url, storage_options FROM qex_remotes WHERE name = ?", (name,)
+    ).fetchone()
+    return None if row is None else (str(row[0]), str(row[1]))
+
+
+def remotes(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
+    rows: list[tuple[str, str, str]] = conn.execute(
+        "SELECT name, url, storage_options FROM qex_remotes ORDER BY name"
+    ).fetchall()
+    return rows

@@ -155,3 +155,65 @@ def test_without_the_extra_a_url_is_a_one_line_error(
     result = CliRunner().invoke(cli, ["verify", "s3://lab/x.qexb"])
     assert result.exit_code == 1
     assert "pip install 'qex-archive[remote]'" in result.output
+
+
+def test_push_pull_and_status_between_two_archives(s3: dict[str, str], tmp_path: Path) -> None:
+    from qex_archive.remotes import add_remote, pull, push, status
+
+    url = "s3://lab/remote-a"
+    with qa.open_archive(tmp_path / "alice") as alice, qa.open_archive(tmp_path / "bob") as bob:
+        for arch in (alice, bob):
+            add_remote(arch, "lab", url, dict(s3))
+        mine = [
+            alice.record("ghz", params={"i": i}, backend="b", state=bell_state()) for i in range(3)
+        ]
+        alice.record("other", backend="b", state=np.eye(2) / 2)
+        first = push(alice, "lab", qa.RunFilter(experiment="ghz"))
+        assert first is not None and first["runs"] == 3
+        assert push(alice, "lab", qa.RunFilter(experiment="ghz")) is None  # nothing new
+        assert push(alice, "lab") is not None  # the other run, in a bundle of its own
+        objects = sorted(
+            o["Key"]
+            for o in client(s3).list_objects_v2(Bucket="lab", Prefix="remote-a/")["Contents"]
+        )
+        assert len(objects) == 4 and sum(k.startswith("remote-a/index/") for k in objects) == 2
+        bob.record("bobs", backend="b", state=np.eye(2) / 2)
+        reports = pull(bob, "lab", qa.RunFilter(experiment="ghz"))
+        assert len(reports) == 1 and sorted(reports[0].imported) == sorted(r.run_id for r in mine)
+        assert pull(bob, "lab", qa.RunFilter(experiment="ghz")) == []  # nothing left to fetch
+        seen = status(bob, "lab")
+        assert len(seen.both) == 3 and len(seen.only_there) == 1 and len(seen.only_here) == 1
+    with (
+        pytest.raises(qa.InvalidInput, match="looks like a secret"),
+        qa.open_archive(tmp_path / "carol") as carol,
+    ):
+        add_remote(carol, "lab", url, {"secret": "x"})
+
+
+def test_two_pushers_at_once_both_land(s3: dict[str, str], tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numpy as np, qex_archive as qa\n"
+        "from qex_archive.remotes import add_remote, push\n"
+        "with qa.open_archive(sys.argv[1]) as a:\n"
+        "    add_remote(a, 'lab', 's3://lab/shared-c', {'endpoint_url': sys.argv[2]})\n"
+        "    for i in range(5):\n"
+        "        a.record('run', params={'i': i}, backend='b', state=np.eye(2) / 2)\n"
+        "    print(push(a, 'lab')['runs'])\n"
+    )
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path / name), s3["endpoint_url"]],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("one", "two")
+    ]
+    assert [child.communicate(timeout=120)[0].strip() for child in children] == ["5", "5"]
+    with qa.open_archive(tmp_path / "three") as three:
+        from qex_archive.remotes import add_remote, pull
+
+        add_remote(three, "lab", "s3://lab/shared-c", dict(s3))
+        assert sum(len(r.imported) for r in pull(three, "lab")) == 10

@@ -329,4 +329,5 @@ from . import (  # noqa: E402, F401
     archive_commands,
     bundle_commands,
     plugin_commands,
+    remote_commands,
 )
