@@ -217,3 +217,40 @@ def test_two_pushers_at_once_both_land(s3: dict[str, str], tmp_path: Path) -> No
 
         add_remote(three, "lab", "s3://lab/shared-c", dict(s3))
         assert sum(len(r.imported) for r in pull(three, "lab")) == 10
+
+
+def test_a_pack_killed_during_upload_leaves_no_object_under_its_name(
+    s3: dict[str, str], tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    from .kill_points import PRELUDE
+
+    child = PRELUDE + textwrap.dedent(
+        """
+        import sys, numpy as np, s3fs
+        import qex_archive as qa
+        s3fs.S3FileSystem.mv = stop_here  # uploaded under the temporary name, not yet moved
+        with qa.open_archive(sys.argv[1]) as arch:
+            arch.record("e", backend="b", state=np.eye(2) / 2)
+            options = {"endpoint_url": sys.argv[2]}
+            qa.pack_bundle(arch, "s3://lab/killed/x.qexb", storage_options=options)
+        """
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", child, str(tmp_path / "a"), s3["endpoint_url"]],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "REACHED", process.stderr.read()  # type: ignore[union-attr]
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    listed = client(s3).list_objects_v2(Bucket="lab", Prefix="killed/").get("Contents", [])
+    keys = [item["Key"] for item in listed]
+    assert "killed/x.qexb" not in keys and all(".partial-" in key for key in keys)
