@@ -104,7 +104,7 @@ def fetched(
                 shutil.copyfileobj(source, sink, CHUNK)
         except FileNotFoundError:
             raise QexError(f"no bundle at {_shown(str(text))}") from None
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # the storage client's own error types (aiohttp, botocore)
             raise QexError(
                 f"cannot read {_shown(str(text))}: {type(exc).__name__}: {str(exc)[:200]}"
             ) from None
@@ -132,8 +132,8 @@ def published(
         try:
             fs.put_file(str(local), partial)
             fs.mv(partial, path)
-        except (OSError, ValueError) as exc:
-            with suppress(OSError, ValueError):
+        except Exception as exc:  # the storage client's own error types (aiohttp, botocore)
+            with suppress(Exception):
                 fs.rm(partial)
             raise QexError(
                 f"cannot write {_shown(text)}: {type(exc).__name__}: {str(exc)[:200]}"

@@ -101,7 +101,7 @@ def remote_index(url: str, options: dict[str, Any]) -> dict[str, dict[str, Any]]
         try:
             with fs.open(path, "rb") as stream:
                 value = json.loads(stream.read(16 * 1024**2))
-        except (OSError, ValueError):
+        except (OSError, ValueError, UnicodeDecodeError):
             continue  # not one of ours, or being written: pull again later
         if isinstance(value, dict) and isinstance(value.get("runs"), list):
             indexes[str(value.get("bundle_id"))] = value

@@ -254,3 +254,81 @@ def test_a_pack_killed_during_upload_leaves_no_object_under_its_name(
     listed = client(s3).list_objects_v2(Bucket="lab", Prefix="killed/").get("Contents", [])
     keys = [item["Key"] for item in listed]
     assert "killed/x.qexb" not in keys and all(".partial-" in key for key in keys)
+
+
+@pytest.mark.slow
+def test_pull_reads_thousands_of_indexes_and_fetches_only_what_it_needs(
+    s3: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json as json_module
+
+    from qex_archive.remotes import add_remote, pull, push
+
+    url = "s3://lab/many"
+    s3_client = client(s3)
+    for i in range(1000):  # other people's bundles, described by their index objects alone
+        index = {
+            "bundle_id": f"00000000-0000-5000-8000-{i:012d}",
+            "bundle": f"bundles/00000000-0000-5000-8000-{i:012d}.qexb",
+            "runs": [{"run_id": f"10000000-0000-4000-8000-{i:012d}", "experiment_name": "other",
+                      "backend_name": "b", "timestamp": 1.7e9, "rho_sha256": "0" * 64}],
+        }  # fmt: skip
+        s3_client.put_object(
+            Bucket="lab", Key=f"many/index/{index['bundle_id']}.json", Body=json_module.dumps(index)
+        )
+    with qa.open_archive(tmp_path / "alice") as alice, qa.open_archive(tmp_path / "bob") as bob:
+        add_remote(alice, "lab", url, dict(s3))
+        add_remote(bob, "lab", url, dict(s3))
+        alice.record("ghz", backend="b", state=bell_state())
+        assert push(alice, "lab", qa.RunFilter(experiment="ghz")) is not None
+        fetched: list[str] = []
+        from qex_archive import bundle
+
+        original = bundle.import_bundle
+
+        def counting(archive: qa.Archive, path: str, **kwargs: object) -> object:
+            fetched.append(path)
+            return original(archive, path, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(bundle, "import_bundle", counting)
+        (report,) = pull(bob, "lab", qa.RunFilter(experiment="ghz"))
+        assert len(fetched) == 1 and len(report.imported) == 1  # one bundle of 1,001 fetched
+
+
+def test_a_connection_dropped_mid_read_is_refused_cleanly(tmp_path: Path) -> None:
+    pytest.importorskip("aiohttp")
+    with qa.open_archive(tmp_path / "a") as arch:
+        arch.record("e", backend="b", state=bell_state())
+        qa.pack_bundle(arch, tmp_path / "e.qexb")
+    body = (tmp_path / "e.qexb").read_bytes()
+
+    class Dropping(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])  # then the connection is gone
+            self.close_connection = True
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Dropping)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/e.qexb"
+        with qa.open_archive(tmp_path / "b") as target:
+            before = snapshot(target.root)
+            with pytest.raises(qa.QexError) as caught:
+                qa.import_bundle(target, url)
+            assert "\n" not in str(caught.value)
+            assert snapshot(target.root) == before
+    finally:
+        server.shutdown()
+        server.server_close()
