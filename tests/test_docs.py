@@ -41,7 +41,7 @@ def test_readme_library_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyP
     arch = namespace["arch"]
     assert arch.count() == 51  # type: ignore[attr-defined]
 
-    (sharing,) = python_blocks("Sharing runs")
+    (sharing,) = [b for b in python_blocks("Sharing runs") if "s3://" not in b]
     exec(compile(sharing, "README.md", "exec"), namespace)
     assert len(namespace["received"].runs) == 50  # type: ignore[attr-defined]
     assert len(namespace["report"].imported) == 50  # type: ignore[attr-defined]
@@ -58,6 +58,36 @@ def test_readme_analysis_example_runs(tmp_path: Path, monkeypatch: pytest.Monkey
     assert noisy.fidelity(bell) == pytest.approx(0.925)  # type: ignore[attr-defined]
     assert qa.trace_distance(noisy, bell) == pytest.approx(0.075)
     assert noisy.expectation("ZZ") == pytest.approx(0.9)  # type: ignore[attr-defined]
+
+
+def test_readme_bucket_example_runs_against_a_local_s3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("s3fs")
+    moto_server = pytest.importorskip("moto.server")
+    boto3 = pytest.importorskip("boto3")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        for name, value in {
+            "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
+            monkeypatch.setenv(name, value)
+        boto3.client("s3").create_bucket(Bucket="lab-bucket")
+        monkeypatch.chdir(tmp_path)
+        blocks = python_blocks("Sharing runs")
+        bucket = next(block for block in blocks if "s3://" in block)
+        namespace: dict[str, object] = {}
+        exec(compile(bucket, "README.md", "exec"), namespace)
+        assert namespace["pushed"]["runs"] == 1  # type: ignore[index]
+        assert sum(len(r.imported) for r in namespace["reports"]) == 1  # type: ignore[attr-defined]
+        assert len(namespace["received"].runs) == 1  # type: ignore[attr-defined]
+    finally:
+        server.stop()
 
 
 def test_readme_table_header_is_the_real_one(tmp_path: Path) -> None:
