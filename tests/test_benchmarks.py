@@ -62,3 +62,13 @@ def test_bundle_benchmark_runs(tmp_path: Path) -> None:
 def test_analysis_benchmark_runs(tmp_path: Path) -> None:
     pytest.importorskip("pandas")
     assert_positive(run_smoke("analysis.py", tmp_path), {"to_pandas_ratio", "rhos_ratio"})
+
+
+@pytest.mark.slow
+def test_remote_benchmark_runs(tmp_path: Path) -> None:
+    pytest.importorskip("moto.server")
+    pytest.importorskip("s3fs")
+    keys = {
+        f"{size}_{what}" for size in ("small", "large") for what in ("push_ratio", "pull_ratio")
+    }
+    assert_positive(run_smoke("remote.py", tmp_path), keys)
