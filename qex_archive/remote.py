@@ -2,7 +2,8 @@
 ``https://`` and ``http://`` to read, ``file://``, through fsspec (``pip install
 'qex-archive[remote]'``).
 
-Reading: the bundle is streamed into a temporary file (1 MiB at a time, never held in memory)
+Reading: the bundle is streamed into a temporary file (by the storage client, never held whole
+in memory)
 and then read exactly as a local bundle, so every closed-world check applies unchanged; the
 temporary file is removed afterwards. Writing: the bundle is packed locally, uploaded under a
 temporary name beside the final one and then moved into place, so a killed ``pack`` leaves no
@@ -24,6 +25,7 @@ from typing import Any
 from .errors import InvalidInput, QexError
 
 CHUNK = 1 << 20
+UPLOAD_PART = 16 << 20  # S3 multipart parts; one in memory at a time
 
 
 def is_url(target: str | os.PathLike[str]) -> bool:
@@ -100,8 +102,7 @@ def fetched(
     target = directory / (Path(str(path)).name or "bundle.qexb")
     try:
         try:
-            with fs.open(path, "rb", block_size=CHUNK) as source, target.open("wb") as sink:
-                shutil.copyfileobj(source, sink, CHUNK)
+            fs.get_file(path, str(target))  # streamed to disk by the storage client
         except FileNotFoundError:
             raise QexError(f"no bundle at {_shown(str(text))}") from None
         except Exception as exc:  # the storage client's own error types (aiohttp, botocore)
@@ -130,7 +131,9 @@ def published(
         yield local
         partial = f"{path}.partial-{secrets.token_hex(6)}"
         try:
-            fs.put_file(str(local), partial)
+            # one stream of UPLOAD_PART-sized parts: memory stays bounded whatever the size
+            with local.open("rb") as source, fs.open(partial, "wb", block_size=UPLOAD_PART) as out:
+                shutil.copyfileobj(source, out, CHUNK)
             fs.mv(partial, path)
         except Exception as exc:  # the storage client's own error types (aiohttp, botocore)
             with suppress(Exception):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from . import tables
 from .errors import InvalidInput, QexError
 from .query import RunFilter
-from .remote import _filesystem, is_url
+from .remote import UPLOAD_PART, _filesystem, is_url
 
 if TYPE_CHECKING:
     from .archive import Archive
@@ -147,7 +148,12 @@ def push(archive: Archive, name: str, selection: RunFilter | None = None) -> dic
         index_file = Path(directory) / "index.json"
         index_file.write_text(json.dumps(index, sort_keys=True, indent=1))
         try:
-            fs.put_file(str(local), bundle_path)  # the bundle first, then what points at it
+            # the bundle first (streamed in parts), then the index that points at it
+            with (
+                local.open("rb") as source,
+                fs.open(bundle_path, "wb", block_size=UPLOAD_PART) as out,
+            ):
+                shutil.copyfileobj(source, out, 1 << 20)
             fs.put_file(str(index_file), index_path)
         except (OSError, ValueError) as exc:
             raise QexError(
