@@ -25,7 +25,7 @@ from typing import Any
 from .errors import InvalidInput, QexError
 
 CHUNK = 1 << 20
-UPLOAD_PART = 16 << 20  # S3 multipart parts; one in memory at a time
+TRANSFER_PART = 16 << 20  # bytes per request, and in memory at a time, both ways
 
 
 def is_url(target: str | os.PathLike[str]) -> bool:
@@ -102,7 +102,12 @@ def fetched(
     target = directory / (Path(str(path)).name or "bundle.qexb")
     try:
         try:
-            fs.get_file(path, str(target))  # streamed to disk by the storage client
+            # sequential reads of TRANSFER_PART bytes: one part in memory at a time
+            with (
+                fs.open(path, "rb", block_size=TRANSFER_PART, cache_type="none") as source,
+                target.open("wb") as sink,
+            ):
+                shutil.copyfileobj(source, sink, TRANSFER_PART)
         except FileNotFoundError:
             raise QexError(f"no bundle at {_shown(str(text))}") from None
         except Exception as exc:  # the storage client's own error types (aiohttp, botocore)
@@ -131,8 +136,11 @@ def published(
         yield local
         partial = f"{path}.partial-{secrets.token_hex(6)}"
         try:
-            # one stream of UPLOAD_PART-sized parts: memory stays bounded whatever the size
-            with local.open("rb") as source, fs.open(partial, "wb", block_size=UPLOAD_PART) as out:
+            # one stream of TRANSFER_PART-sized parts: memory stays bounded whatever the size
+            with (
+                local.open("rb") as source,
+                fs.open(partial, "wb", block_size=TRANSFER_PART) as out,
+            ):
                 shutil.copyfileobj(source, out, CHUNK)
             fs.mv(partial, path)
         except Exception as exc:  # the storage client's own error types (aiohttp, botocore)

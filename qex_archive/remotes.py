@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from . import tables
 from .errors import InvalidInput, QexError
 from .query import RunFilter
-from .remote import UPLOAD_PART, _filesystem, is_url
+from .remote import TRANSFER_PART, _filesystem, is_url
 
 if TYPE_CHECKING:
     from .archive import Archive
@@ -151,7 +151,7 @@ def push(archive: Archive, name: str, selection: RunFilter | None = None) -> dic
             # the bundle first (streamed in parts), then the index that points at it
             with (
                 local.open("rb") as source,
-                fs.open(bundle_path, "wb", block_size=UPLOAD_PART) as out,
+                fs.open(bundle_path, "wb", block_size=TRANSFER_PART) as out,
             ):
                 shutil.copyfileobj(source, out, 1 << 20)
             fs.put_file(str(index_file), index_path)
