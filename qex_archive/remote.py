@@ -17,15 +17,41 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from .errors import InvalidInput, QexError
 
-CHUNK = 1 << 20
+RANGE_BLOCK = 64 << 10  # small: a member's header should not bring its data along
 TRANSFER_PART = 16 << 20  # bytes per request, and in memory at a time, both ways
+
+
+Reporter = Callable[[str, int, int], None]  # (what, bytes done, bytes in all)
+_reporter: ContextVar[Reporter | None] = ContextVar("qex_transfer_progress", default=None)
+
+
+@contextmanager
+def reporting(callback: Reporter | None) -> Iterator[None]:
+    """Report the progress of every upload and download in the block to ``callback``
+    (the command line draws bars with it)."""
+    token = _reporter.set(callback)
+    try:
+        yield
+    finally:
+        _reporter.reset(token)
+
+
+def _copy(source: Any, sink: Any, what: str, total: int) -> None:
+    report = _reporter.get()
+    done = 0
+    while chunk := source.read(TRANSFER_PART):
+        sink.write(chunk)
+        done += len(chunk)
+        if report is not None:
+            report(what, done, total)
 
 
 def is_url(target: str | os.PathLike[str]) -> bool:
@@ -107,7 +133,7 @@ def fetched(
                 fs.open(path, "rb", block_size=TRANSFER_PART, cache_type="none") as source,
                 target.open("wb") as sink,
             ):
-                shutil.copyfileobj(source, sink, TRANSFER_PART)
+                _copy(source, sink, "downloading", int(source.size))
         except FileNotFoundError:
             raise QexError(f"no bundle at {_shown(str(text))}") from None
         except Exception as exc:  # the storage client's own error types (aiohttp, botocore)
@@ -117,6 +143,37 @@ def fetched(
         yield target
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextmanager
+def ranged(
+    url: str | os.PathLike[str], options: Mapping[str, Any] | None = None
+) -> Iterator[tuple[Callable[[int, int], bytes], int]]:
+    """``(pread, size)`` of the bundle at ``url``: reads of any range, by range requests through
+    a cache of :data:`RANGE_BLOCK` blocks, so that ``inspect`` fetches the end records, the
+    central directory, each member's header and the JSON members, not the payload."""
+    text = str(os.fspath(url))
+    fs, path = _filesystem(text, options)
+    try:
+        source = fs.open(path, "rb", block_size=RANGE_BLOCK, cache_type="blockcache")
+    except FileNotFoundError:
+        raise QexError(f"no bundle at {_shown(text)}") from None
+    except Exception as exc:  # the storage client's own error types (aiohttp, botocore)
+        raise QexError(f"cannot read {_shown(text)}: {type(exc).__name__}") from None
+
+    def pread(length: int, offset: int) -> bytes:
+        try:
+            source.seek(offset)
+            data: bytes = source.read(length)
+        except Exception as exc:  # the storage client's own error types
+            raise QexError(f"cannot read {_shown(text)}: {type(exc).__name__}") from None
+        return data
+
+    try:
+        yield pread, int(source.size)
+    finally:
+        with suppress(Exception):
+            source.close()
 
 
 @contextmanager
@@ -141,7 +198,7 @@ def published(
                 local.open("rb") as source,
                 fs.open(partial, "wb", block_size=TRANSFER_PART) as out,
             ):
-                shutil.copyfileobj(source, out, CHUNK)
+                _copy(source, out, "uploading", local.stat().st_size)
             fs.mv(partial, path)
         except Exception as exc:  # the storage client's own error types (aiohttp, botocore)
             with suppress(Exception):

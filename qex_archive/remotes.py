@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from . import tables
 from .errors import InvalidInput, QexError
 from .query import RunFilter
-from .remote import TRANSFER_PART, _filesystem, is_url
+from .remote import TRANSFER_PART, _copy, _filesystem, is_url
 
 if TYPE_CHECKING:
     from .archive import Archive
@@ -153,7 +152,7 @@ def push(archive: Archive, name: str, selection: RunFilter | None = None) -> dic
                 local.open("rb") as source,
                 fs.open(bundle_path, "wb", block_size=TRANSFER_PART) as out,
             ):
-                shutil.copyfileobj(source, out, 1 << 20)
+                _copy(source, out, "uploading", local.stat().st_size)
             fs.put_file(str(index_file), index_path)
         except (OSError, ValueError) as exc:
             raise QexError(

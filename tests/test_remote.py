@@ -332,3 +332,66 @@ def test_a_connection_dropped_mid_read_is_refused_cleanly(tmp_path: Path) -> Non
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_inspect_reads_ranges_not_the_payload(
+    s3: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import s3fs
+
+    rng = np.random.default_rng(0)
+    with qa.open_archive(tmp_path / "a", renderers=[]) as arch:
+        for _ in range(6):  # 6 MiB of density matrices
+            psi = rng.normal(size=256) + 1j * rng.normal(size=256)
+            arch.record(
+                "big", backend="b", state=np.outer(psi, psi.conj()) / np.vdot(psi, psi).real
+            )
+        qa.pack_bundle(arch, tmp_path / "big.qexb")
+    size = (tmp_path / "big.qexb").stat().st_size
+    client(s3).put_object(Bucket="lab", Key="big.qexb", Body=(tmp_path / "big.qexb").read_bytes())
+    fetched: list[int] = []
+    original = s3fs.core.S3File._fetch_range
+
+    def counting(self, start: int, end: int) -> bytes:  # type: ignore[no-untyped-def]
+        fetched.append(end - start)
+        return original(self, start, end)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(s3fs.core.S3File, "_fetch_range", counting)
+    remote = qa.read_bundle("s3://lab/big.qexb", verify_payload=False, storage_options=s3)
+    local = qa.read_bundle(tmp_path / "big.qexb", verify_payload=False)
+    assert remote.description == local.description and remote.manifest == local.manifest
+    assert sum(fetched) < size / 2, (sum(fetched), size)
+    shown = CliRunner().invoke(
+        cli,
+        ["inspect", "s3://lab/big.qexb", "--storage-option", f"endpoint_url={s3['endpoint_url']}"],
+    )
+    assert shown.exit_code == 0 and "runs         6" in shown.output
+
+
+def test_uploads_and_downloads_report_their_progress(s3: dict[str, str], tmp_path: Path) -> None:
+    from qex_archive.remote import TRANSFER_PART, reporting
+
+    events: list[tuple[str, int, int]] = []
+    with qa.open_archive(tmp_path / "a") as arch:
+        noise = np.random.default_rng(1).normal(size=(2048, 2048))  # ~64 MiB of payload
+        arch.record("big", backend="b", state=noise @ noise.T / np.trace(noise @ noise.T))
+        with reporting(lambda what, done, total: events.append((what, done, total))):
+            qa.pack_bundle(arch, "s3://lab/progress/big.qexb", storage_options=s3)
+    size = client(s3).head_object(Bucket="lab", Key="progress/big.qexb")["ContentLength"]
+    uploads = [e for e in events if e[0] == "uploading"]
+    assert len(uploads) == -(-size // TRANSFER_PART) > 1  # one report per part
+    assert [d for _, d, _ in uploads] == sorted(d for _, d, _ in uploads)
+    assert uploads[-1][1:] == (size, size)
+
+    events.clear()
+    with (
+        qa.open_archive(tmp_path / "b") as other,
+        reporting(lambda what, done, total: events.append((what, done, total))),
+    ):
+        qa.import_bundle(other, "s3://lab/progress/big.qexb", storage_options=s3)
+    assert {e[0] for e in events} == {"downloading"}
+    assert events[-1][1:] == (size, size)
+    events.clear()
+    with qa.open_archive(tmp_path / "c") as third:  # outside the block: nobody is told
+        qa.import_bundle(third, "s3://lab/progress/big.qexb", storage_options=s3)
+    assert events == []

@@ -16,10 +16,9 @@ parsed here from the records themselves (APPNOTE 6.3), and ``zlib`` does the inf
 
 from __future__ import annotations
 
-import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .format import (
@@ -43,6 +42,7 @@ from .format import (
 )
 
 CHUNK = 1 << 20
+Pread = Callable[[int, int], bytes]
 RATIO_FLOOR = 1 << 20  # small members compress well legitimately; bombs are large
 MAX_NAME = 200  # longer than any name the format allows
 MAX_EXTRA = 32  # one ZIP64 field with up to three values
@@ -80,7 +80,7 @@ class Member:
 class Container:
     """The checked members of a bundle file, by name, in the order they lie in the file."""
 
-    fd: int
+    pread: Pread  # (length, offset) -> bytes: os.pread of a file, or range reads of a URL
     size: int
     members: dict[str, Member]
 
@@ -102,7 +102,7 @@ class Container:
 
         try:
             while left:
-                data = os.pread(self.fd, min(CHUNK, left), position)
+                data = self.pread(min(CHUNK, left), position)
                 if not data:
                     raise BundleError(SIZE_MISMATCH, "the file ends inside this member", name)
                 position += len(data)
@@ -148,10 +148,10 @@ class Container:
         return data
 
 
-def open_container(fd: int, size: int, limits: Limits) -> Container:
-    """Check the ZIP structure of the open file ``fd`` of ``size`` bytes."""
-    count, directory_size, directory_at, end_at = _end_records(fd, size, limits)
-    directory = _pread_exact(fd, directory_size, directory_at)
+def open_container(pread: Pread, size: int, limits: Limits) -> Container:
+    """Check the ZIP structure of the ``size`` bytes that ``pread`` reads."""
+    count, directory_size, directory_at, end_at = _end_records(pread, size, limits)
+    directory = _pread_exact(pread, directory_size, directory_at)
     members: dict[str, Member] = {}
     central: dict[str, _HeaderFields] = {}
     folded: dict[str, str] = {}
@@ -173,7 +173,7 @@ def open_container(fd: int, size: int, limits: Limits) -> Container:
     if position != directory_size:
         raise BundleError(OVERLAP, "the central directory holds more than its entry count says")
     ordered = sorted(members.values(), key=lambda m: m.header_offset)
-    members = {m.name: _with_local_header(fd, m, central.pop(m.name)) for m in ordered}
+    members = {m.name: _with_local_header(pread, m, central.pop(m.name)) for m in ordered}
     expected = 0
     total = 0
     for member in members.values():
@@ -191,7 +191,7 @@ def open_container(fd: int, size: int, limits: Limits) -> Container:
     if expected != directory_at:
         raise BundleError(OVERLAP, "bytes between the last member and the central directory")
     if directory_at + directory_size != end_at:
-        between = os.pread(fd, 4, directory_at + directory_size)
+        between = pread(4, directory_at + directory_size)
         if between in (b"PK\x05\x06", b"PK\x06\x06"):
             raise BundleError(TRAILING_DATA, "data after the ZIP's end record: it was appended to")
         raise BundleError(OVERLAP, "bytes between the central directory and the end records")
@@ -200,43 +200,43 @@ def open_container(fd: int, size: int, limits: Limits) -> Container:
             RATIO,
             f"the bundle inflates {total / size:.0f}x in all; raise --max-ratio to accept it",
         )
-    return Container(fd, size, members)
+    return Container(pread, size, members)
 
 
-def _pread_exact(fd: int, length: int, offset: int) -> bytes:
-    data = os.pread(fd, length, offset)
+def _pread_exact(pread: Pread, length: int, offset: int) -> bytes:
+    data = pread(length, offset)
     if len(data) != length:
         raise BundleError(NOT_A_ZIP, "the file is shorter than its ZIP records say")
     return data
 
 
-def _end_records(fd: int, size: int, limits: Limits) -> tuple[int, int, int, int]:
+def _end_records(pread: Pread, size: int, limits: Limits) -> tuple[int, int, int, int]:
     """``(entry count, directory size, directory offset, where the end records start)``."""
     if size < _END.size:
         raise BundleError(NOT_A_ZIP, "too short to be a ZIP file")
-    end = _pread_exact(fd, _END.size, size - _END.size)
+    end = _pread_exact(pread, _END.size, size - _END.size)
     signature, disk, directory_disk, on_disk, count, directory_size, directory_at, comment = (
         _END.unpack(end)
     )
     if signature != b"PK\x05\x06":
-        tail = os.pread(fd, 65_557, max(0, size - 65_557))
+        tail = pread(min(size, 65_557), max(0, size - 65_557))
         if b"PK\x05\x06" in tail:
             raise BundleError(
                 TRAILING_DATA,
                 "data after the ZIP's end record (or a ZIP comment); the file was altered",
             )
         raise BundleError(NOT_A_ZIP, "no ZIP end record: not a ZIP file, or truncated")
-    if comment or _commented_end_record(fd, size):
+    if comment or _commented_end_record(pread, size):
         raise BundleError(TRAILING_DATA, "ZIP comment present; bundles have none")
     if disk or directory_disk or on_disk != count:
         raise BundleError(UNSUPPORTED_ZIP, "split or spanned ZIP archives are not bundles")
     end_at = size - _END.size
     locator_at = end_at - _LOCATOR64.size
     if locator_at >= _END64.size:
-        locator = _pread_exact(fd, _LOCATOR64.size, locator_at)
+        locator = _pread_exact(pread, _LOCATOR64.size, locator_at)
         signature64, disk64, end64_at, disks = _LOCATOR64.unpack(locator)
         if signature64 == b"PK\x06\x07" and end64_at == locator_at - _END64.size:
-            record = _pread_exact(fd, _END64.size, end64_at)
+            record = _pread_exact(pread, _END64.size, end64_at)
             fields = _END64.unpack(record)
             if (
                 fields[0] != b"PK\x06\x06"
@@ -273,11 +273,11 @@ def _end_records(fd: int, size: int, limits: Limits) -> tuple[int, int, int, int
 _HeaderFields = tuple[int, int, int, int, int, int, bytes]
 
 
-def _commented_end_record(fd: int, size: int) -> bool:
+def _commented_end_record(pread: Pread, size: int) -> bool:
     """Whether an earlier end record declares a comment reaching exactly to the end of the
     file, as other ZIP readers find it: then the last 22 bytes are a comment, not the end."""
     start = max(0, size - 65_557)
-    tail = os.pread(fd, size - start, start)
+    tail = pread(size - start, start)
     position = tail.rfind(b"PK\x05\x06", 0, len(tail) - _END.size)
     while position >= 0:
         if position + _END.size <= len(tail):
@@ -405,11 +405,11 @@ def _check_caps(name: str, method: int, compress_size: int, file_size: int, limi
         )
 
 
-def _with_local_header(fd: int, member: Member, central: _HeaderFields) -> Member:
+def _with_local_header(pread: Pread, member: Member, central: _HeaderFields) -> Member:
     """The member with where its data starts, once its local header agrees with the central
     directory entry."""
     name = member.name
-    header = os.pread(fd, _LOCAL.size + MAX_NAME + MAX_EXTRA, member.header_offset)
+    header = pread(_LOCAL.size + MAX_NAME + MAX_EXTRA, member.header_offset)
     if len(header) < _LOCAL.size or header[:4] != b"PK\x03\x04":
         raise BundleError(OVERLAP, "local header missing where the central directory points", name)
     (

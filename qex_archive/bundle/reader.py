@@ -13,6 +13,7 @@ extracts by the ZIP's own names and never hands an untrusted ``.npy`` to numpy.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -101,8 +102,29 @@ def read_bundle(
     raised lists them all in ``problems``. ``path`` may be a URL (``s3://...``, ``https://...``;
     see :mod:`qex_archive.remote`), with fsspec's ``storage_options``.
     """
-    from ..remote import fetched, is_url, local_path
+    from ..remote import fetched, is_url, local_path, ranged
 
+    if is_url(path) and not verify_payload and sink is None:
+        # the structure and descriptions only (inspect): range reads, no payload transferred
+        limits = limits or Limits()
+        with ranged(path, storage_options) as (pread, size):
+            if size > limits.max_total_size:
+                raise BundleError(
+                    TOO_LARGE, f"the bundle is {size} bytes; raise --max-total-size to accept it"
+                )
+            container = open_container(pread, size, limits)
+            bag = read_bag(container)
+            description, rows = read_descriptions(container, bag.manifest, bag.info, limits)
+        return BundleContents(
+            path=os.fspath(path),  # type: ignore[arg-type]
+            sha256="",
+            size=size,
+            description=description,
+            bag_info=bag.info,
+            manifest=bag.manifest,
+            member_sizes={name: m.file_size for name, m in container.members.items()},
+            rows=rows,
+        )
     if is_url(path):
         with fetched(path, storage_options) as local:
             contents = read_bundle(
@@ -135,7 +157,7 @@ def read_bundle(
         bundle_hash = _BackgroundHash(fd, size) if verify_payload else None
         if bundle_hash:
             stack.callback(bundle_hash.stop)
-        container = open_container(fd, size, limits)
+        container = open_container(functools.partial(os.pread, fd), size, limits)
         bag = read_bag(container)
         description, rows = read_descriptions(container, bag.manifest, bag.info, limits)
         if verify_payload:

@@ -159,6 +159,33 @@ def cli(ctx: click.Context, data_dir: Path | None, quiet: bool) -> None:
         qex-archive demo && qex-archive runs --experiment ghz_depolarizing
     """
     ctx.obj = data_dir
+    if not quiet and sys.stderr.isatty():
+        from ..remote import reporting
+
+        ctx.with_resource(reporting(_TransferBars().report))
+
+
+class _TransferBars:
+    """Draws one bar on stderr per upload or download, as :mod:`qex_archive.remote` reports it."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._what = ""
+
+    def report(self, what: str, done: int, total: int) -> None:
+        if self._bar is None or self._what != what:
+            self._close()
+            self._what = what
+            self._bar = click.progressbar(length=max(total, 1), label=what, file=sys.stderr)
+            self._bar.__enter__()
+        self._bar.update(done - self._bar.pos)
+        if done >= total:
+            self._close()
+
+    def _close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
 
 
 def note(message: str) -> None:
