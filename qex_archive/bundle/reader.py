@@ -33,7 +33,7 @@ from ..npyfile import (
     read_header,
 )
 from ..storage import failure_reason
-from .bag import read_bag
+from .bag import Bag, read_bag
 from .container import Container, open_container
 from .description import ImportRows, read_descriptions
 from .format import (
@@ -108,13 +108,7 @@ def read_bundle(
         # the structure and descriptions only (inspect): range reads, no payload transferred
         limits = limits or Limits()
         with ranged(path, storage_options) as (pread, size):
-            if size > limits.max_total_size:
-                raise BundleError(
-                    TOO_LARGE, f"the bundle is {size} bytes; raise --max-total-size to accept it"
-                )
-            container = open_container(pread, size, limits)
-            bag = read_bag(container)
-            description, rows = read_descriptions(container, bag.manifest, bag.info, limits)
+            container, bag, description, rows = _read_structure(pread, size, limits)
         return BundleContents(
             path=os.fspath(path),  # type: ignore[arg-type]
             sha256="",
@@ -148,18 +142,15 @@ def read_bundle(
     with ExitStack() as stack:
         stack.callback(os.close, fd)
         size = os.fstat(fd).st_size
-        if size > limits.max_total_size:
-            raise BundleError(
-                TOO_LARGE, f"the bundle is {size} bytes; raise --max-total-size to accept it"
-            )
+        _check_size(size, limits)
         # The bundle's own checksum (kept with imported runs) is computed on the other core
         # while the members are checked.
         bundle_hash = _BackgroundHash(fd, size) if verify_payload else None
         if bundle_hash:
             stack.callback(bundle_hash.stop)
-        container = open_container(functools.partial(os.pread, fd), size, limits)
-        bag = read_bag(container)
-        description, rows = read_descriptions(container, bag.manifest, bag.info, limits)
+        container, bag, description, rows = _read_structure(
+            functools.partial(os.pread, fd), size, limits
+        )
         if verify_payload:
             _verify_payload(container, bag.manifest, description, sink, progress, all_problems)
         bundle_sha256 = bundle_hash.result() if bundle_hash else ""
@@ -173,6 +164,24 @@ def read_bundle(
         member_sizes={name: m.file_size for name, m in container.members.items()},
         rows=rows,
     )
+
+
+def _check_size(size: int, limits: Limits) -> None:
+    if size > limits.max_total_size:
+        raise BundleError(
+            TOO_LARGE, f"the bundle is {size} bytes; raise --max-total-size to accept it"
+        )
+
+
+def _read_structure(
+    pread: Callable[[int, int], bytes], size: int, limits: Limits
+) -> tuple[Container, Bag, dict[str, Any], ImportRows]:
+    """The container, the bag and the descriptions: everything but the payload."""
+    _check_size(size, limits)
+    container = open_container(pread, size, limits)
+    bag = read_bag(container)
+    description, rows = read_descriptions(container, bag.manifest, bag.info, limits)
+    return container, bag, description, rows
 
 
 def _verify_payload(
