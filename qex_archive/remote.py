@@ -14,9 +14,6 @@ AWS config files) or ``storage_options``; they are never stored or printed.
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
@@ -124,12 +121,10 @@ def fetched(
         return
     text = os.fspath(url)
     fs, path = _filesystem(str(text), options)
-    directory = Path(tempfile.mkdtemp(prefix="qex-remote-"))
-    target = directory / (Path(str(path)).name or "bundle.qexb")
-    try:
+    with _scratch_file(path) as target:
         try:
             if _streams_one_request(fs):
-                fs.get_file(path, str(target), max_concurrency=1, callback=_Progress())
+                fs.get_file(path, str(target), max_concurrency=1, callback=_progress_callback())
             else:
                 # sequential reads of TRANSFER_PART bytes: one part in memory at a time
                 with (
@@ -144,8 +139,6 @@ def fetched(
                 f"cannot read {_shown(str(text))}: {type(exc).__name__}: {str(exc)[:200]}"
             ) from None
         yield target
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _streams_one_request(fs: Any) -> bool:
@@ -157,7 +150,7 @@ def _streams_one_request(fs: Any) -> bool:
     return bool(protocols & {"s3", "s3a"})
 
 
-def _Progress() -> Any:
+def _progress_callback() -> Any:
     """An fsspec callback that passes a download's progress on to the current reporter."""
     from fsspec.callbacks import Callback
 
@@ -213,9 +206,9 @@ def published(
         return
     text = str(os.fspath(url))
     fs, path = _filesystem(text, options)
-    directory = Path(tempfile.mkdtemp(prefix="qex-remote-"))
-    local = directory / (Path(str(path)).name or "bundle.qexb")
-    try:
+    import secrets
+
+    with _scratch_file(path) as local:
         yield local
         partial = f"{path}.partial-{secrets.token_hex(6)}"
         try:
@@ -232,5 +225,16 @@ def published(
             raise QexError(
                 f"cannot write {_shown(text)}: {type(exc).__name__}: {str(exc)[:200]}"
             ) from None
+
+
+@contextmanager
+def _scratch_file(path: str) -> Iterator[Path]:
+    """A path named like the remote object in a private temporary directory, removed after."""
+    import shutil
+    import tempfile
+
+    directory = Path(tempfile.mkdtemp(prefix="qex-remote-"))
+    try:
+        yield directory / (Path(str(path)).name or "bundle.qexb")
     finally:
         shutil.rmtree(directory, ignore_errors=True)

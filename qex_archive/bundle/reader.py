@@ -108,17 +108,9 @@ def read_bundle(
         # the structure and descriptions only (inspect): range reads, no payload transferred
         limits = limits or Limits()
         with ranged(path, storage_options) as (pread, size):
+            _check_size(size, limits)
             container, bag, description, rows = _read_structure(pread, size, limits)
-        return BundleContents(
-            path=os.fspath(path),  # type: ignore[arg-type]
-            sha256="",
-            size=size,
-            description=description,
-            bag_info=bag.info,
-            manifest=bag.manifest,
-            member_sizes={name: m.file_size for name, m in container.members.items()},
-            rows=rows,
-        )
+        return _contents(os.fspath(path), "", size, container, bag, description, rows)
     if is_url(path):
         with fetched(path, storage_options) as local:
             contents = read_bundle(
@@ -154,16 +146,7 @@ def read_bundle(
         if verify_payload:
             _verify_payload(container, bag.manifest, description, sink, progress, all_problems)
         bundle_sha256 = bundle_hash.result() if bundle_hash else ""
-    return BundleContents(
-        path=source,
-        sha256=bundle_sha256,
-        size=size,
-        description=description,
-        bag_info=bag.info,
-        manifest=bag.manifest,
-        member_sizes={name: m.file_size for name, m in container.members.items()},
-        rows=rows,
-    )
+    return _contents(source, bundle_sha256, size, container, bag, description, rows)
 
 
 def _check_size(size: int, limits: Limits) -> None:
@@ -177,11 +160,31 @@ def _read_structure(
     pread: Callable[[int, int], bytes], size: int, limits: Limits
 ) -> tuple[Container, Bag, dict[str, Any], ImportRows]:
     """The container, the bag and the descriptions: everything but the payload."""
-    _check_size(size, limits)
     container = open_container(pread, size, limits)
     bag = read_bag(container)
     description, rows = read_descriptions(container, bag.manifest, bag.info, limits)
     return container, bag, description, rows
+
+
+def _contents(
+    path: Any,
+    sha256: str,
+    size: int,
+    container: Container,
+    bag: Bag,
+    description: dict[str, Any],
+    rows: ImportRows,
+) -> BundleContents:
+    return BundleContents(
+        path=path,
+        sha256=sha256,
+        size=size,
+        description=description,
+        bag_info=bag.info,
+        manifest=bag.manifest,
+        member_sizes={name: m.file_size for name, m in container.members.items()},
+        rows=rows,
+    )
 
 
 def _verify_payload(
