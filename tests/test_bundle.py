@@ -99,7 +99,8 @@ def test_description_carries_everything(source: qa.Archive, tmp_path: Path) -> N
     contents = read_bundle(tmp_path / "one.qexb")
     description = contents.description
     assert description["note"] == "for Ada" and description["creator"]["version"] == qa.__version__
-    (record,) = description["runs"]
+    assert "runs" not in description  # the runs are read one by one, not kept
+    (record,) = contents.runs
     assert record["run_id"] == run.run_id and record["params"] == run.params
     assert record["metadata"] == run.metadata and record["timestamp"] == run.timestamp
     assert record["density_matrix"]["shape"] == list(run.rho.shape)

@@ -104,9 +104,9 @@ KILLER = PRELUDE + textwrap.dedent(
             return original(self, name)
         storage.StagingDirectory.create = create
     elif point == "after-moving-files":
-        importer._move_into_place = after(importer._move_into_place)
+        importer._Merge._move_into_place = after(importer._Merge._move_into_place)
     elif point == "after-inserting-rows":
-        importer._insert = after(importer._insert)
+        importer._Merge._insert = after(importer._Merge._insert)
     arch = qa.open_archive(data_dir)
     importer.import_bundle(arch, bundle)
     print("FINISHED", flush=True)

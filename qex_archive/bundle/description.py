@@ -1,8 +1,9 @@
-"""qex's layer of a bundle: ``qex-bundle.json`` and the RO-Crate, read as strict JSON and
-checked against the schema and beyond it, and the rows an import will insert.
+"""qex's layer of a bundle: ``qex-bundle.json`` and the RO-Crate, read as strict JSON one run
+at a time (:mod:`.jsonstream`), checked against the schema and beyond it, and the rows an
+import will insert.
 
 One rule keeps ``verify`` and ``import`` honest with each other: every value that import
-writes to the database is built here by :func:`import_rows`, and ``verify`` builds the same
+writes to the database is built here by :func:`rows_of`, and ``verify`` builds the same
 rows, so whatever import would fail on, verify refuses first with a code. The same checks
 (:func:`run_problem`) keep ``pack`` from writing a bundle its own verify would refuse.
 """
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +31,7 @@ from .format import (
     BAD_JSON,
     CHECKSUM,
     DESCRIPTION,
+    HEAD,
     INCONSISTENT,
     MEDIA_TYPES,
     MISSING,
@@ -37,72 +40,140 @@ from .format import (
     VERSION,
     BundleError,
     Limits,
-    decode_json,
-    parse_json,
     schema_problem,
 )
+from .jsonstream import DOCUMENT, ELEMENT, walk_object
+
+MAX_RUNS = 1_000_000  # the schema's maxItems of runs
 
 
-def read_json(container: Container, name: str, expected_sha256: str, limits: Limits) -> Any:
-    raw = container.read_small(container.members[name], limits.max_json_size)
-    if hashlib.sha256(raw).hexdigest() != expected_sha256:
-        raise BundleError(CHECKSUM, "checksum differs from manifest-sha256.txt", name)
-    text = decode_json(raw, name, limits)
-    del raw  # the parsed value is the larger: do not hold the bytes as well
-    return parse_json(text, name, limits)
+@dataclass
+class Summary:
+    """What ``inspect`` shows of the runs, gathered as they go by."""
+
+    runs: int = 0
+    experiments: Counter[str] = field(default_factory=Counter)
+    backends: Counter[str] = field(default_factory=Counter)
+    first: float | None = None
+    last: float | None = None
+
+    def add(self, run: dict[str, Any]) -> None:
+        self.runs += 1
+        self.experiments[run["experiment_name"]] += 1
+        self.backends[run["backend_name"]] += 1
+        timestamp = run["timestamp"]
+        self.first = timestamp if self.first is None else min(self.first, timestamp)
+        self.last = timestamp if self.last is None else max(self.last, timestamp)
+
+
+@dataclass
+class Description:
+    """The checked description: its head (everything but the runs), what the runs add up to,
+    and each density matrix's shape by member name, for the payload check."""
+
+    head: dict[str, Any]
+    summary: Summary
+    shapes: dict[str, tuple[int, ...]]
 
 
 def read_descriptions(
     container: Container, manifest: dict[str, str], bag_info: dict[str, str], limits: Limits
-) -> tuple[dict[str, Any], ImportRows]:
-    """The checked bundle description (``qex-bundle.json``) and the rows importing it would
-    insert; the RO-Crate is checked for form."""
-    description = read_json(container, DESCRIPTION, manifest[DESCRIPTION], limits)
-    sizes = {name: container.members[name].file_size for name in manifest}
-    rows = check_description(description, bag_info, manifest, sizes)
-    ro_crate = read_json(container, RO_CRATE, manifest[RO_CRATE], limits)
-    if not isinstance(ro_crate, dict) or not isinstance(ro_crate.get("@graph"), list):
+) -> Description:
+    """Check the bundle description (``qex-bundle.json``) run by run, building the rows
+    importing each run would insert, and the RO-Crate for form; neither is held whole."""
+    check = _DescriptionCheck(container, bag_info, manifest)
+    head: dict[str, Any] = {}
+    for kind, key, value in walk_object(
+        checked_chunks(container, DESCRIPTION, manifest[DESCRIPTION]), DESCRIPTION, limits, "runs"
+    ):
+        if kind == ELEMENT:
+            check.run(value)
+        elif kind == DOCUMENT:
+            problem = schema_problem(value)
+            raise BundleError(SCHEMA, problem or "must be a JSON object", DESCRIPTION)
+        else:
+            head[key] = value
+    check.finish(head)
+    _check_ro_crate(container, manifest, limits)
+    return Description(head, check.summary, check.shapes)
+
+
+def description_runs(
+    container: Container, manifest: dict[str, str], limits: Limits
+) -> Iterator[dict[str, Any]]:
+    """The runs of a description already checked by :func:`read_descriptions`, read again
+    one by one; :class:`BundleError` at the end if its bytes changed since."""
+    for kind, _, value in walk_object(
+        checked_chunks(container, DESCRIPTION, manifest[DESCRIPTION]), DESCRIPTION, limits, "runs"
+    ):
+        if kind == ELEMENT:
+            yield value
+
+
+def checked_chunks(container: Container, name: str, expected_sha256: str) -> Iterator[bytes]:
+    """The member's bytes; after the last, :class:`BundleError` unless they hash to what the
+    manifest says (so nothing read from a member that fails goes further than the caller's
+    transaction or check)."""
+    digest = hashlib.sha256()
+    for chunk in container.read(container.members[name]):
+        digest.update(chunk)
+        yield chunk
+    if digest.hexdigest() != expected_sha256:
+        raise BundleError(CHECKSUM, "checksum differs from manifest-sha256.txt", name)
+
+
+def _check_ro_crate(container: Container, manifest: dict[str, str], limits: Limits) -> None:
+    graph = False
+    for kind, key, value in walk_object(
+        checked_chunks(container, RO_CRATE, manifest[RO_CRATE]), RO_CRATE, limits, "@graph"
+    ):
+        graph = graph or (key == "@graph" and (kind == ELEMENT or isinstance(value, list)))
+        if kind == DOCUMENT:
+            graph = False
+    if not graph:
         raise BundleError(
             BAD_JSON, "RO-Crate metadata must be an object with an @graph list", RO_CRATE
         )
-    return description, rows
 
 
-def check_description(
-    description: Any, bag_info: dict[str, str], manifest: dict[str, str], sizes: dict[str, int]
-) -> ImportRows:
-    version = description.get("format_version") if isinstance(description, dict) else None
-    if version is not None and version != _bag_version(bag_info):  # absent: the schema says so
-        raise BundleError(
-            VERSION,
-            f"format version {str(version)[:20]} differs from QEX-Bundle-Version "
-            f"{bag_info.get('QEX-Bundle-Version')}",
-            DESCRIPTION,
-        )
-    problem = schema_problem(description)
-    if problem:
-        raise BundleError(SCHEMA, problem, DESCRIPTION)
-    if bag_info.get("External-Identifier") != f"urn:uuid:{description['bundle_id']}":
-        raise BundleError(
-            INCONSISTENT, "External-Identifier differs from the bundle_id", "bag-info.txt"
-        )
-    referenced: set[str] = set()
-    seen_runs: set[str] = set()
-    for run in description["runs"]:
-        run_id = run["run_id"]
-        if run_id in seen_runs:
-            raise BundleError(INCONSISTENT, f"run {run_id} is described twice", DESCRIPTION)
-        seen_runs.add(run_id)
-        problem = run_problem(run)
+class _DescriptionCheck:
+    """The checks of each run against the schema, the bag and the runs before it, and of the
+    head once the whole description has been read."""
+
+    def __init__(
+        self, container: Container, bag_info: dict[str, str], manifest: dict[str, str]
+    ) -> None:
+        self.members = container.members
+        self.manifest = manifest
+        self.version = _bag_version(bag_info)
+        self.bag_info = bag_info
+        self.bundle_id = bag_info.get("External-Identifier", "").removeprefix("urn:uuid:")
+        # the data files no run has described yet (the manifest's own strings, not copies)
+        self.undescribed = set(manifest) - {DESCRIPTION, RO_CRATE}
+        self.summary = Summary()
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self._shape_objects: dict[tuple[int, ...], tuple[int, ...]] = {}
+
+    def run(self, run: Any) -> ImportRows:
+        index = self.summary.runs
+        if index >= MAX_RUNS:
+            raise BundleError(SCHEMA, f"at runs: more than {MAX_RUNS:,} runs", DESCRIPTION)
+        problem = schema_problem(run, "run", at=f"runs/{index}")
         if problem:
-            raise BundleError(INCONSISTENT, f"run {run_id}: {problem}", DESCRIPTION)
-        if version == 1 and ("tags" in run or "notes" in run):
-            raise BundleError(
-                INCONSISTENT, f"run {run_id} has tags or notes, which format 1 has not", DESCRIPTION
-            )
+            raise BundleError(SCHEMA, problem, DESCRIPTION)
+        run_id = run["run_id"]
         rho = run["density_matrix"]
         if rho["path"] != f"data/results/{run_id}_rho.npy":
             raise BundleError(INCONSISTENT, f"run {run_id} points at {rho['path']}", DESCRIPTION)
+        if rho["path"] in self.manifest and rho["path"] not in self.undescribed:
+            raise BundleError(INCONSISTENT, f"run {run_id} is described twice", DESCRIPTION)
+        problem = run_problem(run)
+        if problem:
+            raise BundleError(INCONSISTENT, f"run {run_id}: {problem}", DESCRIPTION)
+        if self.version == 1 and ("tags" in run or "notes" in run):
+            raise BundleError(
+                INCONSISTENT, f"run {run_id} has tags or notes, which format 1 has not", DESCRIPTION
+            )
         files = [rho]
         names: set[str] = set()
         for artifact in run["artifacts"]:
@@ -119,43 +190,68 @@ def check_description(
             names.add(artifact["name"])
             files.append(artifact)
         for record in files:
-            path = record["path"]
-            if path not in manifest:
-                raise BundleError(
-                    MISSING, f"described for run {run_id} but not in the manifest", path
-                )
-            if path in referenced:
-                raise BundleError(INCONSISTENT, "described twice", path)
-            referenced.add(path)
-            if record["sha256"] != manifest[path] or record["size"] != sizes[path]:
+            self._describe(record, f"described for run {run_id} but not in the manifest")
+        shape = tuple(rho["shape"])
+        self.shapes[self.members[rho["path"]].name] = self._shape_objects.setdefault(shape, shape)
+        self.summary.add(run)
+        try:
+            return rows_of(run, self.bundle_id)
+        except QexError as exc:
+            raise BundleError(INCONSISTENT, str(exc), DESCRIPTION) from None
+
+    def _describe(self, record: dict[str, Any], missing: str) -> None:
+        path = record["path"]
+        if path not in self.manifest:
+            raise BundleError(MISSING, missing, path)
+        if path not in self.undescribed:
+            raise BundleError(INCONSISTENT, "described twice", path)
+        self.undescribed.discard(path)
+        if (
+            record["sha256"] != self.manifest[path]
+            or record["size"] != self.members[path].file_size
+        ):
+            raise BundleError(
+                INCONSISTENT, "size or checksum differs between qex-bundle.json and the bag", path
+            )
+
+    def finish(self, head: dict[str, Any]) -> None:
+        version = head.get("format_version")
+        if version is not None and version != self.version:  # absent: the schema says so
+            raise BundleError(
+                VERSION,
+                f"format version {str(version)[:20]} differs from QEX-Bundle-Version "
+                f"{self.bag_info.get('QEX-Bundle-Version')}",
+                DESCRIPTION,
+            )
+        streamed = self.summary.runs > 0 and "runs" not in head
+        # runs streamed were checked one by one; runs absent, empty or not a list are not
+        problem = schema_problem(head, HEAD) if streamed else schema_problem(head)
+        if problem:
+            raise BundleError(SCHEMA, problem, DESCRIPTION)
+        if self.bag_info.get("External-Identifier") != f"urn:uuid:{head['bundle_id']}":
+            raise BundleError(
+                INCONSISTENT, "External-Identifier differs from the bundle_id", "bag-info.txt"
+            )
+        report = head.get("report")
+        if report is not None:
+            if version != 2:
+                raise BundleError(INCONSISTENT, "a report, which format 1 has not", DESCRIPTION)
+            if report["path"] not in self.undescribed or (
+                report["sha256"] != self.manifest[report["path"]]
+                or report["size"] != self.members[report["path"]].file_size
+            ):
                 raise BundleError(
                     INCONSISTENT,
                     "size or checksum differs between qex-bundle.json and the bag",
-                    path,
+                    report["path"],
                 )
-    report = description.get("report")
-    if report is not None:
-        if version != 2:
-            raise BundleError(INCONSISTENT, "a report, which format 1 has not", DESCRIPTION)
-        if (
-            report["path"] not in manifest
-            or report["sha256"] != manifest[report["path"]]
-            or report["size"] != sizes[report["path"]]
-        ):
-            raise BundleError(
-                INCONSISTENT,
-                "size or checksum differs between qex-bundle.json and the bag",
-                report["path"],
-            )
-        referenced.add(report["path"])
-    for name in sorted(set(manifest) - referenced - {DESCRIPTION, RO_CRATE}):
-        if name.startswith("data/artifacts/"):
-            raise BundleError(INCONSISTENT, "artifact of a run the bundle does not describe", name)
-        raise BundleError(INCONSISTENT, "file not described in qex-bundle.json", name)
-    try:
-        return import_rows(description["runs"], description["bundle_id"])
-    except QexError as exc:
-        raise BundleError(INCONSISTENT, str(exc), DESCRIPTION) from None
+            self.undescribed.discard(report["path"])
+        for name in sorted(self.undescribed):
+            if name.startswith("data/artifacts/"):
+                raise BundleError(
+                    INCONSISTENT, "artifact of a run the bundle does not describe", name
+                )
+            raise BundleError(INCONSISTENT, "file not described in qex-bundle.json", name)
 
 
 def _bag_version(bag_info: dict[str, str]) -> int | None:
@@ -213,38 +309,36 @@ def run_problem(run: dict[str, Any]) -> str | None:
 
 @dataclass
 class ImportRows:
-    runs: list[RunRow]
-    artifacts: list[ArtifactRow]
-    files: list[FileRow]
+    runs: list[RunRow] = field(default_factory=list)
+    artifacts: list[ArtifactRow] = field(default_factory=list)
+    files: list[FileRow] = field(default_factory=list)
     tags: list[tuple[str, str, str]] = field(default_factory=list)  # run_id, key, value
     notes: list[tuple[str, float, str]] = field(default_factory=list)  # run_id, created, text
 
-    def of_runs(self, run_ids: set[str]) -> ImportRows:
-        return ImportRows(
-            [row for row in self.runs if row[0] in run_ids],
-            [row for row in self.artifacts if row[0] in run_ids],
-            [row for row in self.files if row[1] in run_ids],
-            [row for row in self.tags if row[0] in run_ids],
-            [row for row in self.notes if row[0] in run_ids],
-        )
+    def extend(self, other: ImportRows) -> None:
+        self.runs += other.runs
+        self.artifacts += other.artifacts
+        self.files += other.files
+        self.tags += other.tags
+        self.notes += other.notes
 
 
-def import_rows(runs: Sequence[dict[str, Any]], bundle_id: str) -> ImportRows:
-    """The rows importing ``runs`` inserts, each value checked to be storable: text that is
+def rows_of(run: dict[str, Any], bundle_id: str) -> ImportRows:
+    """The rows importing ``run`` inserts, each value checked to be storable: text that is
     valid UTF-8, a timestamp that is a finite float. :class:`QexError` names what is not."""
-    rows = ImportRows([], [], [])
-    for run in runs:
-        run_id = run["run_id"]
-        rho_path = f"{RESULTS_DIR}/{run_id}_rho.npy"
-        params = _utf8(dumps(run["params"]), run_id, "params")
-        metadata = (
-            None if run["metadata"] is None else _utf8(dumps(run["metadata"]), run_id, "metadata")
-        )
-        try:
-            timestamp = float(run["timestamp"])
-        except OverflowError:
-            raise QexError(f"run {run_id}: timestamp is too large") from None
-        rows.runs.append(
+    run_id = run["run_id"]
+    rho_path = f"{RESULTS_DIR}/{run_id}_rho.npy"
+    params = _utf8(dumps(run["params"]), run_id, "params")
+    metadata = (
+        None if run["metadata"] is None else _utf8(dumps(run["metadata"]), run_id, "metadata")
+    )
+    try:
+        timestamp = float(run["timestamp"])
+    except OverflowError:
+        raise QexError(f"run {run_id}: timestamp is too large") from None
+    rho = run["density_matrix"]
+    rows = ImportRows(
+        [
             (
                 run_id,
                 run["experiment_name"],
@@ -254,17 +348,16 @@ def import_rows(runs: Sequence[dict[str, Any]], bundle_id: str) -> ImportRows:
                 rho_path,
                 metadata,
             )
-        )
-        rho = run["density_matrix"]
-        rows.files.append((rho_path, run_id, rho["size"], rho["sha256"], bundle_id))
-        for artifact in run["artifacts"]:
-            relative = f"{ARTIFACTS_DIR}/{artifact['path'].rsplit('/', 1)[1]}"
-            rows.artifacts.append((run_id, artifact["name"], relative, artifact["media_type"]))
-            rows.files.append((relative, run_id, artifact["size"], artifact["sha256"], bundle_id))
-        rows.tags.extend((run_id, key, value) for key, value in run.get("tags", {}).items())
-        rows.notes.extend(
-            (run_id, float(note["created"]), note["text"]) for note in run.get("notes", [])
-        )
+        ],
+        [],
+        [(rho_path, run_id, rho["size"], rho["sha256"], bundle_id)],
+        [(run_id, key, value) for key, value in run.get("tags", {}).items()],
+        [(run_id, float(note["created"]), note["text"]) for note in run.get("notes", [])],
+    )
+    for artifact in run["artifacts"]:
+        relative = f"{ARTIFACTS_DIR}/{artifact['path'].rsplit('/', 1)[1]}"
+        rows.artifacts.append((run_id, artifact["name"], relative, artifact["media_type"]))
+        rows.files.append((relative, run_id, artifact["size"], artifact["sha256"], bundle_id))
     return rows
 
 

@@ -112,6 +112,20 @@ def fold(name: str) -> str:
 def decode_json(raw: bytes | bytearray, member: str, limits: Limits) -> str:
     """JSON bytes as text, after the caps that bound the memory of parsing them: the size, and
     the number of values (counted from the separators, at C speed, before any is built)."""
+    _check_caps(raw, member, limits)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BundleError(BAD_JSON, "not valid UTF-8 JSON (bad UTF-8 bytes)", member) from None
+
+
+def _check_caps(raw: bytes | bytearray, member: str, limits: Limits) -> None:
+    _check_size_and_values(raw, member, limits)
+    if nested_deeper_than(raw, limits.max_json_depth):
+        raise BundleError(BAD_JSON, f"JSON nested deeper than {limits.max_json_depth}", member)
+
+
+def _check_size_and_values(raw: bytes | bytearray, member: str, limits: Limits) -> None:
     if len(raw) > limits.max_json_size:
         raise BundleError(
             TOO_LARGE, f"{len(raw)} bytes of JSON is over the limit; raise --max-json-size", member
@@ -123,18 +137,65 @@ def decode_json(raw: bytes | bytearray, member: str, limits: Limits) -> str:
             f"about {values:,} JSON values, over the limit; raise --max-json-values",
             member,
         )
-    if nested_deeper_than(raw, limits.max_json_depth):
-        raise BundleError(BAD_JSON, f"JSON nested deeper than {limits.max_json_depth}", member)
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BundleError(BAD_JSON, "not valid UTF-8 JSON (bad UTF-8 bytes)", member) from None
 
 
 def parse_json(raw: bytes | bytearray | str, member: str, limits: Limits) -> Any:
     """Strict JSON: bounded size, values and depth, no duplicate keys, no NaN or Infinity, no
     lone surrogates (text that cannot be stored or printed)."""
     text = raw if isinstance(raw, str) else decode_json(raw, member, limits)
+    try:
+        value = strict_decoder(member).decode(text)
+    except BundleError:
+        raise
+    except RecursionError:
+        raise BundleError(
+            BAD_JSON, f"JSON nested deeper than {limits.max_json_depth}", member
+        ) from None
+    except ValueError as exc:
+        raise BundleError(BAD_JSON, f"not valid UTF-8 JSON ({str(exc)[:120]})", member) from None
+    _check_surrogates(text, value, member)
+    return value
+
+
+def check_parsed(text: str, value: Any, member: str, limits: Limits) -> None:
+    """The rules of :func:`parse_json` for a value parsed out of a longer text (``text`` is
+    its own part): its size, values and depth under the caps, no lone surrogates. A long
+    value's depth is measured on the parsed value: the text scan's pieces would double what a
+    value of a million parts holds in memory."""
+    raw = text.encode("utf-8", "surrogatepass")
+    if len(raw) < _SCAN_BELOW:
+        _check_caps(raw, member, limits)
+    else:
+        _check_size_and_values(raw, member, limits)
+        if _deeper_than(value, limits.max_json_depth):
+            raise BundleError(
+                BAD_JSON, f"JSON nested deeper than {limits.max_json_depth}", member
+            )
+    _check_surrogates(text, value, member)
+
+
+_SCAN_BELOW = 256 * 1024
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether a parsed JSON value nests arrays and objects more than ``limit`` deep."""
+    level = [value] if isinstance(value, (dict, list)) else []
+    for _ in range(limit):
+        if not level:
+            return False
+        level = [
+            item
+            for node in level
+            if isinstance(node, (dict, list))
+            for item in (node.values() if isinstance(node, dict) else node)
+            if isinstance(item, (dict, list))
+        ]
+    return bool(level)
+
+
+@cache
+def strict_decoder(member: str) -> json.JSONDecoder:
+    """CPython's decoder, refusing duplicate keys and NaN/Infinity with a bundle error."""
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         result = dict(items)
@@ -149,16 +210,10 @@ def parse_json(raw: bytes | bytearray | str, member: str, limits: Limits) -> Any
     def constant(name: str) -> Any:
         raise BundleError(BAD_JSON, f"{name} is not JSON", member)
 
-    try:
-        value = json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
-    except BundleError:
-        raise
-    except RecursionError:
-        raise BundleError(
-            BAD_JSON, f"JSON nested deeper than {limits.max_json_depth}", member
-        ) from None
-    except ValueError as exc:
-        raise BundleError(BAD_JSON, f"not valid UTF-8 JSON ({str(exc)[:120]})", member) from None
+    return json.JSONDecoder(object_pairs_hook=pairs, parse_constant=constant)
+
+
+def _check_surrogates(text: str, value: Any, member: str) -> None:
     if _SURROGATE_ESCAPE.search(text):
         try:
             json.dumps(value, ensure_ascii=False).encode("utf-8")
@@ -166,7 +221,6 @@ def parse_json(raw: bytes | bytearray | str, member: str, limits: Limits) -> Any
             raise BundleError(
                 BAD_JSON, "a string holds a lone surrogate (\\udXXX), which is not text", member
             ) from None
-    return value
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -205,17 +259,32 @@ def _schema_document() -> dict[str, Any]:
     return schema
 
 
+def _part(part: str | None) -> dict[str, Any]:
+    """The whole schema, one of its ``$defs``, or ``"head"``: the description without its
+    runs (which are read and checked one by one)."""
+    schema = _schema_document()
+    if part is None:
+        return schema
+    if part != HEAD:
+        return {"$defs": schema["$defs"], "$ref": f"#/$defs/{part}"}
+    head = dict(schema)
+    head["properties"] = {k: v for k, v in schema["properties"].items() if k != "runs"}
+    head["required"] = [k for k in schema["required"] if k != "runs"]
+    return head
+
+
+HEAD = "head"
+
+
 @cache
 def _validator(part: str | None) -> Any:
-    """jsonschema's validator for the whole description, or for one of its ``$defs``."""
+    """jsonschema's validator for a part of the schema (see :func:`_part`)."""
     import jsonschema
 
-    schema = _schema_document()
-    definitions = schema.get("$defs", {})
+    definitions = _schema_document().get("$defs", {})
+    target = definitions[part] if part in definitions else _part(part)
     # Inlining the local $refs once makes validating thousands of runs a third faster.
-    return jsonschema.Draft202012Validator(
-        _inline_refs(schema if part is None else definitions[part], definitions)
-    )
+    return jsonschema.Draft202012Validator(_inline_refs(target, definitions))
 
 
 @cache
@@ -227,9 +296,8 @@ def _predicate(part: str | None) -> Callable[[Any], bool]:
 
     import fastjsonschema
 
-    schema = copy.deepcopy(_schema_document())  # compile() rewrites the references it resolves
-    target = schema if part is None else {"$defs": schema["$defs"], "$ref": f"#/$defs/{part}"}
-    validate = fastjsonschema.compile(target, use_formats=False)
+    # compile() rewrites the references it resolves: it gets a copy
+    validate = fastjsonschema.compile(copy.deepcopy(_part(part)), use_formats=False)
 
     def is_valid(value: Any) -> bool:
         try:
@@ -241,17 +309,19 @@ def _predicate(part: str | None) -> Callable[[Any], bool]:
     return is_valid
 
 
-def schema_problem(value: Any, part: str | None = None) -> str | None:
-    """``None`` when ``value`` follows the bundle schema (or its ``$defs`` entry ``part``, such
-    as ``"run"``); otherwise where and what is wrong, in jsonschema's words. The fast compiled
-    predicate answers first; jsonschema is asked only to explain a refusal."""
+def schema_problem(value: Any, part: str | None = None, at: str = "") -> str | None:
+    """``None`` when ``value`` follows the bundle schema (or its part ``part``: a ``$defs``
+    entry such as ``"run"``, or ``"head"``); otherwise where (under the path ``at``) and what
+    is wrong, in jsonschema's words. The fast compiled predicate answers first; jsonschema is
+    asked only to explain a refusal."""
     if _predicate(part)(value):
         return None
     errors = sorted(_validator(part).iter_errors(value), key=lambda e: list(e.absolute_path))
     if not errors:
         return "does not follow the bundle schema"
     first = errors[0]
-    where = "/".join(str(step) for step in first.absolute_path) or "(top)"
+    where = "/".join([*filter(None, [at]), *(str(step) for step in first.absolute_path)])
+    where = where or "(top)"
     return f"at {where}: {first.message[:200]}"
 
 

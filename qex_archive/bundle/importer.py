@@ -28,7 +28,7 @@ from ..errors import ArchiveError, InvalidInput
 from ..integrity import STAGING_DIR
 from ..jsonvalues import stored_json
 from ..storage import StagingDirectory, fsync_path, storage_faults
-from .description import ImportRows, source_name_of
+from .description import ImportRows, rows_of, source_name_of
 from .format import CONFLICT, BundleError, Limits
 from .reader import BundleContents, SinkError, read_bundle
 
@@ -104,28 +104,22 @@ def _import_local(
 ) -> ImportReport:
     if dry_run:
         contents = read_bundle(path, limits, progress=progress)
-        report = _plan(archive, contents)
+        report = _Merge(archive, contents, on_conflict).run()
         report.dry_run = True
         _refuse_conflicts(report, on_conflict, dry_run=True)
         return report
     archive._refuse_read_only("import a bundle")
     with _staging_dir(archive) as staging:
         contents = _stage(staging, path, limits, progress)
-        assert contents.rows is not None
-        moved: list[Path] = []
+        merge = _Merge(archive, contents, on_conflict, staging, source_name_of(path))
         try:
             with storage_faults("import the bundle"), write_transaction(archive.conn):
-                report = _plan(archive, contents)
+                report = merge.run()
                 _refuse_conflicts(report, on_conflict, dry_run=False)
-                rows = contents.rows.of_runs(set(report.imported))
-                _move_into_place(archive, staging, rows, moved)
-                _insert(archive, contents, rows, source_name_of(path))
-                tables.set_tags(archive.conn, report.tags_added)
-                tables.add_notes(archive.conn, report.notes_added)
         except BaseException:
-            for target in moved:  # the transaction was rolled back; the files go too
+            for relative in merge.moved:  # the transaction was rolled back; the files go too
                 with contextlib.suppress(OSError):
-                    target.unlink()
+                    data_path(archive.root, relative).unlink()
             raise
     return report
 
@@ -226,48 +220,135 @@ def _staging_dir(archive: Archive) -> Iterator[Path]:
                 root.rmdir()  # only if no other import is using it
 
 
-def _plan(archive: Archive, contents: BundleContents) -> ImportReport:
-    report = ImportReport(contents.bundle_id, contents.sha256)
-    for run in contents.runs:
-        run_id = run["run_id"]
-        existing = tables.run_by_id(archive.conn, run_id)
+class _Merge:
+    """The runs of a verified bundle, read again in batches: each compared with the run of the
+    same ID here (new, identical or a conflict), and, given the ``staging`` directory, the new
+    ones moved into place and inserted (the caller holds the transaction)."""
+
+    BATCH = 1000
+
+    def __init__(
+        self,
+        archive: Archive,
+        contents: BundleContents,
+        on_conflict: str,
+        staging: Path | None = None,
+        source: str = "",
+    ) -> None:
+        self.archive, self.contents, self.on_conflict = archive, contents, on_conflict
+        self.staging, self.source = staging, source
+        self.report = ImportReport(contents.bundle_id, contents.sha256)
+        self.moved: list[str] = []  # relative paths of the files moved into place so far
+        self.directories: set[Path] = set()
+        self.now = time.time()
+
+    def run(self) -> ImportReport:
+        batch: list[dict[str, Any]] = []
+        for run in self.contents.iter_runs():
+            batch.append(run)
+            if len(batch) == self.BATCH:
+                self._batch(batch)
+                batch = []
+        if batch:
+            self._batch(batch)
+        for directory in sorted(self.directories):
+            fsync_path(directory)
+        return self.report
+
+    def _batch(self, runs: list[dict[str, Any]]) -> None:
+        report, bundle_id = self.report, self.contents.bundle_id
+        new, present = ImportRows(), ImportRows()
+        for run in runs:
+            verdict = self._compare(run)
+            if verdict is not None:
+                (report.identical if verdict else report.conflicts).append(run["run_id"])
+                if verdict:
+                    present.extend(rows_of(run, bundle_id))
+                continue
+            report.imported.append(run["run_id"])
+            new.extend(rows_of(run, bundle_id))
+        self._plan_annotations(present)
+        if self.staging is None or (report.conflicts and self.on_conflict == "error"):
+            return  # a dry run; or the import is refused at the end: no use writing more
+        self._move_into_place(new)
+        self._insert(new)
+
+    def _insert(self, new: ImportRows) -> None:
+        report, bundle_id = self.report, self.contents.bundle_id
+        conn = self.archive.conn
+        tables.insert_runs(conn, new.runs)
+        tables.insert_artifacts(conn, new.artifacts)
+        tables.insert_files(conn, new.files)
+        tables.set_tags(conn, new.tags)
+        tables.add_notes(conn, new.notes)
+        note = self.contents.description.get("note")
+        tables.insert_imports(
+            conn,
+            [
+                (row[0], bundle_id, report.bundle_sha256, self.source, self.now, note)
+                for row in new.runs
+            ],
+        )
+        tables.set_tags(conn, report.tags_added[self._tags_done :])
+        tables.add_notes(conn, report.notes_added[self._notes_done :])
+        self._tags_done, self._notes_done = len(report.tags_added), len(report.notes_added)
+
+    _tags_done = _notes_done = 0  # how many of the report's added tags and notes are written
+
+    def _compare(self, run: dict[str, Any]) -> bool | None:
+        """``None`` for a run not here; else whether the one here has the same content."""
+        conn = self.archive.conn
+        existing = tables.run_by_id(conn, run["run_id"])
         if existing is None:
-            report.imported.append(run_id)
-            continue
-        _, experiment, params, backend, timestamp, rho_path, metadata = existing
-        same = (
+            return None
+        run_id, experiment, params, backend, timestamp, rho_path, metadata = existing
+        return bool(
             experiment == run["experiment_name"]
             and stored_json(params) == run["params"]
             and backend == run["backend_name"]
             and timestamp == run["timestamp"]
             and (stored_json(metadata) if metadata is not None else None) == run["metadata"]
-            and tables.rho_checksum(archive.conn, run_id, rho_path)
-            == run["density_matrix"]["sha256"]
+            and tables.rho_checksum(conn, run_id, rho_path) == run["density_matrix"]["sha256"]
         )
-        (report.identical if same else report.conflicts).append(run_id)
-    _plan_annotations(archive, contents, report)
-    return report
 
+    def _plan_annotations(self, rows: ImportRows) -> None:
+        """Tags and notes of runs already here: merged, never overwritten."""
+        if not rows.runs:
+            return
+        ids = [row[0] for row in rows.runs]
+        here_tags = tables.tags_by_run(self.archive.conn, ids)
+        here_notes = tables.notes_by_run(self.archive.conn, ids)
+        report = self.report
+        for run_id, key, value in rows.tags:
+            local = here_tags[run_id].get(key)
+            if local is None:
+                report.tags_added.append((run_id, key, value))
+            elif local != value:
+                report.tag_conflicts.append((run_id, key, local, value))
+        for run_id, created, text in rows.notes:
+            known = {(note["created"], note["text"]) for note in here_notes[run_id]}
+            if (created, text) not in known:
+                report.notes_added.append((run_id, created, text))
 
-def _plan_annotations(archive: Archive, contents: BundleContents, report: ImportReport) -> None:
-    """Tags and notes of runs already here: merged, never overwritten."""
-    assert contents.rows is not None
-    present = set(report.identical)
-    if not present:
-        return
-    rows = contents.rows.of_runs(present)
-    here_tags = tables.tags_by_run(archive.conn, sorted(present))
-    here_notes = tables.notes_by_run(archive.conn, sorted(present))
-    for run_id, key, value in rows.tags:
-        local = here_tags[run_id].get(key)
-        if local is None:
-            report.tags_added.append((run_id, key, value))
-        elif local != value:
-            report.tag_conflicts.append((run_id, key, local, value))
-    for run_id, created, text in rows.notes:
-        known = {(note["created"], note["text"]) for note in here_notes[run_id]}
-        if (created, text) not in known:
-            report.notes_added.append((run_id, created, text))
+    def _move_into_place(self, rows: ImportRows) -> None:
+        """Rename staged files to their final names (same file system, so atomic); the
+        caller commits the rows afterwards and removes :attr:`moved` if that fails."""
+        assert self.staging is not None
+        paths = [path for path, *_ in rows.files]
+        taken = tables.referenced_among(self.archive.conn, paths)
+        if taken:
+            raise ArchiveError(
+                f"{sorted(taken)[0]} is already referenced by a row of this archive; "
+                "run 'qex-archive check' and correct the rows before importing"
+            )
+        for path in paths:
+            target = data_path(self.archive.root, path)
+            if target.parent not in self.directories:
+                if not target.parent.is_dir():
+                    target.parent.mkdir()
+                self.directories.add(target.parent)
+            self.moved.append(path)
+            os.replace(self.staging / _staged_name(path), target)
 
 
 def _refuse_conflicts(report: ImportReport, on_conflict: str, *, dry_run: bool) -> None:
@@ -281,42 +362,6 @@ def _refuse_conflicts(report: ImportReport, on_conflict: str, *, dry_run: bool) 
         )
 
 
-def _move_into_place(archive: Archive, staging: Path, rows: ImportRows, moved: list[Path]) -> None:
-    """Rename staged files to their final names (same file system, so atomic); the caller
-    holds the write lock, commits the rows afterwards, and removes ``moved`` if that fails."""
-    paths = [path for path, *_ in rows.files]
-    taken = tables.referenced_among(archive.conn, paths)
-    if taken:
-        raise ArchiveError(
-            f"{sorted(taken)[0]} is already referenced by a row of this archive; "
-            "run 'qex-archive check' and correct the rows before importing"
-        )
-    for path in paths:
-        target = data_path(archive.root, path)
-        if not target.parent.is_dir():
-            target.parent.mkdir()
-        source = staging / _staged_name(path)
-        moved.append(target)
-        os.replace(source, target)
-    for directory in {data_path(archive.root, path).parent for path, *_ in rows.files}:
-        fsync_path(directory)
-
-
 def _staged_name(relative: str) -> str:
     """``results/X`` -> ``results-X``: a results file and an artifact may share a base name."""
     return relative.replace("/", "-")
-
-
-def _insert(archive: Archive, contents: BundleContents, rows: ImportRows, source: str) -> None:
-    now = time.time()
-    note = contents.description.get("note")
-    conn = archive.conn
-    tables.insert_runs(conn, rows.runs)
-    tables.insert_artifacts(conn, rows.artifacts)
-    tables.insert_files(conn, rows.files)
-    tables.set_tags(conn, rows.tags)
-    tables.add_notes(conn, rows.notes)
-    tables.insert_imports(
-        conn,
-        [(row[0], contents.bundle_id, contents.sha256, source, now, note) for row in rows.runs],
-    )

@@ -18,8 +18,8 @@ import hashlib
 import io
 import os
 import threading
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -34,8 +34,8 @@ from ..npyfile import (
 )
 from ..storage import failure_reason
 from .bag import Bag, read_bag
-from .container import Container, open_container
-from .description import ImportRows, read_descriptions
+from .container import Container, Member, open_container
+from .description import Description, Summary, description_runs, read_descriptions
 from .format import (
     BAD_NPY,
     CHECKSUM,
@@ -62,24 +62,49 @@ class SinkError(Exception):
 
 @dataclass
 class BundleContents:
-    """What a validated bundle holds."""
+    """What a validated bundle holds. The runs are not kept (a bundle may describe a million):
+    :meth:`iter_runs` reads them again from the bundle file, one at a time."""
 
     path: Path
     sha256: str
     size: int
-    description: dict[str, Any]
+    description: dict[str, Any]  # qex-bundle.json without its runs
+    summary: Summary  # what the runs add up to
     bag_info: dict[str, str]
     manifest: dict[str, str]
-    member_sizes: dict[str, int] = field(default_factory=dict)
-    rows: ImportRows | None = None  # what importing every run would insert
+    members: dict[str, Member]
+    limits: Limits = field(default_factory=Limits)
+    storage_options: dict[str, Any] | None = None  # for reading the runs of a URL again
 
     @property
     def bundle_id(self) -> str:
         return str(self.description["bundle_id"])
 
     @property
+    def member_sizes(self) -> dict[str, int]:
+        return {name: member.file_size for name, member in self.members.items()}
+
+    @property
+    def payload_bytes(self) -> int:
+        return sum(self.members[name].file_size for name in self.manifest)
+
+    def iter_runs(self) -> Iterator[dict[str, Any]]:
+        """The run records, read again one by one from the file that was verified; a
+        :class:`BundleError` (at the end) if the file changed since."""
+        from ..remote import is_url, ranged
+
+        if is_url(self.path):  # the description's bytes only, by range requests
+            source = ranged(self.path, self.storage_options)
+        else:
+            source = _opened(Path(self.path))
+        with source as (pread, size):
+            container = Container(pread, size, self.members)
+            yield from description_runs(container, self.manifest, self.limits)
+
+    @property
     def runs(self) -> list[dict[str, Any]]:
-        return list(self.description["runs"])
+        """Every run record, in memory at once: :meth:`iter_runs` for large bundles."""
+        return list(self.iter_runs())
 
 
 def read_bundle(
@@ -109,8 +134,10 @@ def read_bundle(
         limits = limits or Limits()
         with ranged(path, storage_options) as (pread, size):
             _check_size(size, limits)
-            container, bag, description, rows = _read_structure(pread, size, limits)
-        return _contents(os.fspath(path), "", size, container, bag, description, rows)
+            container, bag, description = _read_structure(pread, size, limits)
+        contents = _contents(os.fspath(path), "", size, container, bag, description, limits)
+        contents.storage_options = storage_options
+        return contents
     if is_url(path):
         with fetched(path, storage_options) as local:
             contents = read_bundle(
@@ -122,31 +149,38 @@ def read_bundle(
                 all_problems=all_problems,
             )
         contents.path = os.fspath(path)  # type: ignore[assignment]
+        contents.storage_options = storage_options
         return contents
     limits = limits or Limits()
     source = local_path(path)
+    with ExitStack() as stack:
+        pread, size = stack.enter_context(_opened(source))
+        _check_size(size, limits)
+        # The bundle's own checksum (kept with imported runs) is computed on the other core
+        # while the members are checked.
+        bundle_hash = _BackgroundHash(pread, size) if verify_payload else None
+        if bundle_hash:
+            stack.callback(bundle_hash.stop)
+        container, bag, description = _read_structure(pread, size, limits)
+        if verify_payload:
+            _verify_payload(container, bag.manifest, description, sink, progress, all_problems)
+        bundle_sha256 = bundle_hash.result() if bundle_hash else ""
+    return _contents(source, bundle_sha256, size, container, bag, description, limits)
+
+
+@contextmanager
+def _opened(source: Path) -> Iterator[tuple[Callable[[int, int], bytes], int]]:
+    """``os.pread`` of the bundle file and its size, for as long as the block runs."""
     try:
         if not source.is_file():
             raise BundleError(NOT_A_ZIP, f"{source} is not a file")
         fd = os.open(source, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     except OSError as exc:  # the reader's file system, not the bundle, is at fault
         raise QexError(f"cannot read {source}: {failure_reason(exc)}") from None
-    with ExitStack() as stack:
-        stack.callback(os.close, fd)
-        size = os.fstat(fd).st_size
-        _check_size(size, limits)
-        # The bundle's own checksum (kept with imported runs) is computed on the other core
-        # while the members are checked.
-        bundle_hash = _BackgroundHash(fd, size) if verify_payload else None
-        if bundle_hash:
-            stack.callback(bundle_hash.stop)
-        container, bag, description, rows = _read_structure(
-            functools.partial(os.pread, fd), size, limits
-        )
-        if verify_payload:
-            _verify_payload(container, bag.manifest, description, sink, progress, all_problems)
-        bundle_sha256 = bundle_hash.result() if bundle_hash else ""
-    return _contents(source, bundle_sha256, size, container, bag, description, rows)
+    try:
+        yield functools.partial(os.pread, fd), os.fstat(fd).st_size
+    finally:
+        os.close(fd)
 
 
 def _check_size(size: int, limits: Limits) -> None:
@@ -158,12 +192,11 @@ def _check_size(size: int, limits: Limits) -> None:
 
 def _read_structure(
     pread: Callable[[int, int], bytes], size: int, limits: Limits
-) -> tuple[Container, Bag, dict[str, Any], ImportRows]:
+) -> tuple[Container, Bag, Description]:
     """The container, the bag and the descriptions: everything but the payload."""
     container = open_container(pread, size, limits)
     bag = read_bag(container)
-    description, rows = read_descriptions(container, bag.manifest, bag.info, limits)
-    return container, bag, description, rows
+    return container, bag, read_descriptions(container, bag.manifest, bag.info, limits)
 
 
 def _contents(
@@ -172,33 +205,31 @@ def _contents(
     size: int,
     container: Container,
     bag: Bag,
-    description: dict[str, Any],
-    rows: ImportRows,
+    description: Description,
+    limits: Limits,
 ) -> BundleContents:
     return BundleContents(
         path=path,
         sha256=sha256,
         size=size,
-        description=description,
+        description=description.head,
+        summary=description.summary,
         bag_info=bag.info,
         manifest=bag.manifest,
-        member_sizes={name: m.file_size for name, m in container.members.items()},
-        rows=rows,
+        members=container.members,
+        limits=limits,
     )
 
 
 def _verify_payload(
     container: Container,
     manifest: dict[str, str],
-    description: dict[str, Any],
+    description: Description,
     sink: Sink | None,
     progress: Callable[[int], None] | None,
     all_problems: bool,
 ) -> None:
-    shapes = {
-        run["density_matrix"]["path"]: tuple(run["density_matrix"]["shape"])
-        for run in description["runs"]
-    }
+    shapes = description.shapes
     files = [
         member
         for name, member in container.members.items()
@@ -265,8 +296,8 @@ def _check_npy_prefix(prefix: bytes, shape: tuple[int, ...], size: int, name: st
 class _BackgroundHash:
     """SHA-256 of a whole file, computed in a thread (hashlib releases the GIL)."""
 
-    def __init__(self, fd: int, size: int) -> None:
-        self._fd, self._size = fd, size
+    def __init__(self, pread: Callable[[int, int], bytes], size: int) -> None:
+        self._pread, self._size = pread, size
         self._digest = hashlib.sha256()
         self._stop = threading.Event()
         self._error: BaseException | None = None
@@ -277,7 +308,7 @@ class _BackgroundHash:
         try:
             position = 0
             while not self._stop.is_set() and position < self._size:
-                chunk = os.pread(self._fd, min(CHUNK, self._size - position), position)
+                chunk = self._pread(min(CHUNK, self._size - position), position)
                 if not chunk:
                     break
                 self._digest.update(chunk)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -215,19 +214,19 @@ def inspect(bundle: str, as_json: bool, **limits: Any) -> None:
     contents = read_bundle(
         bundle, build_limits(limits), verify_payload=False, storage_options=storage
     )
-    runs = contents.runs
+    runs = contents.summary
     summary = {
         "bundle_id": contents.bundle_id,
         "created": contents.description["created"],
         "creator": contents.description["creator"],
         "note": contents.description.get("note"),
-        "runs": len(runs),
-        "experiments": dict(sorted(_count(run["experiment_name"] for run in runs).items())),
-        "backends": dict(sorted(_count(run["backend_name"] for run in runs).items())),
-        "first": min(run["timestamp"] for run in runs),
-        "last": max(run["timestamp"] for run in runs),
+        "runs": runs.runs,
+        "experiments": dict(sorted(runs.experiments.items())),
+        "backends": dict(sorted(runs.backends.items())),
+        "first": runs.first,
+        "last": runs.last,
         "files": len(contents.manifest),
-        "payload_bytes": sum(contents.member_sizes[name] for name in contents.manifest),
+        "payload_bytes": contents.payload_bytes,
         "size": contents.size,
     }
     if as_json:
@@ -258,12 +257,6 @@ def inspect(bundle: str, as_json: bool, **limits: Any) -> None:
     width = max(len(label) for label, _ in lines)
     for label, value in lines:
         say(f"{label.ljust(width)}  {value}")
-
-
-def _count(values: Iterable[str]) -> dict[str, int]:
-    from collections import Counter
-
-    return dict(Counter(values))
 
 
 @cli.command()
@@ -308,7 +301,7 @@ def verify(ctx: click.Context, /, bundle: str, as_json: bool, **limits: Any) -> 
             }
         )
     elif contents:
-        runs = len(contents.runs)
+        runs = contents.summary.runs
         say(f"valid: bundle {contents.bundle_id}, {runs} runs, sha256 {contents.sha256}")
     else:
         for problem in problems:
