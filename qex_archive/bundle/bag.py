@@ -9,10 +9,12 @@ manifest it can trust.
 from __future__ import annotations
 
 import hashlib
+import io
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from .container import Container
+from .container import Container, Members
 from .format import (
     BAD_BAG_INFO,
     BAD_BAGIT,
@@ -39,9 +41,54 @@ MAX_TAG_FILE = 64 * 1024**2
 _MANIFEST_LINE = re.compile(r"^([0-9a-f]{64})[ \t]+(\S+)$")
 
 
+class Manifest(Mapping[str, str]):
+    """``manifest-sha256.txt``: the SHA-256 of each payload member, by name, kept as 32 bytes
+    per member of the bundle beside the ZIP layer's table (no second copy of the names)."""
+
+    def __init__(self, members: Members) -> None:
+        self._members = members
+        self._digests = bytearray(32 * len(members))
+        self._listed = bytearray(len(members))
+        self._count = 0
+
+    def _add(self, name: str, sha256: str, number: int) -> None:
+        row = self._members.row(name)
+        if row is None:
+            raise BundleError(MISSING, "listed in manifest-sha256.txt but not in the bundle", name)
+        if self._listed[row]:
+            raise BundleError(BAD_MANIFEST, f"line {number} lists {name} again", MANIFEST)
+        self._listed[row] = 1
+        self._digests[32 * row : 32 * row + 32] = bytes.fromhex(sha256)
+        self._count += 1
+
+    def listed(self, row: int) -> bool:
+        """Whether the member at ``row`` of the ZIP layer's table is in the manifest."""
+        return bool(self._listed[row])
+
+    def digest(self, row: int) -> str:
+        return self._digests[32 * row : 32 * row + 32].hex()
+
+    def __getitem__(self, name: str) -> str:
+        row = self._members.row(name)
+        if row is None or not self._listed[row]:
+            raise KeyError(name)
+        return self.digest(row)
+
+    def __contains__(self, name: object) -> bool:
+        row = self._members.row(name) if isinstance(name, str) else None
+        return row is not None and bool(self._listed[row])
+
+    def __iter__(self) -> Iterator[str]:
+        names = self._members
+        return (names.name(row) for row, listed in enumerate(self._listed) if listed)
+
+    def __len__(self) -> int:
+        return self._count
+
+
 @dataclass(frozen=True)
 class Bag:
-    manifest: dict[str, str]  # payload member -> SHA-256
+    manifest: Manifest  # payload member -> SHA-256
     info: dict[str, str]  # bag-info.txt labels
 
 
@@ -59,7 +106,11 @@ def read_bag(container: Container) -> Bag:
         raise BundleError(
             BAD_BAGIT, "must be exactly 'BagIt-Version: 1.0' and UTF-8 encoding", BAGIT
         )
-    tag_manifest = _parse_manifest(tags[TAGMANIFEST], TAGMANIFEST, prefix="")
+    tag_manifest: dict[str, str] = {}
+    for number, name, digest in _manifest_lines(tags[TAGMANIFEST], TAGMANIFEST, prefix=""):
+        if name in tag_manifest:
+            raise BundleError(BAD_MANIFEST, f"line {number} lists {name} again", TAGMANIFEST)
+        tag_manifest[name] = digest
     if set(tag_manifest) != set(TAG_FILES) - {TAGMANIFEST}:
         raise BundleError(
             TAGMANIFEST_MISMATCH,
@@ -73,12 +124,12 @@ def read_bag(container: Container) -> Bag:
                 "checksum differs from tagmanifest-sha256.txt (stale tag manifest)",
                 name,
             )
-    manifest = _parse_manifest(tags[MANIFEST], MANIFEST, prefix="data/")
-    payload_names = set(members) - set(TAG_FILES)
-    for name in sorted(set(manifest) - payload_names):
-        raise BundleError(MISSING, "listed in manifest-sha256.txt but not in the bundle", name)
-    for name in sorted(payload_names - set(manifest)):
-        raise BundleError(EXTRA, "in the bundle but not in manifest-sha256.txt", name)
+    manifest = Manifest(members)
+    for number, name, digest in _manifest_lines(tags.pop(MANIFEST), MANIFEST, prefix="data/"):
+        manifest._add(name, digest, number)
+    for row, name in enumerate(members):
+        if name not in TAG_FILES and not manifest.listed(row):
+            raise BundleError(EXTRA, "in the bundle but not in manifest-sha256.txt", name)
     info = _parse_bag_info(tags[BAG_INFO])
     oxum = f"{sum(members[name].file_size for name in manifest)}.{len(manifest)}"
     if info.get("Payload-Oxum") != oxum:
@@ -93,22 +144,21 @@ def read_bag(container: Container) -> Bag:
     return Bag(manifest, info)
 
 
-def _parse_manifest(raw: bytes | bytearray, member: str, *, prefix: str) -> dict[str, str]:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BundleError(BAD_MANIFEST, "not UTF-8", member) from None
-    entries: dict[str, str] = {}
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line:
+def _manifest_lines(
+    raw: bytes | bytearray, member: str, *, prefix: str
+) -> Iterator[tuple[int, str, str]]:
+    """``(line number, path, SHA-256)`` of each line, read one line at a time."""
+    for number, line in enumerate(io.BytesIO(raw), start=1):
+        try:
+            text = line.decode("utf-8").removesuffix("\n")
+        except UnicodeDecodeError:
+            raise BundleError(BAD_MANIFEST, "not UTF-8", member) from None
+        if not text:
             continue
-        match = _MANIFEST_LINE.match(line)
+        match = _MANIFEST_LINE.match(text)
         if not match or not match.group(2).startswith(prefix):
             raise BundleError(BAD_MANIFEST, f"line {number} is not 'SHA256  {prefix}path'", member)
-        if match.group(2) in entries:
-            raise BundleError(BAD_MANIFEST, f"line {number} lists {match.group(2)} again", member)
-        entries[match.group(2)] = match.group(1)
-    return entries
+        yield number, match.group(2), match.group(1)
 
 
 def _parse_bag_info(raw: bytes | bytearray) -> dict[str, str]:

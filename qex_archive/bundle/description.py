@@ -26,6 +26,7 @@ from ..run import RunRow
 from ..states import state_summary_problem
 from ..tables import ArtifactRow, FileRow
 from ..timeutil import timestamp_problem
+from .bag import Manifest
 from .container import Container
 from .format import (
     BAD_JSON,
@@ -73,11 +74,11 @@ class Description:
 
     head: dict[str, Any]
     summary: Summary
-    shapes: dict[str, tuple[int, ...]]
+    shapes: list[tuple[int, ...] | None]  # by the member's row in the ZIP layer's table
 
 
 def read_descriptions(
-    container: Container, manifest: dict[str, str], bag_info: dict[str, str], limits: Limits
+    container: Container, manifest: Manifest, bag_info: dict[str, str], limits: Limits
 ) -> Description:
     """Check the bundle description (``qex-bundle.json``) run by run, building the rows
     importing each run would insert, and the RO-Crate for form; neither is held whole."""
@@ -99,7 +100,7 @@ def read_descriptions(
 
 
 def description_runs(
-    container: Container, manifest: dict[str, str], limits: Limits
+    container: Container, manifest: Manifest, limits: Limits
 ) -> Iterator[dict[str, Any]]:
     """The runs of a description already checked by :func:`read_descriptions`, read again
     one by one; :class:`BundleError` at the end if its bytes changed since."""
@@ -122,10 +123,14 @@ def checked_chunks(container: Container, name: str, expected_sha256: str) -> Ite
         raise BundleError(CHECKSUM, "checksum differs from manifest-sha256.txt", name)
 
 
-def _check_ro_crate(container: Container, manifest: dict[str, str], limits: Limits) -> None:
+def _check_ro_crate(container: Container, manifest: Manifest, limits: Limits) -> None:
     graph = False
     for kind, key, value in walk_object(
-        checked_chunks(container, RO_CRATE, manifest[RO_CRATE]), RO_CRATE, limits, "@graph"
+        checked_chunks(container, RO_CRATE, manifest[RO_CRATE]),
+        RO_CRATE,
+        limits,
+        "@graph",
+        keep=False,  # only its form matters here: nothing of it is built
     ):
         graph = graph or (key == "@graph" and (kind == ELEMENT or isinstance(value, list)))
         if kind == DOCUMENT:
@@ -140,18 +145,18 @@ class _DescriptionCheck:
     """The checks of each run against the schema, the bag and the runs before it, and of the
     head once the whole description has been read."""
 
-    def __init__(
-        self, container: Container, bag_info: dict[str, str], manifest: dict[str, str]
-    ) -> None:
+    def __init__(self, container: Container, bag_info: dict[str, str], manifest: Manifest) -> None:
         self.members = container.members
         self.manifest = manifest
         self.version = _bag_version(bag_info)
         self.bag_info = bag_info
         self.bundle_id = bag_info.get("External-Identifier", "").removeprefix("urn:uuid:")
-        # the data files no run has described yet (the manifest's own strings, not copies)
-        self.undescribed = set(manifest) - {DESCRIPTION, RO_CRATE}
+        # by the member's row: whether something described it, and a density matrix's shape
+        self.described = bytearray(len(self.members))
+        for name in (DESCRIPTION, RO_CRATE):
+            self.described[self.members.row(name) or 0] = 1
         self.summary = Summary()
-        self.shapes: dict[str, tuple[int, ...]] = {}
+        self.shapes: list[tuple[int, ...] | None] = [None] * len(self.members)
         self._shape_objects: dict[tuple[int, ...], tuple[int, ...]] = {}
 
     def run(self, run: Any) -> ImportRows:
@@ -165,7 +170,8 @@ class _DescriptionCheck:
         rho = run["density_matrix"]
         if rho["path"] != f"data/results/{run_id}_rho.npy":
             raise BundleError(INCONSISTENT, f"run {run_id} points at {rho['path']}", DESCRIPTION)
-        if rho["path"] in self.manifest and rho["path"] not in self.undescribed:
+        row = self.members.row(rho["path"])
+        if row is not None and self.described[row]:
             raise BundleError(INCONSISTENT, f"run {run_id} is described twice", DESCRIPTION)
         problem = run_problem(run)
         if problem:
@@ -192,7 +198,9 @@ class _DescriptionCheck:
         for record in files:
             self._describe(record, f"described for run {run_id} but not in the manifest")
         shape = tuple(rho["shape"])
-        self.shapes[self.members[rho["path"]].name] = self._shape_objects.setdefault(shape, shape)
+        self.shapes[self.members.row(rho["path"]) or 0] = self._shape_objects.setdefault(
+            shape, shape
+        )
         self.summary.add(run)
         try:
             return rows_of(run, self.bundle_id)
@@ -201,14 +209,15 @@ class _DescriptionCheck:
 
     def _describe(self, record: dict[str, Any], missing: str) -> None:
         path = record["path"]
-        if path not in self.manifest:
+        row = self.members.row(path)
+        if row is None or not self.manifest.listed(row):
             raise BundleError(MISSING, missing, path)
-        if path not in self.undescribed:
+        if self.described[row]:
             raise BundleError(INCONSISTENT, "described twice", path)
-        self.undescribed.discard(path)
+        self.described[row] = 1
         if (
-            record["sha256"] != self.manifest[path]
-            or record["size"] != self.members[path].file_size
+            record["sha256"] != self.manifest.digest(row)
+            or record["size"] != self.members.at(row).file_size
         ):
             raise BundleError(
                 INCONSISTENT, "size or checksum differs between qex-bundle.json and the bag", path
@@ -236,17 +245,23 @@ class _DescriptionCheck:
         if report is not None:
             if version != 2:
                 raise BundleError(INCONSISTENT, "a report, which format 1 has not", DESCRIPTION)
-            if report["path"] not in self.undescribed or (
-                report["sha256"] != self.manifest[report["path"]]
-                or report["size"] != self.members[report["path"]].file_size
+            row = self.members.row(report["path"])
+            if (
+                row is None
+                or not self.manifest.listed(row)
+                or report["sha256"] != self.manifest.digest(row)
+                or report["size"] != self.members.at(row).file_size
             ):
                 raise BundleError(
                     INCONSISTENT,
                     "size or checksum differs between qex-bundle.json and the bag",
                     report["path"],
                 )
-            self.undescribed.discard(report["path"])
-        for name in sorted(self.undescribed):
+            self.described[row] = 1
+        for row, described in enumerate(self.described):
+            if described or not self.manifest.listed(row):
+                continue
+            name = self.members.name(row)
             if name.startswith("data/artifacts/"):
                 raise BundleError(
                     INCONSISTENT, "artifact of a run the bundle does not describe", name

@@ -157,7 +157,7 @@ def parse_json(raw: bytes | bytearray | str, member: str, limits: Limits) -> Any
     return value
 
 
-def check_parsed(text: str, value: Any, member: str, limits: Limits) -> None:
+def check_parsed(text: str, value: Any, member: str, limits: Limits, kept: bool = True) -> None:
     """The rules of :func:`parse_json` for a value parsed out of a longer text (``text`` is
     its own part): its size, values and depth under the caps, no lone surrogates. A long
     value's depth is measured on the parsed value: the text scan's pieces would double what a
@@ -168,9 +168,9 @@ def check_parsed(text: str, value: Any, member: str, limits: Limits) -> None:
     else:
         _check_size_and_values(raw, member, limits)
         if _deeper_than(value, limits.max_json_depth):
-            raise BundleError(
-                BAD_JSON, f"JSON nested deeper than {limits.max_json_depth}", member
-            )
+            raise BundleError(BAD_JSON, f"JSON nested deeper than {limits.max_json_depth}", member)
+    if not kept and _SURROGATE_ESCAPE.search(text):
+        value = strict_decoder(member).decode(text)  # the values are needed to tell
     _check_surrogates(text, value, member)
 
 
@@ -194,18 +194,19 @@ def _deeper_than(value: Any, limit: int) -> bool:
 
 
 @cache
-def strict_decoder(member: str) -> json.JSONDecoder:
-    """CPython's decoder, refusing duplicate keys and NaN/Infinity with a bundle error."""
+def strict_decoder(member: str, keep: bool = True) -> json.JSONDecoder:
+    """CPython's decoder, refusing duplicate keys and NaN/Infinity with a bundle error. With
+    ``keep=False`` every object parses to ``None``: the text is checked, nothing is built."""
 
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        result = dict(items)
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any] | None:
+        result = dict(items) if keep else {key: None for key, _ in items}
         if len(result) != len(items):
             seen: set[str] = set()
             for key, _ in items:
                 if key in seen:
                     raise BundleError(BAD_JSON, f"duplicate JSON key {key[:80]!r}", member)
                 seen.add(key)
-        return result
+        return result if keep else None
 
     def constant(name: str) -> Any:
         raise BundleError(BAD_JSON, f"{name} is not JSON", member)

@@ -26,11 +26,13 @@ MEMBER, ELEMENT, DOCUMENT = "member", "element", "document"
 class _Text:
     """The decoded text not yet consumed, refilled from the chunks on demand."""
 
-    def __init__(self, chunks: Iterable[bytes], member: str, limits: Limits) -> None:
+    def __init__(self, chunks: Iterable[bytes], member: str, limits: Limits, keep: bool) -> None:
         self._chunks = iter(chunks)
+        self.keep = keep
         self._utf8 = codecs.getincrementaldecoder("utf-8")()
         self.member, self.limits = member, limits
         self.text, self.pos, self.done = "", 0, False
+        self._counted_to = 0  # the text before this was counted by _check_values
 
     def more(self) -> bool:
         """Append the next chunk; ``False`` at the end of the member. What is waiting to be
@@ -38,7 +40,8 @@ class _Text:
         if self.done:
             return False
         if self.pos > (1 << 20):  # drop what was consumed, keeping the copy cost linear
-            self.text, self.pos = self.text[self.pos :], 0
+            self.text, self._counted_to = self.text[self.pos :], self._counted_to - self.pos
+            self.pos = 0
         try:
             chunk = next(self._chunks, None)
             if chunk is None:
@@ -79,10 +82,12 @@ class _Text:
     def value(self) -> Any:
         """The next JSON value, parsed whole by CPython's decoder."""
         self.skip_space()
-        decoder = strict_decoder(self.member)
+        decoder = strict_decoder(self.member, self.keep)
+        grown = False
         while True:
             start = self.pos
-            self._check_values(start)
+            if grown or start >= self._counted_to:
+                self._check_values(start)
             try:
                 value, end = decoder.raw_decode(self.text, start)
             except RecursionError:
@@ -90,14 +95,17 @@ class _Text:
                     BAD_JSON, f"JSON nested deeper than {self.limits.max_json_depth}", self.member
                 ) from None
             except json.JSONDecodeError as exc:
-                if self._grow():  # maybe cut off at the end of the chunk: read on, retry
+                grown = self._grow()
+                if grown:  # maybe cut off at the end of the chunk: read on, retry
                     continue
                 raise BundleError(
                     BAD_JSON, f"not valid UTF-8 JSON ({str(exc)[:120]})", self.member
                 ) from None
-            if end == len(self.text) and self._grow():  # a number may go on
-                continue
-            check_parsed(self.text[start:end], value, self.member, self.limits)
+            if end == len(self.text):  # a number may go on in the next chunk
+                grown = self._grow()
+                if grown:
+                    continue
+            check_parsed(self.text[start:end], value, self.member, self.limits, self.keep)
             self.pos = end
             return value
 
@@ -111,10 +119,14 @@ class _Text:
         return grew
 
     def _check_values(self, start: int) -> None:
-        """Before a value that spans chunks is parsed: the values waiting, roughly counted."""
+        """Before parsing from ``start`` in a long text, count the values waiting (each stretch
+        of text is counted once, and again only when a value runs past it): whatever is
+        parsed has at most that many, so a flood of tiny values is refused before it is
+        built. Short texts are left to the exact count after parsing."""
         text = self.text
         if len(text) - start < _LONG:
             return  # check_parsed counts exactly once the value is parsed
+        self._counted_to = len(text)
         values = text.count(",", start) + text.count("[", start) + text.count("{", start)
         if values > self.limits.max_json_values:
             raise BundleError(
@@ -131,12 +143,13 @@ class _Text:
 
 
 def walk_object(
-    chunks: Iterable[bytes], member: str, limits: Limits, streamed: str
+    chunks: Iterable[bytes], member: str, limits: Limits, streamed: str, *, keep: bool = True
 ) -> Iterator[tuple[str, str, Any]]:
     """The top-level members of the JSON object in ``chunks``, as ``(MEMBER, key, value)``;
     the array under the key ``streamed`` as one ``(ELEMENT, key, item)`` per item. A document
-    that is not an object is one ``(DOCUMENT, "", value)``, for the caller to refuse."""
-    text = _Text(chunks, member, limits)
+    that is not an object is one ``(DOCUMENT, "", value)``, for the caller to refuse. With
+    ``keep=False``, the text is checked but objects come out as ``None``."""
+    text = _Text(chunks, member, limits, keep)
     if text.skip_space() != "{":
         yield DOCUMENT, "", text.value()
         _expect_end(text)

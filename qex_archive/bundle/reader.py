@@ -33,8 +33,8 @@ from ..npyfile import (
     read_header,
 )
 from ..storage import failure_reason
-from .bag import Bag, read_bag
-from .container import Container, Member, open_container
+from .bag import Bag, Manifest, read_bag
+from .container import Container, Members, open_container
 from .description import Description, Summary, description_runs, read_descriptions
 from .format import (
     BAD_NPY,
@@ -71,8 +71,8 @@ class BundleContents:
     description: dict[str, Any]  # qex-bundle.json without its runs
     summary: Summary  # what the runs add up to
     bag_info: dict[str, str]
-    manifest: dict[str, str]
-    members: dict[str, Member]
+    manifest: Manifest
+    members: Members
     limits: Limits = field(default_factory=Limits)
     storage_options: dict[str, Any] | None = None  # for reading the runs of a URL again
 
@@ -223,27 +223,25 @@ def _contents(
 
 def _verify_payload(
     container: Container,
-    manifest: dict[str, str],
+    manifest: Manifest,
     description: Description,
     sink: Sink | None,
     progress: Callable[[int], None] | None,
     all_problems: bool,
 ) -> None:
-    shapes = description.shapes
-    files = [
-        member
-        for name, member in container.members.items()
-        if name in manifest and name not in (DESCRIPTION, RO_CRATE)
-    ]
+    members = container.members
     found: list[BundleError] = []
-    for member in files:  # in file order
+    for row in range(len(members)):  # in file order
+        if not manifest.listed(row) or members.name(row) in (DESCRIPTION, RO_CRATE):
+            continue
+        member = members.at(row)
         try:
             target = sink(member.name) if sink else None
         except OSError as exc:
             raise SinkError(exc) from None
         try:
             digest = hashlib.sha256()
-            shape = shapes.get(member.name)
+            shape = description.shapes[row]
             head = b""
             for chunk in container.read(member):
                 if shape is not None:  # checked before any of its bytes is passed on
@@ -261,7 +259,7 @@ def _verify_payload(
                     progress(len(chunk))
             if shape is not None:
                 _check_npy_prefix(head, shape, member.file_size, member.name)
-            if digest.hexdigest() != manifest[member.name]:
+            if digest.hexdigest() != manifest.digest(row):
                 raise BundleError(
                     CHECKSUM, "checksum mismatch: differs from manifest-sha256.txt", member.name
                 )
