@@ -108,17 +108,20 @@ class StagingDirectory:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._fd = os.open(directory, os.O_RDONLY)
-        self._paths: list[Path] = []
 
     def create(self, name: str) -> BinaryIO:
         """A new file (refused if the name exists), to be written and closed by the caller."""
-        path = self.directory / name
-        stream = open(path, "xb")  # noqa: SIM115 - the caller closes it
-        self._paths.append(path)
-        return stream
+        return open(self.directory / name, "xb")
 
     def sync(self) -> None:
-        make_durable(self._paths)
+        """Every file in the directory made durable, and their names. (No list of them is
+        kept: an import of 100,000 runs stages 200,000.)"""
+        if not _syncfs(self._fd):
+            from concurrent.futures import ThreadPoolExecutor
+
+            with os.scandir(self.directory) as entries, ThreadPoolExecutor(16) as pool:
+                list(pool.map(fsync_path, (Path(entry.path) for entry in entries)))
+        fsync_path(self.directory)
 
     def close(self) -> None:
         os.close(self._fd)

@@ -9,7 +9,6 @@ manifest it can trust.
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -148,9 +147,13 @@ def _manifest_lines(
     raw: bytes | bytearray, member: str, *, prefix: str
 ) -> Iterator[tuple[int, str, str]]:
     """``(line number, path, SHA-256)`` of each line, read one line at a time."""
-    for number, line in enumerate(io.BytesIO(raw), start=1):
+    start, number = 0, 0
+    while start < len(raw):
+        end = raw.find(b"\n", start)
+        end = len(raw) if end < 0 else end
+        line, start, number = raw[start:end], end + 1, number + 1
         try:
-            text = line.decode("utf-8").removesuffix("\n")
+            text = line.decode("utf-8")
         except UnicodeDecodeError:
             raise BundleError(BAD_MANIFEST, "not UTF-8", member) from None
         if not text:

@@ -105,10 +105,12 @@ class Members(Mapping[str, Member]):
         )
 
     def in_file_order(self) -> Members:
-        offset = 4  # header_offset's place among the fields
-        order = sorted(
-            range(len(self._names)), key=lambda row: self._fields[row * self._FIELDS + offset]
-        )
+        """These members ordered by where they lie (as they are already, when the central
+        directory lists them in file order, as bundle writers do)."""
+        offsets = self._fields[4 :: self._FIELDS]  # header_offset's place among the fields
+        if all(a < b for a, b in zip(offsets, offsets[1:])):
+            return self
+        order = sorted(range(len(self._names)), key=offsets.__getitem__)
         return Members(self.at(row) for row in order)
 
     def __getitem__(self, name: str) -> Member:

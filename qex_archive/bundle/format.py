@@ -157,21 +157,36 @@ def parse_json(raw: bytes | bytearray | str, member: str, limits: Limits) -> Any
     return value
 
 
-def check_parsed(text: str, value: Any, member: str, limits: Limits, kept: bool = True) -> None:
-    """The rules of :func:`parse_json` for a value parsed out of a longer text (``text`` is
-    its own part): its size, values and depth under the caps, no lone surrogates. A long
-    value's depth is measured on the parsed value: the text scan's pieces would double what a
-    value of a million parts holds in memory."""
-    raw = text.encode("utf-8", "surrogatepass")
-    if len(raw) < _SCAN_BELOW:
-        _check_caps(raw, member, limits)
+def check_parsed(
+    text: str, start: int, end: int, value: Any, member: str, limits: Limits, kept: bool = True
+) -> None:
+    """The rules of :func:`parse_json` for the value parsed from ``text[start:end]``: its size,
+    values and depth under the caps, no lone surrogates. A long value is measured in place
+    (characters, not bytes) and its depth on the parsed value, as the text scan's pieces would
+    double what a value of a million parts holds in memory; a long value parsed without
+    keeping it (``kept=False``) is left to CPython's own nesting limit."""
+    if end - start < _SCAN_BELOW:
+        _check_caps(text[start:end].encode("utf-8", "surrogatepass"), member, limits)
     else:
-        _check_size_and_values(raw, member, limits)
-        if _deeper_than(value, limits.max_json_depth):
+        if end - start > limits.max_json_size:
+            raise BundleError(
+                TOO_LARGE,
+                f"{end - start} characters of JSON is over the limit; raise --max-json-size",
+                member,
+            )
+        values = sum(text.count(mark, start, end) for mark in ",[{")
+        if values > limits.max_json_values:
+            raise BundleError(
+                TOO_LARGE,
+                f"about {values:,} JSON values, over the limit; raise --max-json-values",
+                member,
+            )
+        if kept and _deeper_than(value, limits.max_json_depth):
             raise BundleError(BAD_JSON, f"JSON nested deeper than {limits.max_json_depth}", member)
-    if not kept and _SURROGATE_ESCAPE.search(text):
-        value = strict_decoder(member).decode(text)  # the values are needed to tell
-    _check_surrogates(text, value, member)
+    if _SURROGATE_ESCAPE.search(text, start, end):
+        if not kept:  # the values are needed to tell
+            value = strict_decoder(member).decode(text[start:end])
+        _check_surrogates(text[start:end], value, member)
 
 
 _SCAN_BELOW = 256 * 1024

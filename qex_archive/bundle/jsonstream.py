@@ -105,7 +105,7 @@ class _Text:
                 grown = self._grow()
                 if grown:
                     continue
-            check_parsed(self.text[start:end], value, self.member, self.limits, self.keep)
+            check_parsed(self.text, start, end, value, self.member, self.limits, self.keep)
             self.pos = end
             return value
 
