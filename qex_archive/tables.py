@@ -99,6 +99,25 @@ def select_runs(
     return conn.execute(f"{SELECT_RUNS}{where}{order} LIMIT ? OFFSET ?", list(args)).fetchall()
 
 
+def select_run_ids(conn: sqlite3.Connection, where: str, args: Sequence[Any]) -> list[str]:
+    """IDs of the runs matching a WHERE clause (from :mod:`qex_archive.query`), sorted."""
+    return [
+        run_id
+        for (run_id,) in conn.execute(f"SELECT run_id FROM runs{where} ORDER BY run_id", list(args))
+    ]
+
+
+def runs_by_ids(conn: sqlite3.Connection, run_ids: Sequence[str]) -> list[RunRow]:
+    """The runs of these IDs, in the order given (IDs not present are left out)."""
+    found: dict[str, RunRow] = {}
+    for chunk in _chunks(run_ids):
+        found.update(
+            (row[0], row)
+            for row in conn.execute(f"{SELECT_RUNS} WHERE run_id IN ({_marks(chunk)})", chunk)
+        )
+    return [found[run_id] for run_id in run_ids if run_id in found]
+
+
 def count_runs(conn: sqlite3.Connection, where: str, args: Sequence[Any]) -> int:
     total: int = conn.execute(f"SELECT count(*) FROM runs{where}", list(args)).fetchone()[0]
     return total

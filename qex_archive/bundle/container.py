@@ -16,6 +16,7 @@ parsed here from the records themselves (APPNOTE 6.3), and ``zlib`` does the inf
 
 from __future__ import annotations
 
+import itertools
 import struct
 import zlib
 from array import array
@@ -108,7 +109,7 @@ class Members(Mapping[str, Member]):
         """These members ordered by where they lie (as they are already, when the central
         directory lists them in file order, as bundle writers do)."""
         offsets = self._fields[4 :: self._FIELDS]  # header_offset's place among the fields
-        if all(a < b for a, b in zip(offsets, offsets[1:])):
+        if all(a < b for a, b in itertools.pairwise(offsets)):
             return self
         order = sorted(range(len(self._names)), key=offsets.__getitem__)
         return Members(self.at(row) for row in order)

@@ -150,23 +150,14 @@ def pack(
         qex-archive pack -o ghz.qexb -e ghz_depolarizing --note "for Ada"
     """
     from ..bundle import pack_bundle
-    from ..bundle.writer import select_runs
+    from ..bundle.records import known_payload_size, select_run_ids
     from ..remote import parse_storage_options
 
     archive = open_from(ctx)
     total = 0
     if sys.stderr.isatty():  # sizing the bar costs a selection of its own
-        from ..archive_files import ForeignFile, stat_data_file
-
-        for run in select_runs(archive, run_refs, selection):
-            relatives = [run.density_matrix_path]
-            relatives += [] if no_artifacts else [a.relative_path for a in run.artifacts]
-            for relative in relatives:
-                try:
-                    found = stat_data_file(archive.root, relative)
-                except ForeignFile:
-                    found = None  # pack refuses it, naming the run
-                total += found.size if found else 0
+        ids = select_run_ids(archive, run_refs, selection)
+        total = known_payload_size(archive, ids, include_artifacts=not no_artifacts)
     with progress_bar(total, "packing") as bar:
         report = pack_bundle(
             archive,

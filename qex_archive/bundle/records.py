@@ -1,0 +1,336 @@
+"""What a bundle carries of each run, gathered from the archive a batch of runs at a time.
+
+The run records (``qex-bundle.json``'s ``runs``) and the list of files to pack go to spools
+(:class:`Spool`: memory up to a few MiB, then a temporary file), so that packing 100,000 runs
+holds one batch of runs in memory, not all of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, NoReturn
+
+from .. import tables
+from ..archive import Archive
+from ..archive_files import ForeignFile, data_path, open_checked_path
+from ..errors import ArchiveError, InvalidInput
+from ..names import check_name
+from ..npyfile import NpyFormatError, check_density_matrix_header, read_header
+from ..query import RunFilter
+from ..run import Run
+from ..storage import sha256_of_stream
+from .description import run_problem
+from .format import CHUNK, PAYLOAD_NAME, RUN_ID_PATTERN, canonical_json, schema_problem
+
+BATCH = 500  # runs read from the archive at a time
+
+
+@dataclass(frozen=True)
+class Payload:
+    """One member of the bundle and where its bytes come from."""
+
+    name: str  # member name inside the bundle
+    size: int
+    sha256: str
+    source: str | bytes | Spool  # a file's absolute path, the content, or a spool of it
+    relative: str = ""  # the file's path inside the archive, for messages
+    npy_shape: tuple[int, ...] | None = None  # a density matrix's shape, as its run says
+
+    def to_line(self) -> bytes:
+        assert isinstance(self.source, str)
+        fields = [self.name, self.size, self.sha256, self.source, self.relative, self.npy_shape]
+        return json.dumps(fields).encode() + b"\n"
+
+    @classmethod
+    def from_line(cls, line: bytes) -> Payload:
+        name, size, sha256, source, relative, shape = json.loads(line)
+        return cls(name, size, sha256, source, relative, None if shape is None else tuple(shape))
+
+
+class Spool:
+    """Bytes written once, then read back in order: in memory up to 8 MiB, then a
+    temporary file."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+        self.size += len(data)
+
+    def chunks(self) -> Iterator[bytes]:
+        self._file.seek(0)
+        while chunk := self._file.read(CHUNK):
+            yield chunk
+
+    def lines(self) -> Iterator[bytes]:
+        self._file.seek(0)
+        yield from self._file
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@dataclass
+class Gathered:
+    """The selected runs, read once: their records and files spooled, what the bundle's
+    other members need to know of them summed up."""
+
+    runs: int = 0
+    records: Spool = field(default_factory=Spool)  # "[record,record,...]", canonical JSON
+    artifacts: Spool = field(default_factory=Spool)  # Payload lines, in member order
+    results: Spool = field(default_factory=Spool)
+    files: int = 0
+    payload_bytes: int = 0
+    newest: float = float("-inf")
+    annotated: bool = False  # a run has tags or notes: bundle format 2
+    experiments: set[str] = field(default_factory=set)
+    plugins: dict[str, str] = field(default_factory=dict)
+    bloch_pages: dict[str, str] = field(default_factory=dict)  # run ID -> member, for reports
+
+    def payload(self) -> Iterator[Payload]:
+        for spool in (self.artifacts, self.results):
+            for line in spool.lines():
+                yield Payload.from_line(line)
+
+    def close(self) -> None:
+        for spool in (self.records, self.artifacts, self.results):
+            spool.close()
+
+
+def select_run_ids(archive: Archive, refs: Sequence[str], selection: RunFilter | None) -> list[str]:
+    """IDs of the runs named by ``refs`` (IDs or prefixes) and/or matching ``selection``,
+    sorted."""
+    if refs:
+        chosen = {archive.get(ref).run_id for ref in refs}
+        if selection is not None and selection != RunFilter():
+            chosen &= set(archive.run_ids(selection))
+    else:
+        chosen = set(archive.run_ids(selection or RunFilter()))
+    if not chosen:
+        raise InvalidInput(
+            "no runs match; nothing to pack (check the filters with 'qex-archive runs')"
+        )
+    return sorted(chosen)
+
+
+def runs_in_batches(archive: Archive, run_ids: Sequence[str]) -> Iterator[list[Run]]:
+    for start in range(0, len(run_ids), BATCH):
+        yield [
+            Run(archive, row)
+            for row in tables.runs_by_ids(archive.conn, run_ids[start : start + BATCH])
+        ]
+
+
+def known_payload_size(archive: Archive, run_ids: Sequence[str], include_artifacts: bool) -> int:
+    """What the selected runs' files add up to, by the sizes recorded for them (a progress
+    bar's total: files recorded without checksums count nothing)."""
+    total = 0
+    for start in range(0, len(run_ids), BATCH):
+        batch = run_ids[start : start + BATCH]
+        for path, (size, _) in tables.file_checksums(archive.conn, batch).items():
+            if include_artifacts or path.startswith("results/"):
+                total += size
+    return total
+
+
+def gather(archive: Archive, run_ids: Sequence[str], include_artifacts: bool) -> Gathered:
+    """Read every selected run once, refusing any a bundle cannot carry (before a byte of the
+    bundle is written), and spool its record and files."""
+    gathered = Gathered()
+    content = gathered.records
+    try:
+        for runs in runs_in_batches(archive, run_ids):
+            files, records = _collect_payload(archive, runs, include_artifacts)
+            _check_packable(records)
+            for record in records:
+                content.write(b"," if gathered.runs else b"[")
+                content.write(_encoded(record))
+                gathered.runs += 1
+                gathered.annotated |= "tags" in record or "notes" in record
+                gathered.experiments.add(record["experiment_name"])
+                gathered.newest = max(gathered.newest, record["timestamp"])
+                _add_plugins(gathered.plugins, record["metadata"])
+            for item in files:
+                spool = gathered.results if item.name.startswith("data/results/") else None
+                spool = spool or gathered.artifacts
+                spool.write(item.to_line())
+                gathered.files += 1
+                gathered.payload_bytes += item.size
+                if item.name.endswith("_bloch.html"):
+                    run_id = item.name.removeprefix("data/artifacts/")[:36]
+                    gathered.bloch_pages[run_id] = item.name.removeprefix("data/")
+        content.write(b"]")
+    except BaseException:
+        gathered.close()
+        raise
+    return gathered
+
+
+def _encoded(record: dict[str, Any]) -> bytes:
+    try:
+        return canonical_json(record)[:-1]
+    except ValueError:  # NaN or Infinity, which JSON cannot hold
+        raise _unpackable(record["run_id"], "it holds NaN or Infinity") from None
+
+
+def _add_plugins(versions: dict[str, str], metadata: Any) -> None:
+    recorded = ((metadata or {}).get("qex") or {}).get("plugins") or {}
+    if isinstance(recorded, dict):
+        versions.update({str(k): str(v) for k, v in recorded.items()})
+
+
+def _collect_payload(
+    archive: Archive, runs: Sequence[Run], include_artifacts: bool
+) -> tuple[list[Payload], list[dict[str, Any]]]:
+    ids = [run.run_id for run in runs]
+    stored = tables.file_checksums(archive.conn, ids)
+    tags, notes = tables.tags_by_run(archive.conn, ids), tables.notes_by_run(archive.conn, ids)
+    root = archive.root
+    payload: list[Payload] = []
+    records = []
+    artifacts_of = archive.artifacts_by_run(ids) if include_artifacts else {}
+    for run in runs:
+        if not RUN_ID_PATTERN.fullmatch(run.run_id):
+            raise _unpackable(run.run_id, "bundles carry UUID run IDs only (as qex records them)")
+        rho = _file_payload(
+            run.run_id, root, run.density_matrix_path, f"data/results/{run.run_id}_rho.npy", stored
+        )
+        try:
+            params, metadata = run.params, run.metadata
+        except ArchiveError:
+            raise _unpackable(
+                run.run_id,
+                "its params or metadata in the database are not JSON objects (NaN and Infinity "
+                "are not JSON either)",
+                "correct the row, or leave the run out of the selection",
+            ) from None
+        state = metadata.get("state") if isinstance(metadata, dict) else None
+        shape = state.get("shape") if isinstance(state, dict) else None
+        if shape is None:  # recorded without qex's state summary: ask the file
+            shape = _shape_of(run, rho)
+        if isinstance(shape, (list, tuple)) and all(type(n) is int for n in shape):
+            rho = replace(rho, npy_shape=tuple(shape))
+        payload.append(rho)
+        artifacts = []
+        if include_artifacts:
+            for artifact in sorted(artifacts_of[run.run_id], key=lambda a: a.name):
+                extension = artifact.relative_path.rsplit(".", 1)[-1]
+                member = f"data/artifacts/{run.run_id}_{artifact.name}.{extension}"
+                if not PAYLOAD_NAME.match(member):
+                    raise _unpackable(
+                        run.run_id,
+                        f"its artifact {artifact.name!r} ({artifact.relative_path}) needs a name "
+                        "of lowercase letters, digits and _ and a short lowercase extension",
+                        "pack with --no-artifacts, or leave the run out of the selection",
+                    )
+                item = _file_payload(run.run_id, root, artifact.relative_path, member, stored)
+                payload.append(item)
+                artifacts.append(
+                    {
+                        "name": artifact.name,
+                        "media_type": artifact.media_type,
+                        "path": item.name,
+                        "size": item.size,
+                        "sha256": item.sha256,
+                    }
+                )
+        records.append(
+            {
+                "run_id": run.run_id,
+                "experiment_name": run.experiment_name,
+                "params": params,
+                "backend_name": run.backend_name,
+                "timestamp": run.timestamp,
+                "metadata": metadata,
+                "density_matrix": {
+                    "path": rho.name,
+                    "size": rho.size,
+                    "sha256": rho.sha256,
+                    "dtype": "complex128",
+                    "shape": list(shape) if isinstance(shape, (list, tuple)) else shape,
+                },
+                "artifacts": artifacts,
+                **_annotations(tags.get(run.run_id), notes.get(run.run_id)),
+            }
+        )
+    return payload, records
+
+
+def _annotations(tags: dict[str, str] | None, notes: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """A run's tags and notes for its record (format 2), absent when it has none."""
+    extra: dict[str, Any] = {}
+    if tags:
+        extra["tags"] = tags
+    if notes:
+        extra["notes"] = notes
+    return extra
+
+
+def _shape_of(run: Run, rho: Payload) -> tuple[int, ...]:
+    assert isinstance(rho.source, str)
+    try:
+        with open_checked_path(rho.source, rho.relative) as stream:
+            header = read_header(stream)
+        check_density_matrix_header(header)
+    except FileNotFoundError:
+        missing(rho.relative)
+    except NpyFormatError as exc:
+        raise _unpackable(run.run_id, f"{rho.relative}: {exc}") from None
+    return header.shape
+
+
+def _check_packable(records: Sequence[dict[str, Any]]) -> None:
+    """Refuse, before writing anything, a run that bundle format 1 cannot carry (archives
+    made by hand may hold one): the bundle would fail its own verification."""
+    for record in records:
+        problem = schema_problem(record, "run")
+        if problem:
+            raise _unpackable(record["run_id"], problem)
+        problem = run_problem(record)
+        if problem:
+            raise _unpackable(record["run_id"], problem, "run 'qex-archive check'")
+        for key, what in (("experiment_name", "experiment name"), ("backend_name", "backend")):
+            try:
+                check_name(record[key], what)
+            except InvalidInput as exc:
+                raise _unpackable(record["run_id"], str(exc)) from None
+
+
+def _unpackable(run_id: str, why: str, fix: str = "leave it out of the selection") -> ArchiveError:
+    return ArchiveError(f"run {run_id} cannot go into a bundle: {why}; {fix}")
+
+
+def _file_payload(
+    run_id: str, root: Path, relative: str, name: str, stored: dict[str, tuple[int, str]]
+) -> Payload:
+    try:
+        path = data_path(root, relative)
+        known = stored.get(relative)
+        if known is None:  # an archive adopted without checksums
+            with open_checked_path(path, relative) as stream:
+                known = sha256_of_stream(stream)
+    except FileNotFoundError:
+        missing(relative)
+    except ForeignFile as exc:
+        raise _unpackable(run_id, str(exc)) from None
+    return Payload(name, known[0], known[1], str(path), relative)
+
+
+def missing(relative: str) -> NoReturn:
+    raise ArchiveError(f"{relative} is missing from the archive; run 'qex-archive check'")
+
+
+def content_hash(gathered: Gathered, note: bytes) -> str:
+    """SHA-256 of the records (as ``[...]``) and the note: what names the bundle."""
+    digest = hashlib.sha256()
+    for chunk in gathered.records.chunks():
+        digest.update(chunk)
+    digest.update(note)
+    return digest.hexdigest()
