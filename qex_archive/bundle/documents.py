@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -21,12 +21,20 @@ from .format import (
     BAGIT_TXT,
     DESCRIPTION,
     MANIFEST,
-    MEDIA_TYPES,
     RO_CRATE,
     TAGMANIFEST,
     canonical_json,
 )
-from .records import Gathered, Payload, Spool, content_hash
+from .records import (
+    FileGroup,
+    Gathered,
+    Payload,
+    Spool,
+    content_hash,
+    crate_entry,
+    crate_part,
+    manifest_line,
+)
 
 BUNDLE_NAMESPACE = uuid.UUID("6f7e1a52-4f0e-5c3b-9a51-7b0c7e2f9d10")
 
@@ -116,21 +124,9 @@ def ro_crate(
     spool = Spool()
     spool.write(b'{"@context":"https://w3id.org/ro/crate/1.2/context","@graph":[')
     spool.write(_item(metadata) + b"," + before_parts + b'"hasPart":[')
-    _joined(spool, (_item({"@id": _in_crate(p.name)}) for p in in_order(gathered, documents)))
-    spool.write(b"]" + after_parts + b"," + _item(software))
-    for item in in_order(gathered, documents):
-        spool.write(b",")
-        spool.write(
-            _item(
-                {
-                    "@id": _in_crate(item.name),
-                    "@type": "File",
-                    "contentSize": str(item.size),
-                    "sha256": item.sha256,
-                    "encodingFormat": media_type(item.name),
-                }
-            )
-        )
+    _listed(spool, gathered, documents, lambda group: group.parts, crate_part)
+    spool.write(b"]" + after_parts + b"," + _item(software) + b",")
+    _listed(spool, gathered, documents, lambda group: group.entries, crate_entry)
     spool.write(b"," + _item(pack) + b"]}\n")
     return _Parts(b"", spool, b"").payload(RO_CRATE)
 
@@ -138,16 +134,43 @@ def ro_crate(
 def in_order(gathered: Gathered, documents: list[Payload]) -> Iterator[Payload]:
     """The payload in member order: the files of the runs, and ``documents`` (qex-bundle.json,
     the report, the RO-Crate) where their names sort."""
-    pending = sorted(documents, key=lambda item: item.name)
-    previous = ""
-    for item in gathered.payload():
-        while pending and pending[0].name < item.name:
-            yield pending.pop(0)
-        if item.name <= previous:  # the records come in run ID order, which is name order
-            raise AssertionError(f"payload out of order: {item.name} after {previous}")
-        previous = item.name
-        yield item
-    yield from pending
+    for part in _sorted_parts(gathered, documents):
+        if isinstance(part, FileGroup):
+            yield from part.payload()
+        else:
+            yield part
+
+
+def _sorted_parts(gathered: Gathered, documents: list[Payload]) -> list[FileGroup | Payload]:
+    """The two folders of run files and the documents, in the order their names sort."""
+    parts: list[tuple[str, FileGroup | Payload]] = [
+        ("data/artifacts/", gathered.artifacts),
+        ("data/results/", gathered.results),
+        *((item.name, item) for item in documents),
+    ]
+    return [part for _, part in sorted(parts, key=lambda pair: pair[0])]
+
+
+def _listed(
+    spool: Spool,
+    gathered: Gathered,
+    documents: list[Payload],
+    spooled: Callable[[FileGroup], Spool],
+    entry: Callable[[Payload], bytes],
+) -> None:
+    """One comma-separated list of every file's entry, in member order."""
+    first = True
+    for part in _sorted_parts(gathered, documents):
+        if isinstance(part, FileGroup) and not part.count:
+            continue
+        if not first:
+            spool.write(b",")
+        first = False
+        if isinstance(part, FileGroup):
+            for chunk in spooled(part).chunks():
+                spool.write(chunk)
+        else:
+            spool.write(entry(part))
 
 
 def tag_files(
@@ -155,8 +178,12 @@ def tag_files(
 ) -> tuple[Payload, Payload, Payload, Payload]:
     """``bag-info.txt``, ``bagit.txt``, the payload manifest (spooled) and the tag manifest."""
     manifest = Spool()
-    for item in in_order(gathered, documents):
-        manifest.write(f"{item.sha256}  {item.name}\n".encode())
+    for part in _sorted_parts(gathered, documents):
+        if isinstance(part, FileGroup):
+            for chunk in part.manifest.chunks():
+                manifest.write(chunk)
+        else:
+            manifest.write(manifest_line(part))
     manifest_payload = _Parts(b"", manifest, b"").payload(MANIFEST)
     total = gathered.payload_bytes + sum(item.size for item in documents)
     oxum = f"{total}.{gathered.files + len(documents)}"
@@ -183,10 +210,6 @@ def tag_files(
 
 def bytes_payload(name: str, content: bytes) -> Payload:
     return Payload(name, len(content), hashlib.sha256(content).hexdigest(), content)
-
-
-def media_type(name: str) -> str:
-    return MEDIA_TYPES.get(name.rsplit(".", 1)[-1], "application/octet-stream")
 
 
 class _Parts:
@@ -224,14 +247,3 @@ class _Streamed(Spool):
 
 def _item(value: dict[str, Any]) -> bytes:
     return canonical_json(value)[:-1]
-
-
-def _joined(spool: Spool, items: Iterable[bytes]) -> None:
-    for index, item in enumerate(items):
-        if index:
-            spool.write(b",")
-        spool.write(item)
-
-
-def _in_crate(name: str) -> str:
-    return name.removeprefix("data/")

@@ -25,7 +25,14 @@ from ..query import RunFilter
 from ..run import Run
 from ..storage import sha256_of_stream
 from .description import run_problem
-from .format import CHUNK, PAYLOAD_NAME, RUN_ID_PATTERN, canonical_json, schema_problem
+from .format import (
+    CHUNK,
+    MEDIA_TYPES,
+    PAYLOAD_NAME,
+    RUN_ID_PATTERN,
+    canonical_json,
+    schema_problem,
+)
 
 BATCH = 500  # runs read from the archive at a time
 
@@ -53,11 +60,11 @@ class Payload:
 
 
 class Spool:
-    """Bytes written once, then read back in order: in memory up to 8 MiB, then a
+    """Bytes written once, then read back in order: in memory up to 1 MiB, then a
     temporary file."""
 
     def __init__(self) -> None:
-        self._file = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115
+        self._file = tempfile.SpooledTemporaryFile(max_size=1 << 20)  # noqa: SIM115
         self.size = 0
 
     def write(self, data: bytes) -> None:
@@ -77,6 +84,58 @@ class Spool:
         self._file.close()
 
 
+class FileGroup:
+    """The files of one folder of the bundle (``artifacts/`` or ``results/``), in name order,
+    spooled as the writer reads them and already as their entries in the RO-Crate (``hasPart``
+    and the File entities, each list comma-separated) and in the manifest."""
+
+    def __init__(self) -> None:
+        self.files, self.parts, self.entries, self.manifest = Spool(), Spool(), Spool(), Spool()
+        self.count = self.size = 0
+        self._last = ""
+
+    def add(self, item: Payload) -> None:
+        if item.name <= self._last:  # runs come in ID order, which is their files' name order
+            raise AssertionError(f"{item.name} after {self._last}: files out of order")
+        self._last = item.name
+        separator = b"," if self.count else b""
+        self.files.write(item.to_line())
+        self.parts.write(separator + crate_part(item))
+        self.entries.write(separator + crate_entry(item))
+        self.manifest.write(manifest_line(item))
+        self.count += 1
+        self.size += item.size
+
+    def payload(self) -> Iterator[Payload]:
+        for line in self.files.lines():
+            yield Payload.from_line(line)
+
+    def close(self) -> None:
+        for spool in (self.files, self.parts, self.entries, self.manifest):
+            spool.close()
+
+
+def crate_part(item: Payload) -> bytes:
+    """The item's reference in the RO-Crate's ``hasPart``."""
+    return canonical_json({"@id": item.name.removeprefix("data/")})[:-1]
+
+
+def crate_entry(item: Payload) -> bytes:
+    """The item's File entity in the RO-Crate."""
+    entity = {
+        "@id": item.name.removeprefix("data/"),
+        "@type": "File",
+        "contentSize": str(item.size),
+        "sha256": item.sha256,
+        "encodingFormat": MEDIA_TYPES.get(item.name.rsplit(".", 1)[-1], "application/octet-stream"),
+    }
+    return canonical_json(entity)[:-1]
+
+
+def manifest_line(item: Payload) -> bytes:
+    return f"{item.sha256}  {item.name}\n".encode()
+
+
 @dataclass
 class Gathered:
     """The selected runs, read once: their records and files spooled, what the bundle's
@@ -84,24 +143,26 @@ class Gathered:
 
     runs: int = 0
     records: Spool = field(default_factory=Spool)  # "[record,record,...]", canonical JSON
-    artifacts: Spool = field(default_factory=Spool)  # Payload lines, in member order
-    results: Spool = field(default_factory=Spool)
-    files: int = 0
-    payload_bytes: int = 0
+    artifacts: FileGroup = field(default_factory=FileGroup)  # data/artifacts/, in name order
+    results: FileGroup = field(default_factory=FileGroup)  # data/results/
     newest: float = float("-inf")
     annotated: bool = False  # a run has tags or notes: bundle format 2
     experiments: set[str] = field(default_factory=set)
     plugins: dict[str, str] = field(default_factory=dict)
-    bloch_pages: dict[str, str] = field(default_factory=dict)  # run ID -> member, for reports
+    bloch_pages: dict[str, str] | None = None  # run ID -> its Bloch page, for a report
 
-    def payload(self) -> Iterator[Payload]:
-        for spool in (self.artifacts, self.results):
-            for line in spool.lines():
-                yield Payload.from_line(line)
+    @property
+    def files(self) -> int:
+        return self.artifacts.count + self.results.count
+
+    @property
+    def payload_bytes(self) -> int:
+        return self.artifacts.size + self.results.size
 
     def close(self) -> None:
-        for spool in (self.records, self.artifacts, self.results):
-            spool.close()
+        self.records.close()
+        self.artifacts.close()
+        self.results.close()
 
 
 def select_run_ids(archive: Archive, refs: Sequence[str], selection: RunFilter | None) -> list[str]:
@@ -140,10 +201,13 @@ def known_payload_size(archive: Archive, run_ids: Sequence[str], include_artifac
     return total
 
 
-def gather(archive: Archive, run_ids: Sequence[str], include_artifacts: bool) -> Gathered:
+def gather(
+    archive: Archive, run_ids: Sequence[str], include_artifacts: bool, *, bloch_pages: bool = False
+) -> Gathered:
     """Read every selected run once, refusing any a bundle cannot carry (before a byte of the
-    bundle is written), and spool its record and files."""
-    gathered = Gathered()
+    bundle is written), and spool its record and files (and note each run's Bloch page when
+    ``bloch_pages``, for a report)."""
+    gathered = Gathered(bloch_pages={} if bloch_pages else None)
     content = gathered.records
     try:
         for runs in runs_in_batches(archive, run_ids):
@@ -158,12 +222,9 @@ def gather(archive: Archive, run_ids: Sequence[str], include_artifacts: bool) ->
                 gathered.newest = max(gathered.newest, record["timestamp"])
                 _add_plugins(gathered.plugins, record["metadata"])
             for item in files:
-                spool = gathered.results if item.name.startswith("data/results/") else None
-                spool = spool or gathered.artifacts
-                spool.write(item.to_line())
-                gathered.files += 1
-                gathered.payload_bytes += item.size
-                if item.name.endswith("_bloch.html"):
+                results = item.name.startswith("data/results/")
+                (gathered.results if results else gathered.artifacts).add(item)
+                if gathered.bloch_pages is not None and item.name.endswith("_bloch.html"):
                     run_id = item.name.removeprefix("data/artifacts/")[:36]
                     gathered.bloch_pages[run_id] = item.name.removeprefix("data/")
         content.write(b"]")

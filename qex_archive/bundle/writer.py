@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from itertools import chain
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -127,7 +128,7 @@ def _pack(
     progress: Progress | None,
 ) -> PackReport:
     run_ids = select_run_ids(archive, runs, selection)
-    gathered = gather(archive, run_ids, include_artifacts)
+    gathered = gather(archive, run_ids, include_artifacts, bloch_pages=with_report)
     written: list[Payload] = []
     try:
         created = creation_time(gathered)
@@ -142,10 +143,12 @@ def _pack(
         written = [*documents, manifest]
         with ThreadPoolExecutor(min(2, os.cpu_count() or 1)) as pool:
             # the files are read, checked and deflated on other threads while this one writes
-            members = [bag_info, bagit, *in_order(gathered, documents), manifest, tagmanifest]
+            members = chain(
+                [bag_info, bagit], in_order(gathered, documents), [manifest, tagmanifest]
+            )
             with atomic_output(target) as stream:
                 bundle = ZipWriter(stream)
-                for member, prepared in _read_ahead(iter(members), pool):
+                for member, prepared in _read_ahead(members, pool):
                     _write_member(bundle, member, prepared, progress)
                 bundle.finish()
     finally:
@@ -169,7 +172,8 @@ def _report(archive: Archive, run_ids: Sequence[str], gathered: Gathered) -> Pay
     from ..report import report_page
 
     runs = [run for batch in runs_in_batches(archive, run_ids) for run in batch]
-    page = report_page(runs, link=lambda run: gathered.bloch_pages.get(run.run_id))
+    pages = gathered.bloch_pages or {}
+    page = report_page(runs, link=lambda run: pages.get(run.run_id))
     return bytes_payload(REPORT, page)
 
 

@@ -53,7 +53,8 @@ class ZipWriter:
 
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
-        self._entries: list[_Entry] = []
+        self._directory = bytearray()  # central directory records, made as members are written
+        self._count = 0
         self._offset = stream.tell()
         self._buffer = bytearray()  # small members are gathered and written a MiB at a time
 
@@ -73,7 +74,7 @@ class ZipWriter:
         entry = _Entry(name.encode("ascii"), method, crc, len(data), size, self._offset)
         self._emit(self._local_header(entry))
         self._emit(data)
-        self._entries.append(entry)
+        self._add_to_directory(entry)
 
     def write_stream(
         self, name: str, chunks: Iterable[bytes], *, size: int, deflated: bool
@@ -110,53 +111,54 @@ class ZipWriter:
         self._stream.write(self._local_header(entry, zip64=big))
         self._offset = header_at + len(header) + written
         self._stream.seek(self._offset)
-        self._entries.append(entry)
+        self._add_to_directory(entry)
+
+    def _add_to_directory(self, entry: _Entry) -> None:
+        extra = b""
+        size, compressed, offset = entry.size, entry.compressed_size, entry.offset
+        fields = []
+        if size >= ZIP64_AT:
+            fields.append(size)
+            size = LIMIT32
+        if compressed >= ZIP64_AT:
+            fields.append(compressed)
+            compressed = LIMIT32
+        if offset >= ZIP64_AT:
+            fields.append(offset)
+            offset = LIMIT32
+        if fields:
+            extra = struct.pack(f"<HH{len(fields)}Q", 1, 8 * len(fields), *fields)
+        version = 45 if fields else 20
+        self._directory += (
+            _CENTRAL.pack(
+                b"PK\x01\x02",
+                MADE_BY_UNIX | version,
+                version,
+                0,
+                entry.method,
+                DOS_TIME,
+                DOS_DATE,
+                entry.crc,
+                compressed,
+                size,
+                len(entry.name),
+                len(extra),
+                0,
+                0,
+                0,
+                UNIX_REGULAR_0644,
+                offset,
+            )
+            + entry.name
+            + extra
+        )
+        self._count += 1
 
     def finish(self) -> None:
         """Write the central directory and end records; the writer is done after this."""
         directory_at = self._offset
-        records = []
-        for entry in self._entries:
-            extra = b""
-            size, compressed, offset = entry.size, entry.compressed_size, entry.offset
-            fields = []
-            if size >= ZIP64_AT:
-                fields.append(size)
-                size = LIMIT32
-            if compressed >= ZIP64_AT:
-                fields.append(compressed)
-                compressed = LIMIT32
-            if offset >= ZIP64_AT:
-                fields.append(offset)
-                offset = LIMIT32
-            if fields:
-                extra = struct.pack(f"<HH{len(fields)}Q", 1, 8 * len(fields), *fields)
-            version = 45 if fields else 20
-            records.append(
-                _CENTRAL.pack(
-                    b"PK\x01\x02",
-                    MADE_BY_UNIX | version,
-                    version,
-                    0,
-                    entry.method,
-                    DOS_TIME,
-                    DOS_DATE,
-                    entry.crc,
-                    compressed,
-                    size,
-                    len(entry.name),
-                    len(extra),
-                    0,
-                    0,
-                    0,
-                    UNIX_REGULAR_0644,
-                    offset,
-                )
-                + entry.name
-                + extra
-            )
-        directory = b"".join(records)
-        count = len(self._entries)
+        directory = self._directory
+        count = self._count
         end_at = directory_at + len(directory)
         tail = b""
         if count >= ZIP64_COUNT_AT or directory_at >= ZIP64_AT or len(directory) >= ZIP64_AT:
@@ -174,8 +176,9 @@ class ZipWriter:
             min(directory_at, LIMIT32),
             0,
         )
-        self._emit(directory + tail)
         self._flush()
+        self._stream.write(directory)
+        self._stream.write(tail)
 
     def _local_header(self, entry: _Entry, *, zip64: bool = False) -> bytes:
         if zip64 or entry.size >= ZIP64_AT or entry.compressed_size >= ZIP64_AT:
