@@ -3,6 +3,7 @@
     python benchmarks/bundle.py              # 1,000 two-qubit runs, and ~2 GB of 10-qubit runs
     python benchmarks/bundle.py --quick      # 200 two-qubit runs, and ~256 MB of 10-qubit runs
     python benchmarks/bundle.py --smoke      # tiny sizes: checks the script runs, not the speed
+    python benchmarks/bundle.py --scale      # 10,000 against 100,000 two-qubit runs (~3 minutes)
 
 The floor reads every payload file once in 1 MiB chunks, hashes it with SHA-256 and writes it
 to one output file: the least any packer or importer must do. Pack, verify and import run in
@@ -97,9 +98,10 @@ def make_archive(root: Path, runs: int, qubits: int) -> None:
     conn.close()
 
 
-def tool_floor(root: Path, work: Path) -> float | None:
-    """`zip -0 -qr` plus `sha256sum` of the same files, when the tools are installed."""
-    if not (shutil.which("zip") and shutil.which("sha256sum")):
+def tool_floor(root: Path, work: Path) -> tuple[float, float] | None:
+    """`zip -0 -qr` plus `sha256sum` of the same files (pack's floor), and `unzip -tq` of
+    that ZIP (verify's), when the tools are installed."""
+    if not (shutil.which("zip") and shutil.which("sha256sum") and shutil.which("unzip")):
         return None
     files = sorted(
         str(p.relative_to(root)) for sub in ("results", "artifacts") for p in (root / sub).iterdir()
@@ -115,9 +117,13 @@ def tool_floor(root: Path, work: Path) -> float | None:
             check=True,
             stdout=subprocess.DEVNULL,
         )
-    elapsed = time.perf_counter() - start
+    packed = time.perf_counter() - start
+    settle()
+    start = time.perf_counter()
+    subprocess.run(["unzip", "-tq", str(work / "floor.zip")], check=True, stdout=subprocess.DEVNULL)
+    tested = time.perf_counter() - start
     (work / "floor.zip").unlink()
-    return elapsed
+    return packed, tested
 
 
 def floor(root: Path, output: Path) -> float:
@@ -209,18 +215,22 @@ def measure(label: str, work: Path, runs: int, qubits: int, rounds: int) -> dict
     )
     best_per_file = min(per_file)
     print(f"  floor, one output file per file    {best_per_file:8.2f} s")
-    best_tool = min((t for t in tools if t is not None), default=None)
-    if best_tool is not None:
+    best_tool = min((t[0] for t in tools if t is not None), default=None)
+    best_unzip = min((t[1] for t in tools if t is not None), default=None)
+    if best_tool is not None and best_unzip is not None:
         print(f"  zip -0 -qr + sha256sum             {best_tool:8.2f} s")
+        print(f"  unzip -tq of that ZIP              {best_unzip:8.2f} s")
     for name, runs_ in (("pack", packs), ("verify", verifies), ("import", imports)):
         seconds = min(r["seconds"] for r in runs_)
         rss = max(r["peak_rss_mb"] for r in runs_)
         target = "1.3x" if name == "pack" else "2x"
         results[f"{label}_{name}_ratio"] = round(seconds / best_floor, 3)
         results[f"{label}_{name}_peak_rss_mb"] = round(rss, 1)
-        tool_ratio = f"   vs zip+sha256sum {seconds / best_tool:5.2f}x" if best_tool else ""
-        if best_tool:
-            results[f"{label}_{name}_over_tools"] = round(seconds / best_tool, 3)
+        tool = best_unzip if name == "verify" else best_tool
+        tool_name = "unzip -t" if name == "verify" else "zip+sha256sum"
+        tool_ratio = f"   vs {tool_name} {seconds / tool:5.2f}x" if tool else ""
+        if tool and name != "import":
+            results[f"{label}_{name}_over_tools"] = round(seconds / tool, 3)
         if name == "import":
             ratio = statistics.median(paired)
             tool_ratio += f"   vs per-file floor {ratio:5.2f}x (median of pairs)"
@@ -234,19 +244,61 @@ def measure(label: str, work: Path, runs: int, qubits: int, rounds: int) -> dict
     return results
 
 
+def scale(work: Path, sizes: tuple[int, int]) -> dict[str, float]:
+    """Pack, verify and import of two-qubit runs at two sizes, ten times apart: the time
+    should grow with the run count (at most 12x for 10x the runs) and the peak RSS not."""
+    measured: dict[int, dict[str, dict[str, float]]] = {}
+    for runs in sizes:
+        source, target, bundle = work / f"scale-{runs}", work / f"scale-{runs}-in", work / "s.qexb"
+        start = time.perf_counter()
+        make_archive(source, runs, 2)
+        print(f"scale: {runs:,} runs built in {time.perf_counter() - start:.0f} s")
+        measured[runs] = {}
+        for action, archive_dir in (("pack", source), ("verify", source), ("import", target)):
+            settle()
+            measured[runs][action] = child(action, archive_dir, bundle)
+            result = measured[runs][action]
+            print(
+                f"  {action:6s} {result['seconds']:8.2f} s   peak RSS "
+                f"{result['peak_rss_mb']:6.1f} MB"
+            )
+        bundle.unlink()
+        shutil.rmtree(source)
+        shutil.rmtree(target)
+    small, large = sizes
+    results: dict[str, float] = {}
+    for action in ("pack", "verify", "import"):
+        growth = measured[large][action]["seconds"] / measured[small][action]["seconds"]
+        peak = measured[large][action]["peak_rss_mb"]
+        print(
+            f"  {action:6s} {large:,} runs take {growth:5.2f}x the time of {small:,} "
+            f"(<= 12x), peak RSS {peak:6.1f} MB (<= 150)"
+        )
+        results[f"scale_{action}_growth"] = round(growth, 3)
+        results[f"scale_{action}_peak_rss_mb"] = round(peak, 1)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes; numbers mean nothing")
+    parser.add_argument(
+        "--scale", action="store_true", help="only 10,000 against 100,000 two-qubit runs"
+    )
     args = parser.parse_args()
     small, large = (20, 2) if args.smoke else (200, 16) if args.quick else (1000, 128)
     work = Path(tempfile.mkdtemp(prefix="qex-bundle-bench-", dir=os.environ.get("QEX_BENCH_DIR")))
     os.environ["QEX_ARCHIVE_LOAD_PLUGINS"] = ""
     try:
-        results = measure("small", work, small, 2, rounds=5)
-        results |= measure("large", work, large, 10, rounds=3)
+        if args.scale:
+            results = scale(work, (10_000, 100_000))
+        else:
+            results = measure("small", work, small, 2, rounds=5)
+            results |= measure("large", work, large, 10, rounds=3)
+            results |= scale(work, (20, 200) if args.smoke else (1_000, 10_000))
         print(json.dumps(results))
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -55,6 +55,7 @@ def test_bundle_benchmark_runs(tmp_path: Path) -> None:
         for size in ("small", "large")
         for what in ("pack_ratio", "verify_ratio", "import_ratio", "import_peak_rss_mb")
     }
+    keys |= {f"scale_{action}_growth" for action in ("pack", "verify", "import")}
     assert_positive(results, keys)
 
 

@@ -339,7 +339,7 @@ def _description_text(members: dict[str, bytes]) -> dict[str, bytes]:
 
 def _many_members(members: dict[str, bytes]) -> list[tuple[str, bytes]]:
     run = "0f0e0d0c-0b0a-4090-8070-605040302010"
-    extra = [(f"data/artifacts/{run}_p{i}.txt", b"") for i in range(99_000)]
+    extra = [(f"data/artifacts/{run}_p{i}.txt", b"") for i in range(299_000)]
     return [*members.items(), *extra]
 
 
@@ -359,7 +359,7 @@ def _claims(raw: bytes, count: int, size: int) -> bytes:
 HOSTILE = {
     "a million JSON values": (lambda m, p: write_zip(p, _description_bomb(m)), "QEX-B021"),
     "31 MB of JSON text": (lambda m, p: write_zip(p, _description_text(m)), "QEX-B021"),
-    "99,000 members": (lambda m, p: write_zip(p, _many_members(m)), "QEX-B014"),
+    "299,000 members": (lambda m, p: write_zip(p, _many_members(m)), "QEX-B014"),
     "2 GiB of zeros in 1 MiB members": (lambda m, p: write_zip(p, _zeros(m)), "QEX-B009"),
 }
 

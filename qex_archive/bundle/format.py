@@ -95,7 +95,7 @@ CONFLICT = "QEX-B025"
 class Limits:
     """Caps checked before anything is inflated; each names the option that raises it."""
 
-    max_members: int = 100_000
+    max_members: int = 300_000  # 100,000 runs with their Bloch pages have 200,006
     max_total_size: int = 64 * 1024**3
     max_file_size: int = 16 * 1024**3
     max_ratio: float = 200.0

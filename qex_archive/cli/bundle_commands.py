@@ -30,7 +30,7 @@ def limit_options(command: F) -> F:
     """Caps on what a bundle may hold, for large legitimate bundles."""
     options = [
         click.option(
-            "--max-members", type=click.IntRange(min=1), help="Most ZIP members (default 100,000)."
+            "--max-members", type=click.IntRange(min=1), help="Most ZIP members (default 300,000)."
         ),
         click.option("--max-total-size", metavar="BYTES", help="Most bytes in all (default 64G)."),
         click.option(
