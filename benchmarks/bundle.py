@@ -255,6 +255,11 @@ def scale(work: Path, sizes: tuple[int, int]) -> dict[str, float]:
         print(f"scale: {runs:,} runs built in {time.perf_counter() - start:.0f} s")
         measured[runs] = {}
         for action, archive_dir in (("pack", source), ("verify", source), ("import", target)):
+            if action == "import":  # what creating and syncing the same files costs, just before
+                settle()
+                files = floor_per_file(source, work / "floor-files")
+                measured[runs]["floor"] = {"seconds": files, "peak_rss_mb": 0.0}
+                print(f"  files  {files:8.2f} s   (floor: create, write and sync the same files)")
             settle()
             measured[runs][action] = child(action, archive_dir, bundle)
             result = measured[runs][action]
@@ -276,6 +281,9 @@ def scale(work: Path, sizes: tuple[int, int]) -> dict[str, float]:
         )
         results[f"scale_{action}_growth"] = round(growth, 3)
         results[f"scale_{action}_peak_rss_mb"] = round(peak, 1)
+    floor_growth = measured[large]["floor"]["seconds"] / measured[small]["floor"]["seconds"]
+    print(f"  (creating the files alone: {floor_growth:5.2f}x from {small:,} to {large:,} runs)")
+    results["scale_files_floor_growth"] = round(floor_growth, 3)
     return results
 
 

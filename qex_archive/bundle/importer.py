@@ -22,7 +22,7 @@ from typing import Any
 
 from .. import tables
 from ..archive import Archive, open_archive, resolve_data_dir
-from ..archive_files import DB_NAME, data_path
+from ..archive_files import DB_NAME, data_dir, data_path, split_relative
 from ..database import write_transaction
 from ..errors import ArchiveError, InvalidInput
 from ..integrity import STAGING_DIR
@@ -239,7 +239,7 @@ class _Merge:
         self.staging, self.source = staging, source
         self.report = ImportReport(contents.bundle_id, contents.sha256)
         self.moved: list[str] = []  # relative paths of the files moved into place so far
-        self.directories: set[Path] = set()
+        self.directories: dict[str, str] = {}  # results/, artifacts/ -> where they are
         self.now = time.time()
 
     def run(self) -> ImportReport:
@@ -251,8 +251,8 @@ class _Merge:
                 batch = []
         if batch:
             self._batch(batch)
-        for directory in sorted(self.directories):
-            fsync_path(directory)
+        for folder in sorted(self.directories.values()):
+            fsync_path(Path(folder))
         return self.report
 
     def _batch(self, runs: list[dict[str, Any]]) -> None:
@@ -341,14 +341,17 @@ class _Merge:
                 f"{sorted(taken)[0]} is already referenced by a row of this archive; "
                 "run 'qex-archive check' and correct the rows before importing"
             )
+        staging = os.fspath(self.staging)
         for path in paths:
-            target = data_path(self.archive.root, path)
-            if target.parent not in self.directories:
-                if not target.parent.is_dir():
-                    target.parent.mkdir()
-                self.directories.add(target.parent)
+            directory, name = split_relative(path)
+            folder = self.directories.get(directory)
+            if folder is None:  # checked (not a link), and made, once per import
+                target_dir = data_dir(self.archive.root, directory)
+                if not target_dir.is_dir():
+                    target_dir.mkdir()
+                folder = self.directories[directory] = os.fspath(target_dir)
             self.moved.append(path)
-            os.replace(self.staging / _staged_name(path), target)
+            os.replace(os.path.join(staging, _staged_name(path)), os.path.join(folder, name))
 
 
 def _refuse_conflicts(report: ImportReport, on_conflict: str, *, dry_run: bool) -> None:
