@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from qex_archive.bundle.format import BAD_JSON, BundleError, Limits, nested_deeper_than, parse_json
+from qex_archive.bundle.jsonstream import ELEMENT, MEMBER, walk_object
 
 tricky_text = st.text(alphabet=st.sampled_from('ab"\\[]{}\n\u00e9\u2603 :,'), max_size=8)
 values = st.recursive(
@@ -61,3 +62,44 @@ def test_deep_nesting_is_refused_before_parsing() -> None:
 def test_strictness(raw: bytes, message: str) -> None:
     with pytest.raises(BundleError, match=message):
         parse_json(raw, "m", Limits())
+
+
+def _walked(raw: bytes, *, keep: bool, chunk: int = 1 << 20) -> list[tuple[str, str, Any]]:
+    pieces = (raw[i : i + chunk] for i in range(0, len(raw), chunk))
+    return list(walk_object(pieces, "m", Limits(), "runs", keep=keep))
+
+
+@given(value=st.dictionaries(tricky_text, values, max_size=4), chunk=st.integers(1, 40))
+def test_walking_in_chunks_gives_what_parsing_whole_gives(value: Any, chunk: int) -> None:
+    raw = json.dumps({**value, "runs": [value, [1, 2.5], "x"]}).encode()
+    events = _walked(raw, keep=True, chunk=chunk)
+    members = {key: item for kind, key, item in events if kind == MEMBER}
+    elements = [item for kind, _, item in events if kind == ELEMENT]
+    assert members == value and elements == [value, [1, 2.5], "x"]
+
+
+# A value not kept (the RO-Crate's) that runs past the text in memory is walked a level down:
+# the same rules hold deep inside it, past the first MiBs.
+LONG = b'{"@graph": [{"hasPart": [' + b",".join([b'{"@id": "abcdefgh"}'] * 300_000)
+
+
+@pytest.mark.parametrize(
+    ("tail", "message"),
+    [
+        (b', {"a": 1, "a": 2}]}]}', "duplicate JSON key 'a'"),
+        (b", NaN]}]}", "NaN is not JSON"),
+        (b", " + b"[" * 70 + b"]" * 70 + b"]}]}", "nested deeper than 64"),
+        (b', "\\ud800"]}]}', "lone surrogate"),
+        (b", 1}]}", "expected ',' or ']'"),
+        (b"]}]", "not valid UTF-8 JSON"),
+    ],
+)
+def test_a_long_value_not_kept_is_checked_to_its_end(tail: bytes, message: str) -> None:
+    with pytest.raises(BundleError, match=message) as caught:
+        _walked(LONG + tail, keep=False)
+    assert caught.value.code == BAD_JSON
+
+
+def test_a_long_value_not_kept_is_accepted_when_sound() -> None:
+    events = _walked(LONG + b"]}]}", keep=False)
+    assert [(kind, key) for kind, key, _ in events] == [(MEMBER, "@graph")]

@@ -158,15 +158,26 @@ def parse_json(raw: bytes | bytearray | str, member: str, limits: Limits) -> Any
 
 
 def check_parsed(
-    text: str, start: int, end: int, value: Any, member: str, limits: Limits, kept: bool = True
+    text: str,
+    start: int,
+    end: int,
+    value: Any,
+    member: str,
+    limits: Limits,
+    kept: bool = True,
+    level: int = 0,
 ) -> None:
     """The rules of :func:`parse_json` for the value parsed from ``text[start:end]``: its size,
     values and depth under the caps, no lone surrogates. A long value is measured in place
     (characters, not bytes) and its depth on the parsed value, as the text scan's pieces would
     double what a value of a million parts holds in memory; a long value parsed without
-    keeping it (``kept=False``) is left to CPython's own nesting limit."""
+    keeping it (``kept=False``) is left to CPython's own nesting limit (or walked by the
+    caller, see :mod:`.jsonstream`). ``level``: how deep in the document the value lies."""
     if end - start < _SCAN_BELOW:
-        _check_caps(text[start:end].encode("utf-8", "surrogatepass"), member, limits)
+        raw = text[start:end].encode("utf-8", "surrogatepass")
+        _check_size_and_values(raw, member, limits)
+        if nested_deeper_than(raw, limits.max_json_depth - level):
+            raise BundleError(BAD_JSON, f"JSON nested deeper than {limits.max_json_depth}", member)
     else:
         if end - start > limits.max_json_size:
             raise BundleError(
@@ -181,7 +192,7 @@ def check_parsed(
                 f"about {values:,} JSON values, over the limit; raise --max-json-values",
                 member,
             )
-        if kept and _deeper_than(value, limits.max_json_depth):
+        if kept and _deeper_than(value, limits.max_json_depth - level):
             raise BundleError(BAD_JSON, f"JSON nested deeper than {limits.max_json_depth}", member)
     if _SURROGATE_ESCAPE.search(text, start, end):
         if not kept:  # the values are needed to tell

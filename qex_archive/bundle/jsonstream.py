@@ -79,8 +79,10 @@ class _Text:
         self.pos += 1
         return found
 
-    def value(self) -> Any:
-        """The next JSON value, parsed whole by CPython's decoder."""
+    def value(self, level: int = 0) -> Any:
+        """The next JSON value (nested ``level`` deep), parsed whole by CPython's decoder. One
+        that is not kept and runs past the text in memory by more than a few MiB is walked a
+        level down instead, so that the text held stays that short."""
         self.skip_space()
         decoder = strict_decoder(self.member, self.keep)
         grown = False
@@ -95,6 +97,13 @@ class _Text:
                     BAD_JSON, f"JSON nested deeper than {self.limits.max_json_depth}", self.member
                 ) from None
             except json.JSONDecodeError as exc:
+                if (
+                    not self.keep
+                    and not self.done
+                    and len(self.text) - start >= _LONG
+                    and self.text[start] in "[{"
+                ):
+                    return self._walk(level)
                 grown = self._grow()
                 if grown:  # maybe cut off at the end of the chunk: read on, retry
                     continue
@@ -105,9 +114,40 @@ class _Text:
                 grown = self._grow()
                 if grown:
                     continue
-            check_parsed(self.text, start, end, value, self.member, self.limits, self.keep)
+            check_parsed(self.text, start, end, value, self.member, self.limits, self.keep, level)
             self.pos = end
             return value
+
+    def _walk(self, level: int) -> None:
+        """Check the array or object at the current place element by element, keeping none."""
+        if level >= self.limits.max_json_depth:
+            raise BundleError(
+                BAD_JSON, f"JSON nested deeper than {self.limits.max_json_depth}", self.member
+            )
+        closing = "}" if self.text[self.pos] == "{" else "]"
+        self.pos += 1
+        if self.skip_space() == closing:
+            self.pos += 1
+            return
+        keys: set[str] | None = set() if closing == "}" else None
+        while True:
+            if keys is not None:
+                if self.skip_space() != '"':
+                    self.fail("expected a key in double quotes")
+                key = self.value(level + 1)
+                if key in keys:
+                    raise BundleError(BAD_JSON, f"duplicate JSON key {key[:80]!r}", self.member)
+                if len(keys) >= self.limits.max_json_values:
+                    raise BundleError(
+                        TOO_LARGE,
+                        "an object of more keys than --max-json-values; raise it",
+                        self.member,
+                    )
+                keys.add(key)
+                self.expect(":", "':'")
+            self.value(level + 1)
+            if self.expect("," + closing, f"',' or '{closing}'") == closing:
+                return
 
     def _grow(self) -> bool:
         """Read on until the text waiting to be parsed has doubled (a value that spans many
