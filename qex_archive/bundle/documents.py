@@ -156,7 +156,7 @@ def _listed(
     gathered: Gathered,
     documents: list[Payload],
     spooled: Callable[[FileGroup], Spool],
-    entry: Callable[[Payload], bytes],
+    entry: Callable[[Payload], dict[str, Any]],
 ) -> None:
     """One comma-separated list of every file's entry, in member order."""
     first = True
@@ -170,7 +170,7 @@ def _listed(
             for chunk in spooled(part).chunks():
                 spool.write(chunk)
         else:
-            spool.write(entry(part))
+            spool.write(_item(entry(part)))
 
 
 def tag_files(

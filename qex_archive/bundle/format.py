@@ -119,24 +119,30 @@ def decode_json(raw: bytes | bytearray, member: str, limits: Limits) -> str:
         raise BundleError(BAD_JSON, "not valid UTF-8 JSON (bad UTF-8 bytes)", member) from None
 
 
-def _check_caps(raw: bytes | bytearray, member: str, limits: Limits) -> None:
-    _check_size_and_values(raw, member, limits)
-    if nested_deeper_than(raw, limits.max_json_depth):
+def _check_caps(raw: bytes | bytearray, member: str, limits: Limits, level: int = 0) -> None:
+    """Size, values and depth (for text found ``level`` deep in its document)."""
+    openers = _check_size_and_values(raw, member, limits)
+    # no deeper than it has brackets: the scan is needed only past that
+    limit = limits.max_json_depth - level
+    if openers > limit and nested_deeper_than(raw, limit):
         raise BundleError(BAD_JSON, f"JSON nested deeper than {limits.max_json_depth}", member)
 
 
-def _check_size_and_values(raw: bytes | bytearray, member: str, limits: Limits) -> None:
+def _check_size_and_values(raw: bytes | bytearray, member: str, limits: Limits) -> int:
+    """The number of ``[`` and ``{``, once the size and the values are within the caps."""
     if len(raw) > limits.max_json_size:
         raise BundleError(
             TOO_LARGE, f"{len(raw)} bytes of JSON is over the limit; raise --max-json-size", member
         )
-    values = raw.count(b",") + raw.count(b"[") + raw.count(b"{")
+    openers = raw.count(b"[") + raw.count(b"{")
+    values = raw.count(b",") + openers
     if values > limits.max_json_values:
         raise BundleError(
             TOO_LARGE,
             f"about {values:,} JSON values, over the limit; raise --max-json-values",
             member,
         )
+    return openers
 
 
 def parse_json(raw: bytes | bytearray | str, member: str, limits: Limits) -> Any:
@@ -174,10 +180,7 @@ def check_parsed(
     keeping it (``kept=False``) is left to CPython's own nesting limit (or walked by the
     caller, see :mod:`.jsonstream`). ``level``: how deep in the document the value lies."""
     if end - start < _SCAN_BELOW:
-        raw = text[start:end].encode("utf-8", "surrogatepass")
-        _check_size_and_values(raw, member, limits)
-        if nested_deeper_than(raw, limits.max_json_depth - level):
-            raise BundleError(BAD_JSON, f"JSON nested deeper than {limits.max_json_depth}", member)
+        _check_caps(text[start:end].encode("utf-8", "surrogatepass"), member, limits, level)
     else:
         if end - start > limits.max_json_size:
             raise BundleError(

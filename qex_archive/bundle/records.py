@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -17,7 +18,7 @@ from typing import Any, NoReturn
 
 from .. import tables
 from ..archive import Archive
-from ..archive_files import ForeignFile, data_path, open_checked_path
+from ..archive_files import ForeignFile, data_dir, open_checked_path, split_relative
 from ..errors import ArchiveError, InvalidInput
 from ..names import check_name
 from ..npyfile import NpyFormatError, check_density_matrix_header, read_header
@@ -48,14 +49,13 @@ class Payload:
     relative: str = ""  # the file's path inside the archive, for messages
     npy_shape: tuple[int, ...] | None = None  # a density matrix's shape, as its run says
 
-    def to_line(self) -> bytes:
+    def fields(self) -> list[Any]:
         assert isinstance(self.source, str)
-        fields = [self.name, self.size, self.sha256, self.source, self.relative, self.npy_shape]
-        return json.dumps(fields).encode() + b"\n"
+        return [self.name, self.size, self.sha256, self.source, self.relative, self.npy_shape]
 
     @classmethod
-    def from_line(cls, line: bytes) -> Payload:
-        name, size, sha256, source, relative, shape = json.loads(line)
+    def from_fields(cls, fields: list[Any]) -> Payload:
+        name, size, sha256, source, relative, shape = fields
         return cls(name, size, sha256, source, relative, None if shape is None else tuple(shape))
 
 
@@ -94,42 +94,51 @@ class FileGroup:
         self.count = self.size = 0
         self._last = ""
 
-    def add(self, item: Payload) -> None:
-        if item.name <= self._last:  # runs come in ID order, which is their files' name order
-            raise AssertionError(f"{item.name} after {self._last}: files out of order")
-        self._last = item.name
+    def add(self, items: Sequence[Payload]) -> None:
+        """A batch of files, after those added before (each spool gets one write a batch)."""
+        if not items:
+            return
+        for item in items:
+            if item.name <= self._last:  # runs come in ID order: their files' name order
+                raise AssertionError(f"{item.name} after {self._last}: files out of order")
+            self._last = item.name
         separator = b"," if self.count else b""
-        self.files.write(item.to_line())
-        self.parts.write(separator + crate_part(item))
-        self.entries.write(separator + crate_entry(item))
-        self.manifest.write(manifest_line(item))
-        self.count += 1
-        self.size += item.size
+        self.files.write(json.dumps([item.fields() for item in items]).encode() + b"\n")
+        self.parts.write(separator + _joined([crate_part(item) for item in items]))
+        self.entries.write(separator + _joined([crate_entry(item) for item in items]))
+        self.manifest.write(b"".join(manifest_line(item) for item in items))
+        self.count += len(items)
+        self.size += sum(item.size for item in items)
 
     def payload(self) -> Iterator[Payload]:
         for line in self.files.lines():
-            yield Payload.from_line(line)
+            for fields in json.loads(line):
+                yield Payload.from_fields(fields)
 
     def close(self) -> None:
         for spool in (self.files, self.parts, self.entries, self.manifest):
             spool.close()
 
 
-def crate_part(item: Payload) -> bytes:
+def crate_part(item: Payload) -> dict[str, Any]:
     """The item's reference in the RO-Crate's ``hasPart``."""
-    return canonical_json({"@id": item.name.removeprefix("data/")})[:-1]
+    return {"@id": item.name.removeprefix("data/")}
 
 
-def crate_entry(item: Payload) -> bytes:
+def crate_entry(item: Payload) -> dict[str, Any]:
     """The item's File entity in the RO-Crate."""
-    entity = {
+    return {
         "@id": item.name.removeprefix("data/"),
         "@type": "File",
         "contentSize": str(item.size),
         "sha256": item.sha256,
         "encodingFormat": MEDIA_TYPES.get(item.name.rsplit(".", 1)[-1], "application/octet-stream"),
     }
-    return canonical_json(entity)[:-1]
+
+
+def _joined(entities: list[dict[str, Any]]) -> bytes:
+    """Canonical JSON of each entity, comma-separated (one encoder call for all)."""
+    return canonical_json(entities)[1:-2]
 
 
 def manifest_line(item: Payload) -> bytes:
@@ -221,9 +230,9 @@ def gather(
                 gathered.experiments.add(record["experiment_name"])
                 gathered.newest = max(gathered.newest, record["timestamp"])
                 _add_plugins(gathered.plugins, record["metadata"])
+            gathered.results.add([f for f in files if f.name.startswith("data/results/")])
+            gathered.artifacts.add([f for f in files if f.name.startswith("data/artifacts/")])
             for item in files:
-                results = item.name.startswith("data/results/")
-                (gathered.results if results else gathered.artifacts).add(item)
                 if gathered.bloch_pages is not None and item.name.endswith("_bloch.html"):
                     run_id = item.name.removeprefix("data/artifacts/")[:36]
                     gathered.bloch_pages[run_id] = item.name.removeprefix("data/")
@@ -253,15 +262,18 @@ def _collect_payload(
     ids = [run.run_id for run in runs]
     stored = tables.file_checksums(archive.conn, ids)
     tags, notes = tables.tags_by_run(archive.conn, ids), tables.notes_by_run(archive.conn, ids)
-    root = archive.root
+    files = _Files(archive.root, stored)
     payload: list[Payload] = []
     records = []
-    artifacts_of = archive.artifacts_by_run(ids) if include_artifacts else {}
+    artifacts_of: dict[str, list[tuple[str, str, str]]] = {run_id: [] for run_id in ids}
+    if include_artifacts:
+        for run_id, name, relative, media, _ in tables.artifact_rows(archive.conn, ids):
+            artifacts_of[run_id].append((name, relative, media))
     for run in runs:
         if not RUN_ID_PATTERN.fullmatch(run.run_id):
             raise _unpackable(run.run_id, "bundles carry UUID run IDs only (as qex records them)")
-        rho = _file_payload(
-            run.run_id, root, run.density_matrix_path, f"data/results/{run.run_id}_rho.npy", stored
+        rho = files.payload(
+            run.run_id, run.density_matrix_path, f"data/results/{run.run_id}_rho.npy"
         )
         try:
             params, metadata = run.params, run.metadata
@@ -281,22 +293,22 @@ def _collect_payload(
         payload.append(rho)
         artifacts = []
         if include_artifacts:
-            for artifact in sorted(artifacts_of[run.run_id], key=lambda a: a.name):
-                extension = artifact.relative_path.rsplit(".", 1)[-1]
-                member = f"data/artifacts/{run.run_id}_{artifact.name}.{extension}"
+            for name, relative, media in sorted(artifacts_of[run.run_id]):
+                extension = relative.rsplit(".", 1)[-1]
+                member = f"data/artifacts/{run.run_id}_{name}.{extension}"
                 if not PAYLOAD_NAME.match(member):
                     raise _unpackable(
                         run.run_id,
-                        f"its artifact {artifact.name!r} ({artifact.relative_path}) needs a name "
+                        f"its artifact {name!r} ({relative}) needs a name "
                         "of lowercase letters, digits and _ and a short lowercase extension",
                         "pack with --no-artifacts, or leave the run out of the selection",
                     )
-                item = _file_payload(run.run_id, root, artifact.relative_path, member, stored)
+                item = files.payload(run.run_id, relative, member)
                 payload.append(item)
                 artifacts.append(
                     {
-                        "name": artifact.name,
-                        "media_type": artifact.media_type,
+                        "name": name,
+                        "media_type": media,
                         "path": item.name,
                         "size": item.size,
                         "sha256": item.sha256,
@@ -368,20 +380,29 @@ def _unpackable(run_id: str, why: str, fix: str = "leave it out of the selection
     return ArchiveError(f"run {run_id} cannot go into a bundle: {why}; {fix}")
 
 
-def _file_payload(
-    run_id: str, root: Path, relative: str, name: str, stored: dict[str, tuple[int, str]]
-) -> Payload:
-    try:
-        path = data_path(root, relative)
-        known = stored.get(relative)
-        if known is None:  # an archive adopted without checksums
-            with open_checked_path(path, relative) as stream:
-                known = sha256_of_stream(stream)
-    except FileNotFoundError:
-        missing(relative)
-    except ForeignFile as exc:
-        raise _unpackable(run_id, str(exc)) from None
-    return Payload(name, known[0], known[1], str(path), relative)
+class _Files:
+    """Where the archive's stored files are, their data directories checked once."""
+
+    def __init__(self, root: Path, stored: dict[str, tuple[int, str]]) -> None:
+        self.root, self.stored = root, stored
+        self._folders: dict[str, str] = {}
+
+    def payload(self, run_id: str, relative: str, name: str) -> Payload:
+        try:
+            directory, file_name = split_relative(relative)
+            folder = self._folders.get(directory)
+            if folder is None:  # not a link, not a file: checked once per pack
+                folder = self._folders[directory] = os.fspath(data_dir(self.root, directory))
+            path = os.path.join(folder, file_name)
+            known = self.stored.get(relative)
+            if known is None:  # an archive adopted without checksums
+                with open_checked_path(path, relative) as stream:
+                    known = sha256_of_stream(stream)
+        except FileNotFoundError:
+            missing(relative)
+        except ForeignFile as exc:
+            raise _unpackable(run_id, str(exc)) from None
+        return Payload(name, known[0], known[1], path, relative)
 
 
 def missing(relative: str) -> NoReturn:
