@@ -478,3 +478,29 @@ def test_a_damaged_row_with_the_same_id_is_a_conflict(tmp_path: Path) -> None:
         report = qa.import_bundle(other, tmp_path / "b.qexb", on_conflict="skip")
         assert report.conflicts == [run.run_id] and report.imported == []
         assert snapshot(tmp_path / "c") == before
+
+
+def test_import_reports_progress_through_both_passes(source: qa.Archive, tmp_path: Path) -> None:
+    pack_bundle(source, tmp_path / "all.qexb")
+    bundle_size = (tmp_path / "all.qexb").stat().st_size
+
+    class Progress:
+        def __init__(self) -> None:
+            self.done, self.total, self.extended = 0, bundle_size, []
+
+        def __call__(self, n: int) -> None:
+            self.done += n
+            assert self.done <= self.total  # never past what it was told to expect
+
+        def extend(self, n: int) -> None:
+            self.extended.append((self.done, n))
+            self.total += n
+
+    progress = Progress()
+    with qa.open_archive(tmp_path / "into") as target:
+        report = import_bundle(target, tmp_path / "all.qexb", progress=progress)
+    description = read_bundle(tmp_path / "all.qexb").description_bytes
+    # the second pass (the runs read again to be inserted) is announced, then reported
+    (announced,) = progress.extended
+    assert announced == (bundle_size, description)  # the first pass read the whole file
+    assert progress.done == progress.total and len(report.imported) == source.count()

@@ -147,9 +147,12 @@ class Container:
     size: int
     members: Members
 
-    def read(self, member: Member) -> Iterator[bytes]:
+    def read(
+        self, member: Member, progress: Callable[[int], None] | None = None
+    ) -> Iterator[bytes]:
         """The member's inflated bytes in chunks; :class:`BundleError` when the data is
-        corrupt, inflates to another size than declared or fails its CRC-32."""
+        corrupt, inflates to another size than declared or fails its CRC-32. ``progress`` is
+        told of the bundle's bytes (compressed) as they are read."""
         name = member.name
         crc = produced = 0
         position, left = member.data_start, member.compress_size
@@ -170,6 +173,8 @@ class Container:
                     raise BundleError(SIZE_MISMATCH, "the file ends inside this member", name)
                 position += len(data)
                 left -= len(data)
+                if progress:
+                    progress(len(data))
                 if inflater is None:
                     yield checked(data)
                     continue

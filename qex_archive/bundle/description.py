@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,23 +100,31 @@ def read_descriptions(
 
 
 def description_runs(
-    container: Container, manifest: Manifest, limits: Limits
+    container: Container,
+    manifest: Manifest,
+    limits: Limits,
+    progress: Callable[[int], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The runs of a description already checked by :func:`read_descriptions`, read again
-    one by one; :class:`BundleError` at the end if its bytes changed since."""
-    for kind, _, value in walk_object(
-        checked_chunks(container, DESCRIPTION, manifest[DESCRIPTION]), DESCRIPTION, limits, "runs"
-    ):
+    one by one (``progress`` told of the bytes as they are read); :class:`BundleError` at the
+    end if its bytes changed since."""
+    chunks = checked_chunks(container, DESCRIPTION, manifest[DESCRIPTION], progress)
+    for kind, _, value in walk_object(chunks, DESCRIPTION, limits, "runs"):
         if kind == ELEMENT:
             yield value
 
 
-def checked_chunks(container: Container, name: str, expected_sha256: str) -> Iterator[bytes]:
+def checked_chunks(
+    container: Container,
+    name: str,
+    expected_sha256: str,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[bytes]:
     """The member's bytes; after the last, :class:`BundleError` unless they hash to what the
     manifest says (so nothing read from a member that fails goes further than the caller's
     transaction or check)."""
     digest = hashlib.sha256()
-    for chunk in container.read(container.members[name]):
+    for chunk in container.read(container.members[name], progress):
         digest.update(chunk)
         yield chunk
     if digest.hexdigest() != expected_sha256:

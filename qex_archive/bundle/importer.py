@@ -82,6 +82,11 @@ def import_bundle(
     Everything is verified before the archive is touched. Runs already present with the same
     content are left alone (importing a bundle twice changes nothing); a run ID present with
     other content is a conflict: nothing is imported unless ``on_conflict="skip"``.
+
+    ``progress(n)`` is told of the bundle file's bytes as they are verified (adding up to its
+    size), then of those of its ``qex-bundle.json`` as the runs are read again to be
+    inserted; a ``progress`` with an ``extend(n)`` method is told of those ``n`` more bytes
+    when that second pass begins.
     """
     if on_conflict not in CONFLICT_POLICIES:
         raise InvalidInput(
@@ -104,14 +109,16 @@ def _import_local(
 ) -> ImportReport:
     if dry_run:
         contents = read_bundle(path, limits, progress=progress)
-        report = _Merge(archive, contents, on_conflict).run()
+        report = _Merge(archive, contents, on_conflict, progress=progress).run()
         report.dry_run = True
         _refuse_conflicts(report, on_conflict, dry_run=True)
         return report
     archive._refuse_read_only("import a bundle")
     with _staging_dir(archive) as staging:
         contents = _stage(staging, path, limits, progress)
-        merge = _Merge(archive, contents, on_conflict, staging, source_name_of(path))
+        merge = _Merge(
+            archive, contents, on_conflict, staging, source_name_of(path), progress=progress
+        )
         try:
             with storage_faults("import the bundle"), write_transaction(archive.conn):
                 report = merge.run()
@@ -234,9 +241,11 @@ class _Merge:
         on_conflict: str,
         staging: Path | None = None,
         source: str = "",
+        *,
+        progress: Callable[[int], None] | None = None,
     ) -> None:
         self.archive, self.contents, self.on_conflict = archive, contents, on_conflict
-        self.staging, self.source = staging, source
+        self.staging, self.source, self.progress = staging, source, progress
         self.report = ImportReport(contents.bundle_id, contents.sha256)
         self.moved: list[str] = []  # relative paths of the files moved into place so far
         self.directories: dict[str, str] = {}  # results/, artifacts/ -> where they are
@@ -244,7 +253,10 @@ class _Merge:
 
     def run(self) -> ImportReport:
         batch: list[dict[str, Any]] = []
-        for run in self.contents.iter_runs():
+        extend = getattr(self.progress, "extend", None)
+        if extend is not None:
+            extend(self.contents.description_bytes)
+        for run in self.contents.iter_runs(self.progress):
             batch.append(run)
             if len(batch) == self.BATCH:
                 self._batch(batch)

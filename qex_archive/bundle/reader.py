@@ -88,8 +88,14 @@ class BundleContents:
     def payload_bytes(self) -> int:
         return sum(self.members[name].file_size for name in self.manifest)
 
-    def iter_runs(self) -> Iterator[dict[str, Any]]:
-        """The run records, read again one by one from the file that was verified; a
+    @property
+    def description_bytes(self) -> int:
+        """The bytes of the bundle file :meth:`iter_runs` reads (``qex-bundle.json``)."""
+        return self.members[DESCRIPTION].compress_size
+
+    def iter_runs(self, progress: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:
+        """The run records, read again one by one from the file that was verified
+        (``progress`` told of the bytes of the bundle file as they are read); a
         :class:`BundleError` (at the end) if the file changed since."""
         from ..remote import is_url, ranged
 
@@ -99,7 +105,7 @@ class BundleContents:
             source = _opened(Path(self.path))
         with source as (pread, size):
             container = Container(pread, size, self.members)
-            yield from description_runs(container, self.manifest, self.limits)
+            yield from description_runs(container, self.manifest, self.limits, progress)
 
     @property
     def runs(self) -> list[dict[str, Any]]:
@@ -163,7 +169,10 @@ def read_bundle(
             stack.callback(bundle_hash.stop)
         container, bag, description = _read_structure(pread, size, limits)
         if verify_payload:
-            _verify_payload(container, bag.manifest, description, sink, progress, all_problems)
+            counted = _Counted(progress)
+            _verify_payload(container, bag.manifest, description, sink, counted, all_problems)
+            if progress:  # the rest: headers, central directory, tag files, descriptions
+                progress(size - counted.done)
         bundle_sha256 = bundle_hash.result() if bundle_hash else ""
     return _contents(source, bundle_sha256, size, container, bag, description, limits)
 
@@ -243,7 +252,7 @@ def _verify_payload(
             digest = hashlib.sha256()
             shape = description.shapes[row]
             head = b""
-            for chunk in container.read(member):
+            for chunk in container.read(member, progress):
                 if shape is not None:  # checked before any of its bytes is passed on
                     head += chunk[: MAX_HEADER_BYTES + 16 - len(head)]
                     if len(head) == min(member.file_size, MAX_HEADER_BYTES + 16):
@@ -255,8 +264,6 @@ def _verify_payload(
                         target.write(chunk)
                     except OSError as exc:
                         raise SinkError(exc) from None
-                if progress:
-                    progress(len(chunk))
             if shape is not None:
                 _check_npy_prefix(head, shape, member.file_size, member.name)
             if digest.hexdigest() != manifest.digest(row):
@@ -276,6 +283,18 @@ def _verify_payload(
     if found:
         found[0].problems = found
         raise found[0]
+
+
+class _Counted:
+    """A progress callback that also counts what it was told."""
+
+    def __init__(self, progress: Callable[[int], None] | None) -> None:
+        self.progress, self.done = progress, 0
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        if self.progress:
+            self.progress(n)
 
 
 def _check_npy_prefix(prefix: bytes, shape: tuple[int, ...], size: int, name: str) -> None:

@@ -345,6 +345,20 @@ def progress_bar(total: int, label: str) -> Any:
     return click.progressbar(length=total, label=label, file=sys.stderr)
 
 
+class GrowingBar:
+    """A progress callback for a bar whose work grows as it goes (an import reads the runs a
+    second time): ``extend(n)`` adds ``n`` to its length."""
+
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+
+    def __call__(self, done: int) -> None:
+        self.bar.update(done)
+
+    def extend(self, more: int) -> None:
+        self.bar.length += more
+
+
 def main() -> None:
     cli(prog_name="qex-archive")
 

@@ -13,6 +13,7 @@ from ..errors import InvalidInput
 from . import (
     F,
     FilePath,
+    GrowingBar,
     cli,
     completes,
     emit_json,
@@ -349,7 +350,7 @@ def import_command(
             on_conflict=on_conflict,
             dry_run=dry_run,
             limits=build_limits(limits),
-            progress=bar.update if bar else None,
+            progress=GrowingBar(bar) if bar else None,
             storage_options=storage,
         )
     _print_import(report, as_json)
@@ -375,7 +376,7 @@ def unpack(bundle: str, directory: Path, as_json: bool, **limits: Any) -> None:
             bundle,
             directory,
             limits=build_limits(limits),
-            progress=bar.update if bar else None,
+            progress=GrowingBar(bar) if bar else None,
             storage_options=storage,
         )
     _print_import(report, as_json)
