@@ -140,7 +140,7 @@ def push(archive: Archive, name: str, selection: RunFilter | None = None) -> dic
                     "timestamp": run["timestamp"],
                     "rho_sha256": run["density_matrix"]["sha256"],
                 }
-                for run in contents.runs
+                for run in contents.iter_runs()
             ],
         }
         index_path = _filesystem(f"{url}/index/{report.bundle_id}.json", options)[1]
