@@ -504,3 +504,29 @@ def test_import_reports_progress_through_both_passes(source: qa.Archive, tmp_pat
     (announced,) = progress.extended
     assert announced == (bundle_size, description)  # the first pass read the whole file
     assert progress.done == progress.total and len(report.imported) == source.count()
+
+
+def test_a_bundle_changed_between_the_passes_imports_nothing(
+    source: qa.Archive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qex_archive.bundle import importer
+    from qex_archive.bundle.format import DESCRIPTION
+
+    bundle = tmp_path / "b.qexb"
+    pack_bundle(source, bundle)
+    member = read_bundle(bundle).members[DESCRIPTION]
+    verify_and_stage = importer._stage
+
+    def stage_then_change(*args: object, **kwargs: object) -> object:
+        contents = verify_and_stage(*args, **kwargs)  # type: ignore[arg-type]
+        data = bytearray(bundle.read_bytes())
+        data[member.data_start + member.compress_size // 2] ^= 0x01  # inside qex-bundle.json
+        bundle.write_bytes(data)
+        return contents
+
+    monkeypatch.setattr(importer, "_stage", stage_then_change)
+    target = qa.open_archive(tmp_path / "target")
+    before = snapshot(target.root)
+    with pytest.raises(BundleError):
+        import_bundle(target, bundle)
+    assert snapshot(target.root) == before and target.count() == 0
