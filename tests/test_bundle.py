@@ -530,3 +530,28 @@ def test_a_bundle_changed_between_the_passes_imports_nothing(
     with pytest.raises(BundleError):
         import_bundle(target, bundle)
     assert snapshot(target.root) == before and target.count() == 0
+
+
+def test_a_full_scratch_disk_while_packing_is_one_line_and_leaves_no_file(
+    source: qa.Archive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import tempfile
+
+    from qex_archive.bundle import records
+
+    real_write = tempfile.SpooledTemporaryFile.write
+
+    def full(self: tempfile.SpooledTemporaryFile[bytes], data: bytes) -> int:
+        if self.tell() + len(data) > 64 * 1024:  # the disk is full past the first 64 KiB
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(self, data)
+
+    monkeypatch.setattr(tempfile.SpooledTemporaryFile, "write", full)
+    monkeypatch.setattr(records, "BATCH", 5)  # many small writes, as for a large selection
+    out = tmp_path / "out"
+    out.mkdir()
+    result = CliRunner().invoke(cli, ["-d", str(source.root), "pack", "-o", str(out / "b.qexb")])
+    assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert "scratch files" in result.stderr and "TMPDIR" in result.stderr, result.stderr
+    assert list(out.iterdir()) == []

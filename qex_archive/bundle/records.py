@@ -19,12 +19,12 @@ from typing import Any, NoReturn
 from .. import tables
 from ..archive import Archive
 from ..archive_files import ForeignFile, data_dir, open_checked_path, split_relative
-from ..errors import ArchiveError, InvalidInput
+from ..errors import ArchiveError, InvalidInput, StorageError
 from ..names import check_name
 from ..npyfile import NpyFormatError, check_density_matrix_header, read_header
 from ..query import RunFilter
 from ..run import Run
-from ..storage import sha256_of_stream
+from ..storage import failure_reason, sha256_of_stream
 from .description import run_problem
 from .format import (
     CHUNK,
@@ -68,7 +68,13 @@ class Spool:
         self.size = 0
 
     def write(self, data: bytes) -> None:
-        self._file.write(data)
+        try:
+            self._file.write(data)
+        except OSError as exc:  # past 1 MiB the spool is a file in the temporary directory
+            raise StorageError(
+                f"cannot write the bundle's scratch files in {tempfile.gettempdir()}: "
+                f"{failure_reason(exc)}; free space there or set TMPDIR to a larger disk"
+            ) from exc
         self.size += len(data)
 
     def chunks(self) -> Iterator[bytes]:
