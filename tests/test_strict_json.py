@@ -1,4 +1,5 @@
-"""Strict JSON for bundles: depth told from the text alone, duplicate keys and NaN refused."""
+"""Strict JSON for bundles: depth told from the text alone, duplicate keys and NaN refused,
+the same whether a document is read whole or walked in chunks."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qex_archive.bundle.format import BAD_JSON, BundleError, Limits, nested_deeper_than, parse_json
-from qex_archive.bundle.jsonstream import ELEMENT, MEMBER, walk_object
+from qex_archive.bundle.format import BAD_JSON, BundleError, Limits, nested_deeper_than
+from qex_archive.bundle.jsonstream import ELEMENT, MEMBER, parse_json, walk_object
 
 tricky_text = st.text(alphabet=st.sampled_from('ab"\\[]{}\n\u00e9\u2603 :,'), max_size=8)
 values = st.recursive(
@@ -39,7 +40,7 @@ def test_depth_from_text_equals_depth_of_the_value(
         assert nested_deeper_than(raw, limit) == (depth(value) > limit), (raw, limit)
 
 
-def test_deep_nesting_is_refused_before_parsing() -> None:
+def test_deep_nesting_is_refused() -> None:
     limits = Limits(max_json_depth=64)
     assert parse_json(b"[" * 64 + b"]" * 64, "m", limits) is not None
     for raw in (b"[" * 65 + b"]" * 65, b"[" * 100_000 + b"]" * 100_000, b"[" * 100_000):

@@ -109,16 +109,6 @@ def fold(name: str) -> str:
     return unicodedata.normalize("NFC", name).casefold()
 
 
-def decode_json(raw: bytes | bytearray, member: str, limits: Limits) -> str:
-    """JSON bytes as text, after the caps that bound the memory of parsing them: the size, and
-    the number of values (counted from the separators, at C speed, before any is built)."""
-    _check_caps(raw, member, limits)
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BundleError(BAD_JSON, "not valid UTF-8 JSON (bad UTF-8 bytes)", member) from None
-
-
 def _check_caps(raw: bytes | bytearray, member: str, limits: Limits, level: int = 0) -> None:
     """Size, values and depth (for text found ``level`` deep in its document)."""
     openers = _check_size_and_values(raw, member, limits)
@@ -145,24 +135,6 @@ def _check_size_and_values(raw: bytes | bytearray, member: str, limits: Limits) 
     return openers
 
 
-def parse_json(raw: bytes | bytearray | str, member: str, limits: Limits) -> Any:
-    """Strict JSON: bounded size, values and depth, no duplicate keys, no NaN or Infinity, no
-    lone surrogates (text that cannot be stored or printed)."""
-    text = raw if isinstance(raw, str) else decode_json(raw, member, limits)
-    try:
-        value = strict_decoder(member).decode(text)
-    except BundleError:
-        raise
-    except RecursionError:
-        raise BundleError(
-            BAD_JSON, f"JSON nested deeper than {limits.max_json_depth}", member
-        ) from None
-    except ValueError as exc:
-        raise BundleError(BAD_JSON, f"not valid UTF-8 JSON ({str(exc)[:120]})", member) from None
-    _check_surrogates(text, value, member)
-    return value
-
-
 def check_parsed(
     text: str,
     start: int,
@@ -173,7 +145,7 @@ def check_parsed(
     kept: bool = True,
     level: int = 0,
 ) -> None:
-    """The rules of :func:`parse_json` for the value parsed from ``text[start:end]``: its size,
+    """The strict rules for the value parsed from ``text[start:end]``: its size,
     values and depth under the caps, no lone surrogates. A long value is measured in place
     (characters, not bytes) and its depth on the parsed value, as the text scan's pieces would
     double what a value of a million parts holds in memory; a long value parsed without

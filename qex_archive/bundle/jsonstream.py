@@ -3,9 +3,10 @@ time: how a description of 100,000 runs is checked in the memory of a few runs.
 
 Neither the standard library nor the runtime dependencies offer an incremental parser, so
 only the top level is walked here (braces, keys, colons, commas); every value, each array
-element included, is parsed by CPython's own decoder (``raw_decode``) under the rules of
-:func:`.format.parse_json`: no duplicate keys, no NaN or Infinity, no lone surrogates, the
-size, value count and depth of what is parsed at once capped by :class:`.format.Limits`.
+element included, is parsed by CPython's own decoder (``raw_decode``) under strict rules
+(:func:`.format.strict_decoder`, :func:`.format.check_parsed`): no duplicate keys, no NaN or
+Infinity, no lone surrogates, the size, value count and depth of what is parsed at once
+capped by :class:`.format.Limits`.
 """
 
 from __future__ import annotations
@@ -224,6 +225,14 @@ def walk_object(
         if text.expect(",}", "',' or '}'") == "}":
             break
     _expect_end(text)
+
+
+def parse_json(raw: bytes, member: str, limits: Limits) -> Any:
+    """One whole JSON document under the same rules (the parts of a bundle read whole)."""
+    text = _Text([raw], member, limits, keep=True)
+    value = text.value()
+    _expect_end(text)
+    return value
 
 
 def _expect_end(text: _Text) -> None:
