@@ -44,6 +44,7 @@ def test_memory_grows_by_little_per_run(tmp_path: Path) -> None:
         # Holding every run in memory (as the reader and writer once did) cost about 13 KB a
         # run, 1.3 GB at 100,000; read a batch at a time, what is left per run is the ZIP
         # layer's table of members (names, offsets, digests: about 0.6 KB) and an import's
-        # list of the files it moved, for undoing them.
+        # list of the files it moved, for undoing them: 0.5-1.4 KB measured, and RSS is
+        # noisy by a few MB, hence the margin.
         per_run = (large[action] - small[action]) * 1024 / 9000
-        assert per_run < 2.0, (action, f"{per_run:.2f} KB per run", small, large)
+        assert per_run < 3.0, (action, f"{per_run:.2f} KB per run", small, large)
