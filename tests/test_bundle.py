@@ -555,3 +555,20 @@ def test_a_full_scratch_disk_while_packing_is_one_line_and_leaves_no_file(
     assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1
     assert "scratch files" in result.stderr and "TMPDIR" in result.stderr, result.stderr
     assert list(out.iterdir()) == []
+
+
+def test_the_import_bar_grows_for_the_second_pass() -> None:
+    import io
+
+    import click
+
+    from qex_archive.cli import GrowingBar
+
+    with click.progressbar(length=10, file=io.StringIO()) as bar:
+        grows = GrowingBar(bar)
+        grows(10)  # the first pass read the whole bundle
+        assert bar.finished
+        grows.extend(5)  # then qex-bundle.json is read again
+        assert bar.length == 15 and not bar.finished
+        grows(5)
+        assert bar.finished and bar.pos == 15

@@ -357,6 +357,7 @@ class GrowingBar:
 
     def extend(self, more: int) -> None:
         self.bar.length += more
+        self.bar.finished = self.bar.pos >= self.bar.length  # it may have been full
 
 
 def main() -> None:
