@@ -87,6 +87,25 @@ def data_dir(root: Path, directory: str) -> Path:
     return path
 
 
+class DataPaths:
+    """:func:`data_path` for many files of one archive (a pack or an import of 100,000 runs):
+    plain strings, each data directory checked (and, with ``create``, made) once."""
+
+    def __init__(self, root: Path, *, create: bool = False) -> None:
+        self.root, self.create = root, create
+        self.folders: dict[str, str] = {}  # results, artifacts -> where they are
+
+    def __call__(self, relative: object) -> str:
+        directory, name = split_relative(relative)
+        folder = self.folders.get(directory)
+        if folder is None:
+            path = data_dir(self.root, directory)
+            if self.create and not path.is_dir():
+                path.mkdir()
+            folder = self.folders[directory] = os.fspath(path)
+        return os.path.join(folder, name)
+
+
 def data_path(root: Path, relative: object, *, temporary: bool = False) -> Path:
     """The absolute path of a stored path that follows the rule (the file may not exist)."""
     directory, name = split_relative(relative, temporary=temporary)

@@ -224,9 +224,11 @@ class _Parts:
         yield self.tail
 
     def payload(self, name: str) -> Payload:
-        digest = hashlib.sha256()
-        for chunk in self.chunks():
-            digest.update(chunk)
+        digest = self.body.digest.copy()  # the spool's, when there is nothing around it
+        if self.head or self.tail:
+            digest = hashlib.sha256()
+            for chunk in self.chunks():
+                digest.update(chunk)
         size = len(self.head) + self.body.size + len(self.tail)
         return Payload(name, size, digest.hexdigest(), _Streamed(self))
 

@@ -120,19 +120,27 @@ def _check_caps(raw: bytes | bytearray, member: str, limits: Limits, level: int 
 
 def _check_size_and_values(raw: bytes | bytearray, member: str, limits: Limits) -> int:
     """The number of ``[`` and ``{``, once the size and the values are within the caps."""
-    if len(raw) > limits.max_json_size:
-        raise BundleError(
-            TOO_LARGE, f"{len(raw)} bytes of JSON is over the limit; raise --max-json-size", member
-        )
+    check_json_size(len(raw), "bytes", member, limits)
     openers = raw.count(b"[") + raw.count(b"{")
-    values = raw.count(b",") + openers
+    check_json_values(raw.count(b",") + openers, member, limits)
+    return openers
+
+
+def check_json_size(size: int, unit: str, member: str, limits: Limits) -> None:
+    if size > limits.max_json_size:
+        raise BundleError(
+            TOO_LARGE, f"{size} {unit} of JSON is over the limit; raise --max-json-size", member
+        )
+
+
+def check_json_values(values: int, member: str, limits: Limits) -> None:
+    """``values``: counted from the separators (``,``, ``[``, ``{``), so about so many."""
     if values > limits.max_json_values:
         raise BundleError(
             TOO_LARGE,
             f"about {values:,} JSON values, over the limit; raise --max-json-values",
             member,
         )
-    return openers
 
 
 def check_parsed(
@@ -154,19 +162,8 @@ def check_parsed(
     if end - start < _SCAN_BELOW:
         _check_caps(text[start:end].encode("utf-8", "surrogatepass"), member, limits, level)
     else:
-        if end - start > limits.max_json_size:
-            raise BundleError(
-                TOO_LARGE,
-                f"{end - start} characters of JSON is over the limit; raise --max-json-size",
-                member,
-            )
-        values = sum(text.count(mark, start, end) for mark in ",[{")
-        if values > limits.max_json_values:
-            raise BundleError(
-                TOO_LARGE,
-                f"about {values:,} JSON values, over the limit; raise --max-json-values",
-                member,
-            )
+        check_json_size(end - start, "characters", member, limits)
+        check_json_values(sum(text.count(mark, start, end) for mark in ",[{"), member, limits)
         if kept and _deeper_than(value, limits.max_json_depth - level):
             raise BundleError(BAD_JSON, f"JSON nested deeper than {limits.max_json_depth}", member)
     if _SURROGATE_ESCAPE.search(text, start, end):

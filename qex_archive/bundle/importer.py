@@ -22,7 +22,7 @@ from typing import Any
 
 from .. import tables
 from ..archive import Archive, open_archive, resolve_data_dir
-from ..archive_files import DB_NAME, data_dir, data_path, split_relative
+from ..archive_files import DB_NAME, DataPaths, data_path
 from ..database import write_transaction
 from ..errors import ArchiveError, InvalidInput
 from ..integrity import STAGING_DIR
@@ -248,7 +248,7 @@ class _Merge:
         self.staging, self.source, self.progress = staging, source, progress
         self.report = ImportReport(contents.bundle_id, contents.sha256)
         self.moved: list[str] = []  # relative paths of the files moved into place so far
-        self.directories: dict[str, str] = {}  # results/, artifacts/ -> where they are
+        self.targets = DataPaths(archive.root, create=True)
         self.now = time.time()
 
     def run(self) -> ImportReport:
@@ -263,7 +263,7 @@ class _Merge:
                 batch = []
         if batch:
             self._batch(batch)
-        for folder in sorted(self.directories.values()):
+        for folder in sorted(self.targets.folders.values()):
             fsync_path(Path(folder))
         return self.report
 
@@ -355,15 +355,9 @@ class _Merge:
             )
         staging = os.fspath(self.staging)
         for path in paths:
-            directory, name = split_relative(path)
-            folder = self.directories.get(directory)
-            if folder is None:  # checked (not a link), and made, once per import
-                target_dir = data_dir(self.archive.root, directory)
-                if not target_dir.is_dir():
-                    target_dir.mkdir()
-                folder = self.directories[directory] = os.fspath(target_dir)
+            target = self.targets(path)
             self.moved.append(path)
-            os.replace(os.path.join(staging, _staged_name(path)), os.path.join(folder, name))
+            os.replace(os.path.join(staging, _staged_name(path)), target)
 
 
 def _refuse_conflicts(report: ImportReport, on_conflict: str, *, dry_run: bool) -> None:

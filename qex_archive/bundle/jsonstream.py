@@ -17,7 +17,15 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from .format import BAD_JSON, TOO_LARGE, BundleError, Limits, check_parsed, strict_decoder
+from .format import (
+    BAD_JSON,
+    TOO_LARGE,
+    BundleError,
+    Limits,
+    check_json_values,
+    check_parsed,
+    strict_decoder,
+)
 
 _LONG = 2 << 20  # waiting text this long is mostly one value: count before parsing it
 _SPACE = re.compile(r"[ \t\n\r]*")
@@ -119,6 +127,22 @@ class _Text:
             self.pos = end
             return value
 
+    def key(self, keys: set[str], level: int = 0) -> str:
+        """The next key of an object and its colon; refused if ``keys`` (the object's keys
+        so far, to which it is added) holds it already."""
+        if self.skip_space() != '"':
+            self.fail("expected a key in double quotes")
+        key: str = self.value(level)
+        if key in keys:
+            raise BundleError(BAD_JSON, f"duplicate JSON key {key[:80]!r}", self.member)
+        if len(keys) >= self.limits.max_json_values:
+            raise BundleError(
+                TOO_LARGE, "an object of more keys than --max-json-values; raise it", self.member
+            )
+        keys.add(key)
+        self.expect(":", "':'")
+        return key
+
     def _walk(self, level: int) -> None:
         """Check the array or object at the current place element by element, keeping none."""
         if level >= self.limits.max_json_depth:
@@ -133,19 +157,7 @@ class _Text:
         keys: set[str] | None = set() if closing == "}" else None
         while True:
             if keys is not None:
-                if self.skip_space() != '"':
-                    self.fail("expected a key in double quotes")
-                key = self.value(level + 1)
-                if key in keys:
-                    raise BundleError(BAD_JSON, f"duplicate JSON key {key[:80]!r}", self.member)
-                if len(keys) >= self.limits.max_json_values:
-                    raise BundleError(
-                        TOO_LARGE,
-                        "an object of more keys than --max-json-values; raise it",
-                        self.member,
-                    )
-                keys.add(key)
-                self.expect(":", "':'")
+                self.key(keys, level + 1)
             self.value(level + 1)
             if self.expect("," + closing, f"',' or '{closing}'") == closing:
                 return
@@ -168,14 +180,8 @@ class _Text:
         if len(text) - start < _LONG:
             return  # check_parsed counts exactly once the value is parsed
         self._counted_to = len(text)
-        values = text.count(",", start) + text.count("[", start) + text.count("{", start)
-        if values > self.limits.max_json_values:
-            raise BundleError(
-                TOO_LARGE,
-                f"about {values:,} JSON values in one value, over the limit; "
-                "raise --max-json-values",
-                self.member,
-            )
+        values = sum(text.count(mark, start) for mark in ",[{")
+        check_json_values(values, self.member, self.limits)
 
     def fail(self, what: str) -> None:
         raise BundleError(
@@ -203,13 +209,7 @@ def walk_object(
         _expect_end(text)
         return
     while True:
-        if text.skip_space() != '"':
-            text.fail("expected a key in double quotes")
-        key = text.value()
-        if key in keys:
-            raise BundleError(BAD_JSON, f"duplicate JSON key {key[:80]!r}", member)
-        keys.add(key)
-        text.expect(":", "':'")
+        key = text.key(keys)
         if key == streamed and text.skip_space() == "[":
             text.pos += 1
             if text.skip_space() == "]":

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -18,7 +17,7 @@ from typing import Any, NoReturn
 
 from .. import tables
 from ..archive import Archive
-from ..archive_files import ForeignFile, data_dir, open_checked_path, split_relative
+from ..archive_files import DataPaths, ForeignFile, open_checked_path
 from ..errors import ArchiveError, InvalidInput, StorageError
 from ..names import check_name
 from ..npyfile import NpyFormatError, check_density_matrix_header, read_header
@@ -61,11 +60,12 @@ class Payload:
 
 class Spool:
     """Bytes written once, then read back in order: in memory up to 1 MiB, then a
-    temporary file."""
+    temporary file; their SHA-256 is kept as they are written."""
 
     def __init__(self) -> None:
         self._file = tempfile.SpooledTemporaryFile(max_size=1 << 20)  # noqa: SIM115
         self.size = 0
+        self.digest = hashlib.sha256()
 
     def write(self, data: bytes) -> None:
         try:
@@ -76,6 +76,7 @@ class Spool:
                 f"{failure_reason(exc)}; free space there or set TMPDIR to a larger disk"
             ) from exc
         self.size += len(data)
+        self.digest.update(data)
 
     def chunks(self) -> Iterator[bytes]:
         self._file.seek(0)
@@ -387,19 +388,14 @@ def _unpackable(run_id: str, why: str, fix: str = "leave it out of the selection
 
 
 class _Files:
-    """Where the archive's stored files are, their data directories checked once."""
+    """The payload of the archive's stored files, at their checked paths."""
 
     def __init__(self, root: Path, stored: dict[str, tuple[int, str]]) -> None:
-        self.root, self.stored = root, stored
-        self._folders: dict[str, str] = {}
+        self.path_of, self.stored = DataPaths(root), stored
 
     def payload(self, run_id: str, relative: str, name: str) -> Payload:
         try:
-            directory, file_name = split_relative(relative)
-            folder = self._folders.get(directory)
-            if folder is None:  # not a link, not a file: checked once per pack
-                folder = self._folders[directory] = os.fspath(data_dir(self.root, directory))
-            path = os.path.join(folder, file_name)
+            path = self.path_of(relative)
             known = self.stored.get(relative)
             if known is None:  # an archive adopted without checksums
                 with open_checked_path(path, relative) as stream:
@@ -417,8 +413,6 @@ def missing(relative: str) -> NoReturn:
 
 def content_hash(gathered: Gathered, note: bytes) -> str:
     """SHA-256 of the records (as ``[...]``) and the note: what names the bundle."""
-    digest = hashlib.sha256()
-    for chunk in gathered.records.chunks():
-        digest.update(chunk)
+    digest = gathered.records.digest.copy()
     digest.update(note)
     return digest.hexdigest()
