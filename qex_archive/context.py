@@ -9,10 +9,7 @@ per run. ``QEX_ARCHIVE_CAPTURE=none`` or ``open_archive(capture=False)`` switche
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import platform
-import subprocess
 import sys
 from functools import cache
 from pathlib import Path
@@ -45,6 +42,8 @@ def run_context() -> dict[str, Any]:
 
 @cache
 def _interpreter() -> dict[str, str]:
+    import platform  # here, like hashlib and subprocess below: opening an archive needs none
+
     return {
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
@@ -79,6 +78,8 @@ def _script() -> Path | None:
 
 
 def _sha256(path: Path) -> str | None:
+    import hashlib
+
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
@@ -86,6 +87,8 @@ def _sha256(path: Path) -> str | None:
 
 
 def _git(directory: Path) -> dict[str, Any] | None:
+    import subprocess
+
     def git(*args: str) -> str | None:
         try:
             done = subprocess.run(

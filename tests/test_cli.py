@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
@@ -246,14 +247,60 @@ def test_init_reports_the_archive(data_dir: Path) -> None:
     assert (data_dir / "qex.db").is_file()
 
 
+def all_commands() -> dict[str, click.Command]:
+    ctx = click.Context(cli)
+    return {name: cli.get_command(ctx, name) for name in cli.list_commands(ctx)}
+
+
 def test_every_command_has_an_example_in_its_help() -> None:
-    for name, command in cli.commands.items():
+    for name, command in all_commands().items():
         assert "Example:" in (command.help or ""), name
 
 
+def test_each_builtin_command_is_loaded_from_the_module_the_group_names() -> None:
+    from qex_archive.cli import COMMAND_MODULES
+
+    builtins = {
+        name: command.callback.__module__.rsplit(".", 1)[-1]
+        for name, command in all_commands().items()
+        if command.callback is not None and command.callback.__module__.startswith("qex_archive")
+    }
+    builtins["remote"] = "remote_commands"  # a group: its callback is click's
+    assert builtins == COMMAND_MODULES
+
+
+LEAN_COMMAND_SCRIPT = """
+import sys
+from qex_archive.cli import cli
+try:
+    cli(sys.argv[1:])
+except SystemExit:
+    pass
+heavy = ["numpy", "qex_archive.bundle", "subprocess", "hashlib", "pluggy"]
+loaded = " ".join(name for name in heavy if name in sys.modules) or "-"
+commands = sorted(name for name in sys.modules if name.startswith("qex_archive.cli."))
+print(loaded, *commands, file=sys.stderr)
+"""
+
+
 @pytest.mark.parametrize(
-    "args", [["--help"], ["runs"], ["show", "x"], ["check"], ["runs", "--json"]]
+    "args", [["runs"], ["show", "x"], ["runs", "--json"], ["runs", "-e", "bell", "--jsonl"]]
 )
+def test_listing_runs_imports_only_what_it_needs(demo_dir: Path, args: list[str]) -> None:
+    """Start-up time: listing runs loads neither numpy, the bundle code, the plugins nor the
+    other command modules."""
+    done = subprocess.run(
+        [sys.executable, "-c", LEAN_COMMAND_SCRIPT, "--data-dir", str(demo_dir), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    heavy, *commands = done.stderr.strip().splitlines()[-1].split()
+    assert heavy == "-", done.stderr
+    assert commands == ["qex_archive.cli.archive_commands"]
+
+
+@pytest.mark.parametrize("args", [["--help"], ["check"]])
 def test_commands_that_do_not_need_numpy_do_not_import_it(demo_dir: Path, args: list[str]) -> None:
     script = (
         "import sys\n"

@@ -387,6 +387,7 @@ def test_hook_qex_register_commands(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
     monkeypatch.setattr(plugins_module, "make_plugin_manager", manager)
     monkeypatch.setattr(plugins_module, "selected_entry_points", lambda: ["something installed"])
+    cli_module.load_command_modules()
     group = cli_module.QexGroup(name="qex-archive", commands=dict(cli_module.cli.commands))
     runner = CliRunner()
     assert "hello" in runner.invoke(group, ["--help"]).stdout

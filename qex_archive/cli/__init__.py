@@ -1,10 +1,13 @@
 """The ``qex-archive`` command: a thin layer that parses options, calls the library and prints.
 
 This module holds the command group and what its commands share; the commands live in
-``archive_commands`` (runs), ``plugin_commands`` and ``bundle_commands`` (exchange).
+``archive_commands`` (runs), ``annotation_commands`` (tags, notes), ``analysis_commands``
+(compare, export, report), ``plugin_commands``, ``bundle_commands`` (exchange) and
+``remote_commands``.
 
-Only ``click`` is imported at start-up; each command imports what it needs, so ``--help``
-and ``runs`` never pay for numpy.
+Only ``click`` is imported at start-up. The module of a command is imported when the command
+is asked for (``--help`` imports them all), and each command imports what it needs, so ``runs``
+never pays for numpy or for the bundle code.
 """
 
 from __future__ import annotations
@@ -46,8 +49,30 @@ class FilePath(click.Path):
         return super().convert(value, param, ctx)
 
 
+# Which module registers each built-in command (on `cli`, when imported).
+COMMAND_MODULES = {
+    **dict.fromkeys(
+        ("init", "record", "runs", "show", "rm", "check", "gc", "demo"), "archive_commands"
+    ),
+    **dict.fromkeys(("tag", "note"), "annotation_commands"),
+    **dict.fromkeys(("compare", "export", "report"), "analysis_commands"),
+    **dict.fromkeys(("pack", "inspect", "verify", "import", "unpack"), "bundle_commands"),
+    **dict.fromkeys(("plugins", "render", "open"), "plugin_commands"),
+    **dict.fromkeys(("remote", "push", "pull"), "remote_commands"),
+}
+
+
+def load_command_modules(names: Iterable[str] = COMMAND_MODULES) -> None:
+    """Import the modules that register these built-in commands (all of them by default)."""
+    import importlib
+
+    for module in {COMMAND_MODULES[name] for name in names if name in COMMAND_MODULES}:
+        importlib.import_module(f"{__name__}.{module}")
+
+
 class QexGroup(click.Group):
-    """Turns library errors into one-line messages, and adds plugin commands on demand."""
+    """Turns library errors into one-line messages, loads the built-in commands as they are
+    asked for, and adds plugin commands on demand."""
 
     _plugin_commands_loaded = False
 
@@ -97,10 +122,13 @@ class QexGroup(click.Group):
             raise click.ClickException(f"{exc.strerror or exc}{where}") from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
+        load_command_modules()
         self._load_plugin_commands(quiet=True)
         return super().list_commands(ctx)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            load_command_modules([cmd_name])
         command = super().get_command(ctx, cmd_name)
         if command is None and not self._plugin_commands_loaded:
             self._load_plugin_commands(quiet=False)
@@ -362,14 +390,3 @@ class GrowingBar:
 
 def main() -> None:
     cli(prog_name="qex-archive")
-
-
-# The commands register themselves on `cli` when imported.
-from . import (  # noqa: E402, F401
-    analysis_commands,
-    annotation_commands,
-    archive_commands,
-    bundle_commands,
-    plugin_commands,
-    remote_commands,
-)
