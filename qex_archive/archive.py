@@ -33,7 +33,7 @@ from .errors import (
 from .migrations import LATEST_VERSION, migrate, schema_version
 from .query import RunFilter
 from .run import Artifact, Run
-from .storage import atomic_write, make_durable, storage_faults
+from .storage import PendingFiles, storage_faults
 
 if TYPE_CHECKING:
     import pluggy
@@ -168,7 +168,7 @@ class Archive:
         self._default_renderers = None if renderers is None else list(renderers)
         # Files written by the current transaction (removed if it fails); inside batch(), the
         # files of deleted runs too (removed once it commits).
-        self._written: list[Path] | None = None
+        self._written: PendingFiles | None = None
         self._in_batch = False
         self._batch_removals: list[str] = []
 
@@ -253,21 +253,35 @@ class Archive:
         from .recording import prepare_run
 
         self._refuse_read_only("record a run")
-        prepared, problems = prepare_run(
-            self,
-            experiment,
-            params,
-            backend,
-            state,
-            metadata,
-            timestamp,
-            dims,
-            strict,
-            self._renderer_names(renderers),
-            attach,
-        )
-        with self._writing("record the run"):
-            self._store(prepared)
+        pending = self._written or PendingFiles()  # the batch's, or this run's own
+        kept = len(pending.paths)
+
+        def write_early(file: PreparedFile) -> None:
+            # the density matrix, written as soon as it is known: it reaches the disk while
+            # the rest of the run is computed
+            with storage_faults("record the run"):
+                self._write_files([file], pending)
+
+        try:
+            prepared, problems = prepare_run(
+                self,
+                experiment,
+                params,
+                backend,
+                state,
+                metadata,
+                timestamp,
+                dims,
+                strict,
+                self._renderer_names(renderers),
+                attach,
+                write_early,
+            )
+            with self._writing("record the run", pending):
+                self._store(prepared)
+        except BaseException:
+            pending.discard(keep=kept)
+            raise
         self._hooks.warn(problems)
         return Run(self, prepared.row)
 
@@ -281,11 +295,8 @@ class Archive:
         self._in_batch = True
         self._batch_removals = []
         try:
-            with self._transaction("store the batch"):
+            with self._transaction("store the batch", PendingFiles(gathered=True)):
                 yield self
-                # the batch's files, written without fsync, reach the disk before the rows
-                with storage_faults("store the batch"):
-                    make_durable(self._written or [])
             for relative in self._batch_removals:
                 remove_data_file(self.root, relative)
         finally:
@@ -382,36 +393,51 @@ class Archive:
             )
 
     @contextmanager
-    def _writing(self, action: str) -> Iterator[None]:
-        """One write transaction (or the enclosing batch's). On any failure the rows are rolled
-        back and the files written here removed; disk and database faults become one line."""
+    def _writing(self, action: str, pending: PendingFiles | None = None) -> Iterator[None]:
+        """One write transaction (or the enclosing batch's), adding to ``pending`` the files
+        already written for it. On any failure the rows are rolled back and the files written
+        here removed; disk and database faults become one line."""
         self._refuse_read_only(action)
-        if self._in_batch:
-            with storage_faults(action):
+        if not self._in_batch:
+            with self._transaction(action, pending or PendingFiles()), storage_faults(action):
                 yield
             return
-        with self._transaction(action), storage_faults(action):
-            yield
+        # inside a batch, an operation that fails leaves the batch as it was before it
+        batch_files = self._written
+        assert batch_files is not None
+        kept = len(batch_files.paths)
+        with storage_faults(action):
+            self.conn.execute("SAVEPOINT qex_operation")
+        try:
+            with storage_faults(action):
+                yield
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK TO qex_operation")
+                self.conn.execute("RELEASE qex_operation")
+            batch_files.discard(keep=kept)
+            raise
+        with storage_faults(action):
+            self.conn.execute("RELEASE qex_operation")
 
     @contextmanager
-    def _transaction(self, action: str) -> Iterator[None]:
-        """BEGIN IMMEDIATE ... COMMIT; if anything fails, ROLLBACK and remove the files
-        :meth:`_write_files` wrote meanwhile."""
-        with storage_faults(action):
-            self.conn.execute("BEGIN IMMEDIATE")
-        written: list[Path] = []
-        self._written = written
+    def _transaction(self, action: str, pending: PendingFiles) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT, the ``pending`` files made durable before the COMMIT;
+        if anything fails, ROLLBACK and remove them."""
         try:
+            with storage_faults(action):
+                self.conn.execute("BEGIN IMMEDIATE")
+            self._written = pending
             yield
             with storage_faults(action):
+                # the files, written without fsync, reach the disk before the rows that name them
+                pending.flush()
                 self.conn.execute("COMMIT")
         except BaseException:
             if self.conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     self.conn.execute("ROLLBACK")
-            for path in written:
-                with contextlib.suppress(OSError):
-                    path.unlink()
+            pending.discard()
             raise
         finally:
             self._written = None
@@ -422,15 +448,19 @@ class Archive:
         tables.insert_runs(self.conn, [prepared.row])
         self._insert_artifacts(prepared.row[0], prepared.files, prepared.artifacts)
 
-    def _write_files(self, files: Sequence[PreparedFile]) -> None:
+    def _write_files(
+        self, files: Sequence[PreparedFile], pending: PendingFiles | None = None
+    ) -> None:
+        """Write each file not yet written to ``pending`` (by default the transaction's)."""
+        pending = pending or self._written
+        assert pending is not None, "files are written for a write transaction"
         for prepared in files:
             path = data_path(self.root, prepared.relative)
+            if path in pending:
+                continue
             if not path.parent.is_dir():
                 path.parent.mkdir()
-            if self._written is not None:
-                self._written.append(path)
-            # in a batch, one make_durable() before the commit replaces an fsync per file
-            atomic_write(path, prepared.chunks, durable=not self._in_batch)
+            pending.write(path, prepared.chunks)
 
     def _insert_artifacts(
         self, run_id: str, files: Sequence[PreparedFile], artifacts: Sequence[tuple[str, str, str]]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -81,7 +81,10 @@ def prepare_run(
     strict: bool,
     renderer_names: Sequence[str],
     attach: Mapping[str, object] | None = None,
+    write_early: Callable[[PreparedFile], None] | None = None,
 ) -> tuple[PreparedRun, list[PluginProblem]]:
+    """The files and rows of a run. ``write_early`` is given the density matrix's file as soon
+    as it is known, before validation and rendering: the archive starts writing it then."""
     experiment_name = check_name(experiment, "experiment name")
     backend_name = check_name(backend_name_of(backend), "backend")
     params_clean = json_object({} if params is None else params, "params")
@@ -110,6 +113,8 @@ def prepare_run(
         header_bytes(rho.shape),
         rho.reshape(-1).view("u1").data,  # the matrix's bytes, not a copy
     )
+    if write_early is not None:
+        write_early(rho_file)
     backend_info, problems = hooks.backend_metadata(backend, backend_name)
     full_metadata: dict[str, Any] = {
         **user_metadata,

@@ -1,9 +1,9 @@
 """Files on disk: crash-safe writes and checksums.
 
-A file is written under a temporary name in its final directory, fsynced, renamed over its
-final name and the directory fsynced, all before the database row that points at it is
-committed. A process killed at any moment therefore leaves at most an orphan file (the
-temporary or the renamed one), never a row whose file is missing.
+A file is written under a temporary name in its final directory and renamed over its final
+name; before the database row that points at it is committed, the file and its directory are
+flushed to disk (:func:`make_durable`). A process killed at any moment therefore leaves at most
+an orphan file (the temporary or the renamed one), never a row whose file is missing.
 """
 
 from __future__ import annotations
@@ -17,9 +17,12 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from .errors import StorageError
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 TEMP_PREFIX = ".tmp-"
 CHUNK_SIZE = 1 << 20
@@ -40,9 +43,9 @@ def atomic_output(path: Path, *, durable: bool = True) -> Iterator[BinaryIO]:
     """A stream whose bytes appear at ``path`` all at once, durably, when the block ends;
     if the block raises, ``path`` is left as it was and the temporary file removed.
 
-    With ``durable=False`` the file and its directory are not fsynced: the caller makes many
+    With ``durable=False`` the file and its directory are not fsynced: the caller makes its
     files durable together with :func:`make_durable` before committing the rows that point
-    at them (what ``Archive.batch`` does)."""
+    at them (what the archive's write transactions do)."""
     temp = temp_name_for(path)
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
@@ -66,16 +69,24 @@ def atomic_write(path: Path, chunks: Iterable[bytes | memoryview], *, durable: b
             stream.write(chunk)
 
 
-def make_durable(paths: Iterable[Path]) -> None:
-    """Flush many files written without fsync to disk, and the renames that named them.
+FEW_FILES = 16  # up to this many, an fsync each, all at once; more, one syncfs
 
-    On Linux one ``syncfs(2)`` of their file system does it (for thousands of small files
-    ten times faster than an fsync each; since Linux 5.8 it also reports any write-back error
-    met since the files were opened); elsewhere every file is fsynced, many in flight at once
-    so that the file system can commit them together. Then each directory is fsynced."""
+
+def make_durable(paths: Iterable[Path]) -> None:
+    """Flush files written without fsync to disk, and the renames that named them.
+
+    A handful of files (a record's one to three) are fsynced with their directories all at
+    once, so that the file system commits them together: for a run's .npy and HTML page, 0.37 ms
+    against 0.95 ms for the four fsyncs one after another on the disk measured here, and, unlike
+    a ``syncfs``, no waiting for what other programs have written to the same disk. More files
+    (a batch) are flushed by one ``syncfs(2)`` of their file system on Linux (for thousands of
+    small files ten times faster than an fsync each; since Linux 5.8 it also reports any
+    write-back error met since the files were opened), elsewhere by an fsync each, many in
+    flight at once; then each directory is fsynced."""
     files = list(paths)
     directories = sorted({path.parent for path in files})
-    if not files:
+    if len(files) <= FEW_FILES:
+        fsync_all([*files, *directories])
         return
     fd = os.open(directories[0], os.O_RDONLY)
     try:
@@ -83,10 +94,7 @@ def make_durable(paths: Iterable[Path]) -> None:
     finally:
         os.close(fd)
     if not synced:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=16) as pool:
-            list(pool.map(fsync_path, files))
+        fsync_all(files)
     for directory in directories:
         fsync_path(directory)
 
@@ -98,6 +106,72 @@ def fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_all(paths: Iterable[Path]) -> None:
+    """fsync each path, many in flight at once (fsync releases the GIL); the first failure
+    is raised once all have finished."""
+    todo = list(paths)
+    if len(todo) == 1:
+        fsync_path(todo[0])
+    elif todo:
+        list(_fsync_pool().map(fsync_path, todo))
+
+
+@cache
+def _fsync_pool() -> ThreadPoolExecutor:
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(max_workers=16, thread_name_prefix="qex-fsync")
+
+
+# A forked child has none of its parent's threads: it starts a pool of its own when it needs one.
+os.register_at_fork(after_in_child=_fsync_pool.cache_clear)
+
+
+class PendingFiles:
+    """The files one write transaction adds, written without fsync and made durable by
+    :meth:`flush` before it commits.
+
+    Alone (one run, one render), each file and its directory start flushing in the background
+    as soon as the file is written: the disk works while the run's validation, metadata and
+    pages are computed, and the commit waits only for what is left. Gathered (a batch), nothing
+    is flushed until :meth:`flush` makes them all durable at once (:func:`make_durable`)."""
+
+    def __init__(self, *, gathered: bool = False) -> None:
+        self.paths: list[Path] = []
+        self._names: set[Path] = set()
+        self._gathered = gathered
+        self._flushing: list[Future[None]] = []
+
+    def __contains__(self, path: Path) -> bool:
+        return path in self._names
+
+    def write(self, path: Path, chunks: Iterable[bytes | memoryview]) -> None:
+        self.paths.append(path)
+        self._names.add(path)
+        atomic_write(path, chunks, durable=False)
+        if not self._gathered:
+            pool = _fsync_pool()
+            self._flushing += [pool.submit(fsync_path, path), pool.submit(fsync_path, path.parent)]
+
+    def flush(self) -> None:
+        if self._gathered:
+            make_durable(self.paths)
+        for future in self._flushing:
+            future.result()  # the first failure, once raised, is the transaction's
+
+    def discard(self, keep: int = 0) -> None:
+        """Remove the files written after the first ``keep`` (all of them by default)."""
+        if self._flushing:
+            from concurrent.futures import wait
+
+            wait(self._flushing)  # none still flushing a file about to be removed
+        for path in self.paths[keep:]:
+            self._names.discard(path)
+            with contextlib.suppress(OSError):
+                path.unlink()
+        del self.paths[keep:]
 
 
 class StagingDirectory:
@@ -118,10 +192,8 @@ class StagingDirectory:
         """Every file in the directory made durable, and their names. (No list of them is
         kept: an import of 100,000 runs stages 200,000.)"""
         if not _syncfs(self._fd):
-            from concurrent.futures import ThreadPoolExecutor
-
-            with os.scandir(self.directory) as entries, ThreadPoolExecutor(16) as pool:
-                list(pool.map(fsync_path, (Path(entry.path) for entry in entries)))
+            with os.scandir(self.directory) as entries:
+                fsync_all(Path(entry.path) for entry in entries)
         fsync_path(self.directory)
 
     def close(self) -> None:

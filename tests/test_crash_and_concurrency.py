@@ -43,10 +43,13 @@ CHILD = PRELUDE + textwrap.dedent(
         storage.os.replace = stop_here
         arch.record("doomed", backend="b", state=state)
     elif point == "after-rename":
-        archive_module.atomic_write = after(storage.atomic_write)
+        storage.atomic_write = after(storage.atomic_write)
         arch.record("doomed", backend="b", state=state)
     elif point == "before-commit":
         arch._store = after(arch._store)
+        arch.record("doomed", backend="b", state=state)
+    elif point == "files-synced":
+        storage.PendingFiles.flush = after(storage.PendingFiles.flush)
         arch.record("doomed", backend="b", state=state)
     elif point == "mid-batch":
         count = {"n": 0}
@@ -79,6 +82,7 @@ POINTS = [
     "before-rename",
     "after-rename",
     "before-commit",
+    "files-synced",
     "mid-batch",
     "delete-before-unlink",
     "after-commit",

@@ -6,6 +6,7 @@ import json
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
+from unittest.mock import Mock
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ import pytest
 import qex_archive as qa
 from qex_archive.storage import sha256_of_file
 
-from .conftest import bell_state, random_density_matrix
+from .conftest import bell_state, random_density_matrix, snapshot
 
 
 def test_round_trip_keeps_every_field_and_the_exact_bits(archive: qa.Archive) -> None:
@@ -188,6 +189,35 @@ def test_a_failed_batch_leaves_nothing(archive: qa.Archive) -> None:
         raise RuntimeError("interrupted")
     assert [r.run_id for r in archive.runs()] == [before.run_id]
     assert sorted(p.name for p in archive.results_dir.iterdir()) == [f"{before.run_id}_rho.npy"]
+
+
+def test_a_record_that_fails_inside_a_batch_leaves_the_batch_as_it_was(
+    archive: qa.Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qex_archive.integrity import check_archive
+
+    with archive.batch():
+        first = archive.record("e", params={"i": 0}, backend="b", state=bell_state())
+        with monkeypatch.context() as patched:
+            # fails after the run's row and files are written
+            patched.setattr(archive, "_insert_artifacts", Mock(side_effect=OSError(28, "full")))
+            with pytest.raises(qa.ArchiveError, match="cannot record the run: the disk is full"):
+                archive.record("e", params={"i": 1}, backend="b", state=bell_state())
+        with pytest.raises(qa.InvalidState):  # refused after its matrix was written
+            archive.record("e", backend="b", state=np.diag([1.5, -0.5]), strict=True)
+        last = archive.record("e", params={"i": 2}, backend="b", state=bell_state())
+    assert [r.run_id for r in archive.runs()] == [last.run_id, first.run_id]
+    assert check_archive(archive) == []
+    assert len(list(archive.results_dir.iterdir())) == 2
+    assert len(list(archive.artifacts_dir.iterdir())) == 2
+
+
+def test_a_refused_record_leaves_the_archive_as_it_was(archive: qa.Archive) -> None:
+    archive.record("keep", backend="b", state=bell_state())
+    before = snapshot(archive.root)
+    with pytest.raises(qa.InvalidState, match="not physical"):
+        archive.record("e", backend="b", state=np.diag([1.5, -0.5]), strict=True)
+    assert snapshot(archive.root) == before
 
 
 def test_delete_removes_row_and_files(archive: qa.Archive) -> None:

@@ -88,3 +88,26 @@ def test_an_import_the_disk_cannot_flush_changes_nothing(
         assert snapshot(tmp_path / "target") == before
         monkeypatch.undo()
         assert len(import_bundle(target, tmp_path / "b.qexb").imported) == 1
+
+
+def test_a_record_flushes_its_files_and_their_directories_before_the_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    with qa.open_archive(tmp_path / "a") as arch:
+        root = arch.root
+        real_fsync_path = storage.fsync_path
+        flushed: dict[Path, int] = {}
+
+        def fsync_path(path: Path) -> None:
+            with sqlite3.connect(root / "qex.db") as reader:  # what another process sees
+                flushed[path] = reader.execute("SELECT count(*) FROM runs").fetchone()[0]
+            real_fsync_path(path)
+
+        monkeypatch.setattr(storage, "fsync_path", fsync_path)
+        run = arch.record("e", backend="b", state=bell_state())
+        files = {root / run.density_matrix_path, *(root / a.path for a in run.artifacts)}
+        assert len(files) == 2
+        assert flushed == dict.fromkeys({*files, *(path.parent for path in files)}, 0)
+        assert arch.count() == 1
