@@ -260,7 +260,7 @@ class Archive:
             # the density matrix, written as soon as it is known: it reaches the disk while
             # the rest of the run is computed
             with storage_faults("record the run"):
-                self._write_files([file], pending)
+                self._write_files([file], pending, early=True)
 
         try:
             prepared, problems = prepare_run(
@@ -449,9 +449,13 @@ class Archive:
         self._insert_artifacts(prepared.row[0], prepared.files, prepared.artifacts)
 
     def _write_files(
-        self, files: Sequence[PreparedFile], pending: PendingFiles | None = None
+        self,
+        files: Sequence[PreparedFile],
+        pending: PendingFiles | None = None,
+        early: bool = False,
     ) -> None:
-        """Write each file not yet written to ``pending`` (by default the transaction's)."""
+        """Write each file not yet written to ``pending`` (by default the transaction's);
+        ``early`` starts flushing them at once (see :class:`PendingFiles`)."""
         pending = pending or self._written
         assert pending is not None, "files are written for a write transaction"
         for prepared in files:
@@ -460,7 +464,7 @@ class Archive:
                 continue
             if not path.parent.is_dir():
                 path.parent.mkdir()
-            pending.write(path, prepared.chunks)
+            pending.write(path, prepared.chunks, early=early)
 
     def _insert_artifacts(
         self, run_id: str, files: Sequence[PreparedFile], artifacts: Sequence[tuple[str, str, str]]

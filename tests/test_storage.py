@@ -90,23 +90,31 @@ def test_an_import_the_disk_cannot_flush_changes_nothing(
         assert len(import_bundle(target, tmp_path / "b.qexb").imported) == 1
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/fd")
 def test_a_record_flushes_its_files_and_their_directories_before_the_commit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import os
     import sqlite3
+    import threading
 
     with qa.open_archive(tmp_path / "a") as arch:
         root = arch.root
-        real_fsync_path = storage.fsync_path
+        real_fsync = os.fsync
         flushed: dict[Path, int] = {}
+        lock = threading.Lock()
 
-        def fsync_path(path: Path) -> None:
+        def fsync(fd: int) -> None:
+            path = Path(os.readlink(f"/proc/self/fd/{fd}"))
             with sqlite3.connect(root / "qex.db") as reader:  # what another process sees
-                flushed[path] = reader.execute("SELECT count(*) FROM runs").fetchone()[0]
-            real_fsync_path(path)
+                runs = reader.execute("SELECT count(*) FROM runs").fetchone()[0]
+            with lock:
+                flushed[path] = runs
+            real_fsync(fd)
 
-        monkeypatch.setattr(storage, "fsync_path", fsync_path)
+        monkeypatch.setattr(os, "fsync", fsync)
         run = arch.record("e", backend="b", state=bell_state())
+        monkeypatch.undo()
         files = {root / run.density_matrix_path, *(root / a.path for a in run.artifacts)}
         assert len(files) == 2
         assert flushed == dict.fromkeys({*files, *(path.parent for path in files)}, 0)
