@@ -113,10 +113,14 @@ def fsync_all(paths: Iterable[Path]) -> None:
     """fsync each path, many in flight at once (fsync releases the GIL); the first failure
     is raised once all have finished."""
     todo = list(paths)
-    if len(todo) == 1:
-        fsync_path(todo[0])
-    elif todo:
-        list(_fsync_pool().map(fsync_path, todo))
+    futures = [_in_background(fsync_path, path) for path in todo] if len(todo) > 1 else []
+    if not futures:
+        for path in todo:
+            fsync_path(path)
+    failures = [future.exception() for future in futures]  # each waits for its fsync
+    for failure in failures:
+        if failure is not None:
+            raise failure
 
 
 def _start_fsyncs(paths: Sequence[Path]) -> Future[None]:
@@ -140,13 +144,33 @@ def _start_fsyncs(paths: Sequence[Path]) -> Future[None]:
             for fd in fds:
                 os.close(fd)
 
-    future = _fsync_pool().submit(flush)
+    future = _in_background(flush)
     started.wait()
+    return future
+
+
+def _in_background(work: Callable[..., None], *args: object) -> Future[None]:
+    """``work(*args)`` on one of the threads that flush files; done here and now where no
+    thread may start (the interpreter is exiting: an atexit handler recording a run)."""
+    from concurrent.futures import Future
+
+    try:
+        return _fsync_pool().submit(work, *args)
+    except RuntimeError:  # "cannot schedule new futures after interpreter shutdown"
+        pass
+    future: Future[None] = Future()
+    try:
+        work(*args)
+    except BaseException as exc:
+        future.set_exception(exc)
+    else:
+        future.set_result(None)
     return future
 
 
 @cache
 def _fsync_pool() -> ThreadPoolExecutor:
+    # raises RuntimeError when first asked for while the interpreter exits
     from concurrent.futures import ThreadPoolExecutor
 
     return ThreadPoolExecutor(max_workers=16, thread_name_prefix="qex-fsync")

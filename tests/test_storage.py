@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -119,3 +120,56 @@ def test_a_record_flushes_its_files_and_their_directories_before_the_commit(
         assert len(files) == 2
         assert flushed == dict.fromkeys({*files, *(path.parent for path in files)}, 0)
         assert arch.count() == 1
+
+
+@pytest.mark.parametrize("before_exit", [0, 1])
+def test_a_run_recorded_while_the_interpreter_exits_is_stored(
+    tmp_path: Path, before_exit: int
+) -> None:
+    """No thread may start once Python is exiting; an atexit handler still records."""
+    import subprocess
+
+    script = (
+        "import atexit, sys\n"
+        "import numpy as np\n"
+        "import qex_archive as qa\n"
+        "arch = qa.open_archive(sys.argv[1])\n"
+        f"for i in range({before_exit}):\n"
+        "    arch.record('before', backend='b', state=np.eye(2) / 2)\n"
+        "atexit.register(lambda: arch.record('at exit', backend='b', state=np.eye(2) / 2))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "a")], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    with qa.open_archive(tmp_path / "a") as arch:
+        names = [run.experiment_name for run in arch.runs()]
+        assert sorted(names) == ["at exit"] + ["before"] * before_exit
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_records_with_threads_of_its_own(tmp_path: Path) -> None:
+    import subprocess
+
+    script = (
+        "import os, sys\n"
+        "import numpy as np\n"
+        "import qex_archive as qa\n"
+        "with qa.open_archive(sys.argv[1]) as arch:\n"
+        "    arch.record('parent', backend='b', state=np.eye(2) / 2)\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    with qa.open_archive(sys.argv[1]) as arch:\n"
+        "        arch.record('child', backend='b', state=np.eye(2) / 2)\n"
+        "    os._exit(0)\n"
+        "sys.exit(os.waitpid(pid, 0)[1])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "a")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    with qa.open_archive(tmp_path / "a") as arch:
+        assert sorted(run.experiment_name for run in arch.runs()) == ["child", "parent"]
