@@ -31,6 +31,14 @@ def _marks(items: Sequence[object]) -> str:
     return ",".join("?" * len(items))
 
 
+def _rows_in(conn: sqlite3.Connection, sql: str, ids: Iterable[str]) -> Iterator[Any]:
+    """The rows of ``sql`` for ``ids``, where each ``{ids}`` in ``sql`` stands for an
+    ``IN (...)`` list; asked 500 IDs at a time (order holds within each batch only)."""
+    for chunk in _chunks(list(ids)):
+        args = [*chunk] * sql.count("{ids}")
+        yield from conn.execute(sql.replace("{ids}", _marks(chunk)), args)
+
+
 # -- runs -----------------------------------------------------------------------------------
 
 
@@ -109,12 +117,9 @@ def select_run_ids(conn: sqlite3.Connection, where: str, args: Sequence[Any]) ->
 
 def runs_by_ids(conn: sqlite3.Connection, run_ids: Sequence[str]) -> list[RunRow]:
     """The runs of these IDs, in the order given (IDs not present are left out)."""
-    found: dict[str, RunRow] = {}
-    for chunk in _chunks(run_ids):
-        found.update(
-            (row[0], row)
-            for row in conn.execute(f"{SELECT_RUNS} WHERE run_id IN ({_marks(chunk)})", chunk)
-        )
+    found = {
+        row[0]: row for row in _rows_in(conn, f"{SELECT_RUNS} WHERE run_id IN ({{ids}})", run_ids)
+    }
     return [found[run_id] for run_id in run_ids if run_id in found]
 
 
@@ -163,10 +168,7 @@ SELECT_SUMMARY = (
 def summary_rows(conn: sqlite3.Connection, run_ids: Sequence[str]) -> list[tuple[Any, ...]]:
     """``(run_id, experiment, backend, timestamp, params, purity, entropy, is_valid, trace,
     dims)`` of the runs: the validation summary read by SQLite, not parsed in Python."""
-    rows: list[tuple[Any, ...]] = []
-    for chunk in _chunks(run_ids):
-        rows.extend(conn.execute(f"{SELECT_SUMMARY} WHERE run_id IN ({_marks(chunk)})", chunk))
-    return rows
+    return list(_rows_in(conn, f"{SELECT_SUMMARY} WHERE run_id IN ({{ids}})", run_ids))
 
 
 def iter_summary_rows(
@@ -223,17 +225,12 @@ def artifact_rows(
     conn: sqlite3.Connection, run_ids: Sequence[str]
 ) -> list[tuple[str, str, str, str, str | None]]:
     """``(run_id, name, path, media type, origin)`` of the runs' artifacts, in insert order."""
-    found: list[tuple[str, str, str, str, str | None]] = []
-    for chunk in _chunks(run_ids):
-        found.extend(
-            conn.execute(
-                "SELECT a.run_id, a.artifact_name, a.artifact_path, a.artifact_type, f.origin "
-                "FROM artifacts a LEFT JOIN qex_files f ON f.path = a.artifact_path "
-                f"WHERE a.run_id IN ({_marks(chunk)}) ORDER BY a.artifact_id",
-                chunk,
-            )
-        )
-    return found
+    sql = (
+        "SELECT a.run_id, a.artifact_name, a.artifact_path, a.artifact_type, f.origin "
+        "FROM artifacts a LEFT JOIN qex_files f ON f.path = a.artifact_path "
+        "WHERE a.run_id IN ({ids}) ORDER BY a.artifact_id"
+    )
+    return list(_rows_in(conn, sql, run_ids))
 
 
 def delete_artifacts(conn: sqlite3.Connection, run_id: str, names: Sequence[str]) -> list[str]:
@@ -271,11 +268,8 @@ def file_checksums(
     sql = "SELECT path, size, sha256 FROM qex_files"
     if run_ids is None:
         return {path: (size, sha) for path, size, sha in conn.execute(sql)}
-    stored: dict[str, tuple[int, str]] = {}
-    for chunk in _chunks(run_ids):
-        rows = conn.execute(f"{sql} WHERE run_id IN ({_marks(chunk)})", chunk)
-        stored.update((path, (size, sha)) for path, size, sha in rows)
-    return stored
+    rows = _rows_in(conn, sql + " WHERE run_id IN ({ids})", run_ids)
+    return {path: (size, sha) for path, size, sha in rows}
 
 
 def rho_checksum(conn: sqlite3.Connection, run_id: str, rho_path: str) -> str | None:
@@ -311,19 +305,12 @@ def paths_of_run(conn: sqlite3.Connection, run_id: str) -> set[str]:
 
 def referenced_among(conn: sqlite3.Connection, paths: Iterable[str]) -> set[str]:
     """Which of ``paths`` some row still refers to (three index look-ups per batch)."""
-    found: set[str] = set()
-    for chunk in _chunks(list(paths)):
-        marks = _marks(chunk)
-        found.update(
-            path
-            for (path,) in conn.execute(
-                f"SELECT density_matrix_path FROM runs WHERE density_matrix_path IN ({marks}) "
-                f"UNION SELECT artifact_path FROM artifacts WHERE artifact_path IN ({marks}) "
-                f"UNION SELECT path FROM qex_files WHERE path IN ({marks})",
-                [*chunk, *chunk, *chunk],
-            )
-        )
-    return found
+    sql = (
+        "SELECT density_matrix_path FROM runs WHERE density_matrix_path IN ({ids}) "
+        "UNION SELECT artifact_path FROM artifacts WHERE artifact_path IN ({ids}) "
+        "UNION SELECT path FROM qex_files WHERE path IN ({ids})"
+    )
+    return {path for (path,) in _rows_in(conn, sql, paths)}
 
 
 def delete_run(conn: sqlite3.Connection, run_id: str) -> None:
@@ -345,16 +332,13 @@ def insert_imports(conn: sqlite3.Connection, rows: Iterable[ImportRow]) -> None:
 def provenance(conn: sqlite3.Connection, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Where each imported run among ``run_ids`` came from; runs recorded here are absent."""
     keys = ("bundle_id", "bundle_sha256", "source_name", "imported_at", "bundle_note")
-    found: dict[str, dict[str, Any]] = {}
-    for chunk in _chunks(run_ids):
-        rows = conn.execute(
-            "SELECT run_id, bundle_id, bundle_sha256, source_name, imported_at, bundle_note "
-            f"FROM qex_imports WHERE run_id IN ({_marks(chunk)})",
-            chunk,
-        )
-        for run_id, *values in rows:
-            found[run_id] = dict(zip(keys, values, strict=True))
-    return found
+    rows = _rows_in(
+        conn,
+        "SELECT run_id, bundle_id, bundle_sha256, source_name, imported_at, bundle_note "
+        "FROM qex_imports WHERE run_id IN ({ids})",
+        run_ids,
+    )
+    return {run_id: dict(zip(keys, values, strict=True)) for run_id, *values in rows}
 
 
 # -- qex_tags and qex_notes ---------------------------------------------------------------
@@ -368,14 +352,9 @@ HAS_TAG_VALUE = (
 
 def tags_by_run(conn: sqlite3.Connection, run_ids: Sequence[str]) -> dict[str, dict[str, str]]:
     found: dict[str, dict[str, str]] = {run_id: {} for run_id in run_ids}
-    for chunk in _chunks(list(found)):
-        rows = conn.execute(
-            f"SELECT run_id, key, value FROM qex_tags WHERE run_id IN ({_marks(chunk)}) "
-            "ORDER BY key",
-            chunk,
-        )
-        for run_id, key, value in rows:
-            found[run_id][key] = value
+    sql = "SELECT run_id, key, value FROM qex_tags WHERE run_id IN ({ids}) ORDER BY key"
+    for run_id, key, value in _rows_in(conn, sql, found):
+        found[run_id][key] = value
     return found
 
 
@@ -399,14 +378,12 @@ def notes_by_run(
     conn: sqlite3.Connection, run_ids: Sequence[str]
 ) -> dict[str, list[dict[str, Any]]]:
     found: dict[str, list[dict[str, Any]]] = {run_id: [] for run_id in run_ids}
-    for chunk in _chunks(list(found)):
-        rows = conn.execute(
-            f"SELECT run_id, created, text FROM qex_notes WHERE run_id IN ({_marks(chunk)}) "
-            "ORDER BY created, note_id",
-            chunk,
-        )
-        for run_id, created, text in rows:
-            found[run_id].append({"created": created, "text": text})
+    sql = (
+        "SELECT run_id, created, text FROM qex_notes WHERE run_id IN ({ids}) "
+        "ORDER BY created, note_id"
+    )
+    for run_id, created, text in _rows_in(conn, sql, found):
+        found[run_id].append({"created": created, "text": text})
     return found
 
 
