@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "open_archive": "archive",
-    "resolve_data_dir": "archive",
+    "open_archive": "opening",
+    "resolve_data_dir": "opening",
     "Archive": "archive",
     "Run": "run",
     "Artifact": "run",
@@ -56,8 +56,6 @@ __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
     from .archive import Archive as Archive
-    from .archive import open_archive as open_archive
-    from .archive import resolve_data_dir as resolve_data_dir
     from .bundle import BundleError as BundleError
     from .bundle import import_bundle as import_bundle
     from .bundle import pack_bundle as pack_bundle
@@ -80,6 +78,8 @@ if TYPE_CHECKING:
     from .measures import fidelity as fidelity
     from .measures import partial_trace as partial_trace
     from .measures import trace_distance as trace_distance
+    from .opening import open_archive as open_archive
+    from .opening import resolve_data_dir as resolve_data_dir
     from .plugins import PluginError as PluginError
     from .plugins import PluginWarning as PluginWarning
     from .plugins import make_plugin_manager as make_plugin_manager

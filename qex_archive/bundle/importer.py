@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from .. import tables
-from ..archive import Archive, open_archive, resolve_data_dir
+from ..archive import Archive
 from ..archive_files import DB_NAME, DataPaths, data_path
 from ..database import write_transaction
 from ..errors import ArchiveError, InvalidInput
 from ..integrity import STAGING_DIR
 from ..jsonvalues import stored_json
+from ..opening import open_archive, resolve_data_dir
 from ..storage import StagingDirectory, fsync_path, storage_faults
 from .description import ImportRows, rows_of, source_name_of
 from .format import CONFLICT, BundleError, Limits

@@ -223,7 +223,7 @@ def note(message: str) -> None:
 
 
 def open_from(ctx: click.Context, *, create: bool = False) -> Archive:
-    from ..archive import open_archive
+    from ..opening import open_archive
 
     archive = open_archive(ctx.find_root().obj, create=create)
     ctx.call_on_close(archive.close)

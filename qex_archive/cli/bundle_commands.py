@@ -331,9 +331,10 @@ def import_command(
 
         qex-archive import from-ada.qexb --dry-run
     """
-    from ..archive import DB_NAME, open_archive, resolve_data_dir
+    from ..archive_files import DB_NAME
     from ..bundle import import_bundle
     from ..bundle.importer import removed_unless_kept
+    from ..opening import open_archive, resolve_data_dir
 
     storage = storage_of(limits)
     data_dir = resolve_data_dir(ctx.find_root().obj)

@@ -20,7 +20,7 @@ def _names(
     lookup: Callable[[sqlite3.Connection, str], list[str]],
 ) -> Callable[[click.Context, click.Parameter, str], list[str]]:
     def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
-        from ..archive import resolve_data_dir
+        from ..opening import resolve_data_dir
 
         db = resolve_data_dir(ctx.find_root().params.get("data_dir")) / DB_NAME
         try:
