@@ -222,4 +222,4 @@ def _params_and_tags(run: Run) -> tuple[str, str]:
         params = format_params(run.params) or "(none)"
     except ArchiveError:
         params = "(damaged: not a JSON object)"
-    return params, format_tags(run.tags)  # a run being recorded has none yet
+    return params, format_tags(run.tags)

@@ -16,6 +16,7 @@ complex numbers, so the result may exceed 1: that is the data, flagged, not a bu
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -168,8 +169,8 @@ def bloch_vectors(value: object, dims: Sequence[int] | None = None) -> list[list
 
 def reduced_state(rho: ComplexMatrix, dims: Sequence[int], k: int) -> ComplexMatrix:
     """Partial trace over every subsystem except ``k``, fast (a view and one einsum)."""
-    before = int(np.prod(dims[:k], dtype=np.int64))
-    after = int(np.prod(dims[k + 1 :], dtype=np.int64))
+    before = math.prod(int(d) for d in dims[:k])
+    after = math.prod(int(d) for d in dims[k + 1 :])
     d = dims[k]
     blocks = rho.reshape(before, d, after, before, d, after)
     reduced: ComplexMatrix = np.einsum("aibajb->ij", blocks)
@@ -187,7 +188,7 @@ def bloch_vector(reduced: ComplexMatrix) -> tuple[float, float, float]:
 
 def purity(rho: ComplexMatrix) -> float:
     """Re Tr(rho^2)."""
-    return float(np.real(np.sum(rho * rho.T)))
+    return float(np.einsum("ij,ji->", rho, rho).real)
 
 
 def _pair(a: object, b: object, dims: Sequence[int] | None) -> tuple[State, State]:

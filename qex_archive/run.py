@@ -64,6 +64,7 @@ class Run:
         self, archive: Archive, row: RunRow, *, rho: npt.NDArray[np.complex128] | None = None
     ) -> None:
         self._archive = archive
+        self._recording = False  # True while the run is being recorded: nothing stored yet
         if rho is not None:  # a run not stored yet, shown to plugins with its matrix in memory
             self.__dict__["rho"] = rho
         self._row = row
@@ -90,6 +91,7 @@ class Run:
         run = cls(archive, row, rho=rho)
         run.__dict__["params"] = params
         run.__dict__["metadata"] = metadata
+        run._recording = True
         return run
 
     @cached_property
@@ -255,6 +257,8 @@ class Run:
     @property
     def tags(self) -> dict[str, str]:
         """The run's tags, ``{key: value}`` (value ``""`` for a plain mark)."""
+        if self._recording:
+            return {}
         from .annotations import tags_of
 
         return tags_of(self._archive, self.run_id)
@@ -272,6 +276,8 @@ class Run:
     @property
     def notes(self) -> list[dict[str, Any]]:
         """The run's notes, oldest first: ``{"created": unix time, "text": ...}``."""
+        if self._recording:
+            return []
         from .annotations import notes_of
 
         return notes_of(self._archive, self.run_id)
