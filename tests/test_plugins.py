@@ -194,6 +194,29 @@ class ExtraRenderers:
         register(qa.Renderer("broken", "text/plain", "txt", failing))
 
 
+def test_a_renderer_sees_a_run_being_recorded_without_marks_and_the_stored_run_with_them(
+    tmp_path: Path,
+) -> None:
+    seen: list[tuple[dict[str, str], list[Any]]] = []
+
+    def marks(run: qa.Run, rho: np.ndarray) -> bytes:
+        seen.append((run.tags, run.notes))
+        return b"marks"
+
+    class MarksRenderer:
+        @hookimpl
+        def qex_register_renderers(self, register: Any) -> None:
+            register(qa.Renderer("marks", "text/plain", "txt", marks))
+
+    with archive_with(tmp_path, MarksRenderer(), renderers=["marks"]) as arch:
+        run = arch.record("e", backend="b", state=bell_state())
+        run.set_tag("figure", "3")
+        run.add_note("kept")
+        arch.render(run.run_id, ["marks"])
+    assert seen[0] == ({}, [])
+    assert seen[1][0] == {"figure": "3"} and [n["text"] for n in seen[1][1]] == ["kept"]
+
+
 def test_hook_qex_register_renderers(tmp_path: Path) -> None:
     with archive_with(tmp_path, ExtraRenderers(), renderers=["bloch", "sketch"]) as arch:
         assert set(arch.renderer_names()) == {"bloch", "sketch", "broken"}
