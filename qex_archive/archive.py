@@ -148,12 +148,16 @@ class Archive:
         self._refuse_read_only("record a run")
         pending = self._written or PendingFiles()  # the batch's, or this run's own
         kept = len(pending.paths)
+        renderer_names = self._renderer_names(renderers)
+        # The density matrix is written as soon as it is known. When it is the run's only
+        # file, it is flushed at once, while the rest of the run is computed; when pages or
+        # attachments follow, all are flushed together at the end, which the file system
+        # commits at once (see storage.PendingFiles).
+        alone = not renderer_names and not attach
 
         def write_early(file: PreparedFile) -> None:
-            # the density matrix, written as soon as it is known: it reaches the disk while
-            # the rest of the run is computed
             with storage_faults("record the run"):
-                self._write_files([file], pending, early=True)
+                self._write_files([file], pending, early=alone)
 
         try:
             prepared, problems = prepare_run(
@@ -166,7 +170,7 @@ class Archive:
                 timestamp,
                 dims,
                 strict,
-                self._renderer_names(renderers),
+                renderer_names,
                 attach,
                 write_early,
             )
