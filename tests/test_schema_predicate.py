@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import qex_archive as qa
-from qex_archive.bundle import pack_bundle
-from qex_archive.bundle.format import _predicate, schema_path
+from qex_archive.bundle import pack_bundle, schema_checks
+from qex_archive.bundle.format import _predicate, _validator, schema_path
+from qex_archive.bundle.schema_checks import PARTS, compiled
 
 json_scalars = (
     st.none()
@@ -100,3 +101,51 @@ def test_agrees_with_jsonschema_on_edited_descriptions(
         else:
             parent.append(data.draw(json_values))
     assert predicate(edited) == validator.is_valid(edited), edited
+
+
+def test_the_checks_compiled_ahead_are_made_from_this_schema() -> None:
+    for part in PARTS:
+        assert compiled(part) is not None, (
+            f"schema_checks/{part}.py was made from another bundle.schema.json; "
+            "regenerate it: python -m qex_archive.bundle.schema_checks"
+        )
+
+
+def test_a_check_compiled_from_another_schema_is_not_used(
+    monkeypatch: pytest.MonkeyPatch, description: dict[str, Any]
+) -> None:
+    monkeypatch.setattr(schema_checks, "schema_sha256", lambda: "0" * 64)
+    assert compiled("run") is None
+    _predicate.cache_clear()
+    try:
+        assert _predicate("run")(description["runs"][0])  # compiled now, from the schema
+        assert not _predicate("run")({**description["runs"][0], "run_id": 7})
+    finally:
+        _predicate.cache_clear()
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data(), part=st.sampled_from(PARTS))
+def test_the_checks_compiled_ahead_agree_with_jsonschema(
+    description: dict[str, Any], data: st.DataObject, part: str
+) -> None:
+    if part == "run":
+        edited: Any = copy.deepcopy(description["runs"][0])
+    else:
+        edited = {key: value for key, value in copy.deepcopy(description).items() if key != "runs"}
+    for _ in range(data.draw(st.integers(min_value=1, max_value=3))):
+        path = data.draw(st.sampled_from(paths_of(edited)))
+        if not path:
+            edited = data.draw(json_values)
+            continue
+        parent = edited
+        for step in path[:-1]:
+            parent = parent[step]
+        if data.draw(st.booleans()):
+            parent[path[-1]] = data.draw(json_values)
+        else:
+            del parent[path[-1]]
+    assert compiled(part) is not None
+    assert _predicate(part)(edited) == _validator(part).is_valid(edited), edited
