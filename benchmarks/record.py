@@ -291,6 +291,9 @@ def build_big_archive(root: Path, total: int, template: tuple[str, ...]) -> None
             conn.commit()
             batch.clear()
     conn.executemany("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)", batch)
+    # tags: one run marked figure=3, nine in ten runs sweep=a
+    conn.execute("INSERT INTO qex_tags SELECT run_id, 'figure', '3' FROM runs LIMIT 1")
+    conn.execute("INSERT INTO qex_tags SELECT run_id, 'sweep', 'a' FROM runs WHERE rowid % 10")
     conn.commit()
     conn.close()
 
@@ -314,20 +317,31 @@ def time_queries(root: Path, repeats: int) -> tuple[float, float]:
 
 
 FILTERS = {
-    # (API keyword arguments, hand-written WHERE clause, its argument): none match, so both
-    # read every run
+    # (API keyword arguments, hand-written WHERE clause, its argument): for params and purity,
+    # none match, so both read every run; for tags, the best of the two ways to write it
     "param": ({"where": {"theta": {">": 1.0}}}, "json_extract(params, '$.\"theta\"') > ?", 1.0),
     "purity": (
         {"meta": {"validation.purity": {"<": 0.5}}},
         'json_extract(metadata, \'$."validation"."purity"\') < ?',
         0.5,
     ),
+    "rare tag": (
+        {"tags": {"figure": "3"}},
+        "run_id IN (SELECT run_id FROM qex_tags WHERE key = 'figure' AND value = ?)",
+        "3",
+    ),
+    "common tag": (
+        {"tags": {"sweep": "a"}},
+        "EXISTS (SELECT 1 FROM qex_tags t WHERE t.run_id = runs.run_id AND t.key = 'sweep' "
+        "AND t.value = ?)",
+        "a",
+    ),
 }
 
 
 def time_filters(root: Path, repeats: int) -> dict[str, tuple[float, float]]:
-    """Median seconds of a parameter and a purity filter over every run, through the API and
-    as the same json_extract SQL written by hand."""
+    """Median seconds of "newest 50" with a parameter, a purity and a tag filter, through the
+    API and as the same SQL written by hand."""
     results = {}
     with qa.open_archive(root, create=False) as arch:
         bare = sqlite3.connect(root / "qex.db")
@@ -456,10 +470,12 @@ def main() -> None:
             ratios[f"query_{total}"] = api / sql
             for name, (api_f, sql_f) in time_filters(root, 5 if repeats > 3 else 1).items():
                 ratios[f"filter_{name}_{total}"] = api_f / sql_f
+                # a tag filter first counts the tag's runs (up to a few thousand) to choose
+                # its SQL, which the hand-written query, knowing the answer, need not
+                target = "<= 1 ms" if "tag" in name else "<= 1.5x"
                 print(
-                    f"  {name} filter over every run  {api_f * 1e3:8.1f} ms   hand-written "
-                    f"json_extract {sql_f * 1e3:8.1f} ms   ratio {api_f / sql_f:.2f}x "
-                    "(target <= 1.5x)"
+                    f"  {name} filter, newest 50  {api_f * 1e3:8.2f} ms   hand-written "
+                    f"SQL {sql_f * 1e3:8.2f} ms   ratio {api_f / sql_f:.2f}x (target {target})"
                 )
             if shutil.which("qex-archive"):
                 qex, bare = time_runs_json(root, 11 if repeats > 3 else 2)

@@ -474,6 +474,7 @@ class Archive:
             lambda where, args, damaged: tables.select_runs(
                 self.conn, where, order_by(sort, reverse, damaged_json=damaged), [*args, *paging]
             ),
+            wanted=None if limit is None else limit + offset,
         )
         return Selection(self, (Run(self, row) for row in rows))
 
@@ -503,14 +504,23 @@ class Archive:
                 hints.append(f"no run has param {key!r}; keys seen: {shown or 'none'}")
         return hints
 
-    def _filtered(self, selection: RunFilter, query: Callable[[str, list[Any], bool], Any]) -> Any:
-        where, args = selection.sql()
+    def _filtered(
+        self,
+        selection: RunFilter,
+        query: Callable[[str, list[Any], bool], Any],
+        wanted: int | None = None,
+    ) -> Any:
+        """``query(where, args, damaged_json)`` for the selection (``wanted``: how many of the
+        matching runs the query reads, ``None`` for all)."""
+        rare = tables.rare_tags(self.conn, selection.tags, wanted)
+        where, args = selection.sql(rare_tags=rare)
         try:
             return query(where, args, False)
         except sqlite3.OperationalError as exc:
             if "malformed JSON" not in str(exc):
                 raise
-        where, args = selection.sql(damaged_json=True)  # a row holds JSON that is not JSON
+        # a row holds JSON that is not JSON
+        where, args = selection.sql(damaged_json=True, rare_tags=rare)
         return query(where, args, True)
 
     def artifacts_by_run(self, run_ids: Sequence[str]) -> dict[str, list[Artifact]]:

@@ -52,7 +52,10 @@ def export_runs(
         raise InvalidInput(f"export format {chosen!r} is not one of {', '.join(FORMATS)}")
     if target.is_dir() or not target.parent.is_dir():
         raise InvalidInput(f"cannot write {target}: give a file in an existing directory")
-    where, args = selection.sql(damaged_json=True)  # a damaged row must not stop the stream
+    # a damaged row must not stop the stream
+    where, args = selection.sql(
+        damaged_json=True, rare_tags=tables.rare_tags(archive.conn, selection.tags)
+    )
     kinds = _param_kinds(tables.iter_params(archive.conn, where, args))
     columns = [*FIXED_COLUMNS, *sorted(kinds), *SUMMARY_COLUMNS]
     rows = tables.iter_summary_rows(archive.conn, where, order_by(sort, reverse), args)

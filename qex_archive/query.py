@@ -9,7 +9,7 @@ condition becomes ``json_extract`` SQL, so a filter costs what the hand-written 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,11 +144,17 @@ class RunFilter:
                     found.append(condition.key)
         return found
 
-    def sql(self, *, damaged_json: bool = False) -> tuple[str, list[Any]]:
+    def sql(
+        self,
+        *,
+        damaged_json: bool = False,
+        rare_tags: Collection[tuple[str, str | None]] = (),
+    ) -> tuple[str, list[Any]]:
         """A WHERE clause (possibly empty) and its arguments. With ``damaged_json``, rows whose
         params or metadata are not valid JSON (written by other tools) match no condition on
         them instead of making SQLite fail; it costs a second parse per row, so it is the
-        fallback."""
+        fallback. The tag conditions in ``rare_tags`` (see :func:`.tables.rare_tags`) are
+        read from the tags index instead of being asked of each run."""
         clauses: list[str] = []
         args: list[Any] = []
         for column, value in (
@@ -172,9 +178,12 @@ class RunFilter:
             clauses.append(text)
             args.extend(more)
         for key, value in self.tags:
-            from .tables import HAS_TAG, HAS_TAG_VALUE
+            from .tables import HAS_TAG, HAS_TAG_VALUE, TAGGED, TAGGED_VALUE
 
-            clauses.append(HAS_TAG if value is None else HAS_TAG_VALUE)
+            if (key, value) in rare_tags:
+                clauses.append(TAGGED if value is None else TAGGED_VALUE)
+            else:
+                clauses.append(HAS_TAG if value is None else HAS_TAG_VALUE)
             args.extend([key] if value is None else [key, value])
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 

@@ -8,6 +8,7 @@ import call these functions. Writers run inside a transaction the caller holds.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -343,11 +344,48 @@ def provenance(conn: sqlite3.Connection, run_ids: Sequence[str]) -> dict[str, di
 
 # -- qex_tags and qex_notes ---------------------------------------------------------------
 
-# A run has the tag KEY (with the value VALUE): the fragment query.py puts in a WHERE clause.
+# "The run has the tag KEY (with the value VALUE)", the fragment query.py puts in a WHERE
+# clause, in two forms that SQLite plans differently. Asked of each run, it suits a tag many
+# runs carry when a few are wanted: "newest 50" stops after 50 matches. A tag few runs carry is
+# better read from the tags index, the runs looked up after: at 1,000,000 runs, "newest 50
+# tagged figure=3" (one run) took 530 ms asked of each run and 0.2 ms from the index; for a
+# tag on 900,000 runs, the index took 5 s and asking each run 0.4 ms.
 HAS_TAG = "EXISTS (SELECT 1 FROM qex_tags t WHERE t.run_id = runs.run_id AND t.key = ?)"
 HAS_TAG_VALUE = (
     "EXISTS (SELECT 1 FROM qex_tags t WHERE t.run_id = runs.run_id AND t.key = ? AND t.value = ?)"
 )
+TAGGED = "runs.run_id IN (SELECT run_id FROM qex_tags WHERE key = ?)"
+TAGGED_VALUE = "runs.run_id IN (SELECT run_id FROM qex_tags WHERE key = ? AND value = ?)"
+TAG_INDEX_MAX = 50_000  # at most this many runs are ever read from the tags index
+
+
+def rare_tags(
+    conn: sqlite3.Connection, tags: Sequence[tuple[str, str | None]], wanted: int | None = None
+) -> set[tuple[str, str | None]]:
+    """The tag conditions (key, value or None) to read from the tags index when ``wanted``
+    runs are asked for (``None``: all that match). Reading a tag's m runs from the index
+    costs about m look-ups; asking each of the archive's n runs in time order costs about
+    wanted * n / m until enough match. The index wins below m = sqrt(wanted * n) / 2 (the
+    look-ups cost more than the questions), and for all matches up to
+    :data:`TAG_INDEX_MAX`; each tag's runs are counted only that far."""
+    if not tags:
+        return set()
+    (runs,) = conn.execute("SELECT coalesce(max(rowid), 0) FROM runs").fetchone()  # about n
+    cap = TAG_INDEX_MAX
+    if wanted is not None:
+        cap = min(cap, int(math.sqrt(wanted * runs) / 2) + 1)
+    rare = set()
+    for key, value in tags:
+        condition, args = (
+            ("key = ?", [key]) if value is None else ("key = ? AND value = ?", [key, value])
+        )
+        (count,) = conn.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM qex_tags WHERE {condition} LIMIT ?)",
+            [*args, cap],
+        ).fetchone()
+        if count < cap:
+            rare.add((key, value))
+    return rare
 
 
 def tags_by_run(conn: sqlite3.Connection, run_ids: Sequence[str]) -> dict[str, dict[str, str]]:

@@ -48,6 +48,56 @@ def test_tags_and_notes_from_python(archive: qa.Archive) -> None:
         other.add_note("x", edit=True)
 
 
+@pytest.mark.parametrize("index_max", [0, 3, 10**9], ids=["each run", "mixed", "the index"])
+def test_a_tag_read_from_the_index_or_asked_of_each_run_selects_the_same_runs(
+    archive: qa.Archive, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, index_max: int
+) -> None:
+    from qex_archive import tables
+    from qex_archive.annotations import tag_runs
+    from qex_archive.export import export_runs
+
+    with archive.batch():
+        runs = [
+            archive.record(f"e{i % 2}", params={"i": i}, backend="b", state=np.eye(2) / 2)
+            for i in range(12)
+        ]
+    tag_runs(archive, [r.run_id for r in runs[:2]], {"figure": "3"})  # rare
+    tag_runs(archive, [r.run_id for r in runs[::2]], {"sweep": "a"})  # common (6 runs)
+    tag_runs(archive, [r.run_id for r in runs[1::3]], {"sweep": "b"})
+    monkeypatch.setattr(tables, "TAG_INDEX_MAX", index_max)
+    rare = tables.rare_tags(archive.conn, [("figure", "3"), ("sweep", None), ("sweep", "a")])
+    assert (
+        rare
+        == {
+            0: set(),
+            3: {("figure", "3")},
+            10**9: {("figure", "3"), ("sweep", None), ("sweep", "a")},
+        }[index_max]
+    )
+
+    def expected(*tags: tuple[str, str | None]) -> list[str]:
+        marks = {r.run_id: r.tags for r in runs}
+        chosen = [
+            r
+            for r in runs
+            if all(k in marks[r.run_id] and v in (None, marks[r.run_id][k]) for k, v in tags)
+        ]
+        return [r.run_id for r in sorted(chosen, key=lambda r: r.timestamp, reverse=True)]
+
+    for tags in ({"figure": "3"}, {"sweep": None}, {"sweep": "a", "figure": None}, {"x": None}):
+        want = expected(*tags.items())
+        assert [r.run_id for r in archive.runs(tags=tags)] == want
+        assert [r.run_id for r in archive.runs(tags=tags, limit=1)] == want[:1]
+        assert archive.count(qa.RunFilter.build(tags=tags)) == len(want)
+        assert archive.run_ids(qa.RunFilter.build(tags=tags)) == sorted(want)
+    even = {r.run_id for r in runs[::2]}  # experiment e0
+    assert [r.run_id for r in archive.runs(experiment="e0", tags={"sweep": "a"})] == [
+        run_id for run_id in expected(("sweep", "a")) if run_id in even
+    ]
+    exported = export_runs(archive, qa.RunFilter.build(tags={"sweep": "b"}), tmp_path / "s.csv")
+    assert exported.runs == len(expected(("sweep", "b"))) == 4
+
+
 def test_the_seed_tables_are_untouched_and_rm_removes_the_marks(archive: qa.Archive) -> None:
     run = archive.record("e", backend="b", state=bell_state())
     run.set_tag("t")
