@@ -453,8 +453,32 @@ class Archive:
         sort: str | None = None,
         reverse: bool = False,
     ) -> Selection:
-        from .query import order_by
         from .selection import Selection
+
+        batches = self.iter_runs(
+            selection,
+            limit=limit,
+            offset=offset,
+            newest_first=newest_first,
+            sort=sort,
+            reverse=reverse,
+        )
+        return Selection(self, (run for batch in batches for run in batch))
+
+    def iter_runs(
+        self,
+        selection: RunFilter,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = True,
+        sort: str | None = None,
+        reverse: bool = False,
+        batch: int = 1000,
+    ) -> Iterator[list[Run]]:
+        """The runs :meth:`select` finds, ``batch`` at a time, read as they are asked for:
+        writing out a million runs takes the memory of one batch."""
+        from .query import order_by
 
         for name, value in (("limit", limit), ("offset", offset)):
             if value is not None and (
@@ -469,14 +493,40 @@ class Archive:
             -1 if limit is None or limit > MAX_SQL_INTEGER else limit,
             min(offset, MAX_SQL_INTEGER),
         ]
-        rows = self._filtered(
-            selection,
-            lambda where, args, damaged: tables.select_runs(
-                self.conn, where, order_by(sort, reverse, damaged_json=damaged), [*args, *paging]
-            ),
-            wanted=None if limit is None else limit + offset,
-        )
-        return Selection(self, (Run(self, row) for row in rows))
+        wanted = None if limit is None else limit + offset
+        rare = tables.rare_tags(self.conn, selection.tags, wanted)
+        return self._run_batches(selection, rare, sort, reverse, paging, batch)
+
+    def _run_batches(
+        self,
+        selection: RunFilter,
+        rare_tags: set[tuple[str, str | None]],
+        sort: str | None,
+        reverse: bool,
+        paging: list[int],
+        batch: int,
+    ) -> Iterator[list[Run]]:
+        from .query import order_by
+
+        given = 0
+        for damaged_json in (False, True):
+            where, args = selection.sql(damaged_json=damaged_json, rare_tags=rare_tags)
+            order = order_by(sort, reverse, damaged_json=damaged_json)
+            skip = given
+            try:
+                for rows in tables.select_runs(self.conn, where, order, [*args, *paging], batch):
+                    # After a row of JSON that is not JSON (written by another tool) stopped
+                    # the query, it is asked again so that such rows match nothing; the runs
+                    # before that row come again in the same order, and are not given twice.
+                    dropped = min(skip, len(rows))
+                    skip -= dropped
+                    if dropped < len(rows):
+                        given += len(rows) - dropped
+                        yield [Run(self, row) for row in rows[dropped:]]
+                return
+            except sqlite3.OperationalError as exc:
+                if damaged_json or "malformed JSON" not in str(exc):
+                    raise
 
     def run_ids(self, selection: RunFilter) -> list[str]:
         """IDs of the runs matching ``selection``, sorted (no run is read: for a million)."""

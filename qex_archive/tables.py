@@ -101,11 +101,13 @@ def _successor(prefix: str) -> str | None:
 
 
 def select_runs(
-    conn: sqlite3.Connection, where: str, order: str, args: Sequence[Any]
-) -> list[RunRow]:
-    """Runs matching a WHERE clause, in an ORDER BY (both from :mod:`qex_archive.query`);
-    ``args`` ends with the LIMIT and OFFSET values."""
-    return conn.execute(f"{SELECT_RUNS}{where}{order} LIMIT ? OFFSET ?", list(args)).fetchall()
+    conn: sqlite3.Connection, where: str, order: str, args: Sequence[Any], batch: int = 1000
+) -> Iterator[list[RunRow]]:
+    """Runs matching a WHERE clause, in an ORDER BY (both from :mod:`qex_archive.query`),
+    ``batch`` rows at a time; ``args`` ends with the LIMIT and OFFSET values."""
+    cursor = conn.execute(f"{SELECT_RUNS}{where}{order} LIMIT ? OFFSET ?", list(args))
+    while rows := cursor.fetchmany(batch):
+        yield rows
 
 
 def select_run_ids(conn: sqlite3.Connection, where: str, args: Sequence[Any]) -> list[str]:

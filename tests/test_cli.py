@@ -81,6 +81,25 @@ def test_runs_json_and_jsonl_carry_the_same_runs(demo_dir: Path) -> None:
         assert as_json[0] == arch.get(as_json[0]["run_id"]).to_dict()
 
 
+@pytest.mark.parametrize("per_batch", [1, 7, 1000])
+def test_runs_are_printed_a_batch_at_a_time_as_one_json_document(
+    demo_dir: Path, monkeypatch: pytest.MonkeyPatch, per_batch: int
+) -> None:
+    from qex_archive.cli import archive_commands
+
+    monkeypatch.setattr(archive_commands, "RUNS_PER_BATCH", per_batch)
+    with qa.open_archive(demo_dir) as arch:
+        runs = arch.runs()
+        expected = [run.to_dict() for run in runs]
+    printed = invoke(demo_dir, "runs", "--all", "--json").stdout
+    # laid out as one json.dumps of the whole list would lay it out
+    assert printed == json.dumps(expected, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    lines = invoke(demo_dir, "runs", "--all", "--jsonl").stdout.splitlines()
+    assert [json.loads(line) for line in lines] == expected
+    assert invoke(demo_dir, "runs", "-e", "none", "--json").stdout == "[]\n"
+    assert invoke(demo_dir, "runs", "-e", "none", "--jsonl").stdout == ""
+
+
 def test_runs_limit_says_how_many_were_left_out(demo_dir: Path) -> None:
     result = invoke(demo_dir, "runs", "--limit", "5")
     assert len(result.stdout.splitlines()) == 6

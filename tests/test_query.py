@@ -178,3 +178,27 @@ def test_a_misspelt_key_gets_a_hint(filled: qa.Archive) -> None:
     (hint,) = filled.unknown_keys(selection)
     assert hint.startswith("no run has param 'thta'; keys seen: flag, i, label, opt, theta")
     assert filled.unknown_keys(qa.RunFilter.build(where={"theta": 99})) == []
+
+
+@pytest.mark.parametrize("batch", [1, 2, 1000])
+def test_runs_come_in_batches_and_a_row_of_broken_json_matches_no_condition(
+    archive: qa.Archive, batch: int
+) -> None:
+    runs = [
+        archive.record("e", params={"i": i}, backend="b", state=np.eye(2) / 2, timestamp=1e9 + i)
+        for i in range(6)
+    ]
+    # another tool wrote a row whose params are not JSON: the fourth newest
+    archive.conn.execute("UPDATE runs SET params = '{\"i\": ' WHERE run_id = ?", (runs[2].run_id,))
+    archive.conn.commit()
+    selection = qa.RunFilter.build(where={"i": {">=": 0}})
+    batches = list(archive.iter_runs(selection, batch=batch))
+    assert all(0 < len(b) <= batch for b in batches)
+    expected = [r.run_id for r in reversed(runs) if r.run_id != runs[2].run_id]
+    assert [r.run_id for b in batches for r in b] == expected
+    assert [r.run_id for r in archive.runs(where={"i": {">=": 0}})] == expected
+    assert [r.run_id for b in archive.iter_runs(qa.RunFilter(), batch=batch) for r in b] == [
+        r.run_id for r in reversed(runs)
+    ]
+    with pytest.raises(qa.InvalidInput, match="limit"):
+        archive.iter_runs(selection, limit=-1)  # refused at the call, not at the first batch

@@ -23,6 +23,9 @@ from . import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from ..archive import Archive
     from ..integrity import Finding
     from ..query import RunFilter
     from ..run import Run
@@ -171,36 +174,64 @@ def runs_command(
         qex-archive runs -e ghz_depolarizing -p n_qubits=3 -p "depolarizing<=0.1" --sort purity
     """
     archive = open_from(ctx)
-    selected = archive.select(
+    batches = archive.iter_runs(
         selection,
         limit=None if show_all else limit,
         offset=offset,
         newest_first=not oldest_first,
         sort=sort,
         reverse=reverse,
+        batch=RUNS_PER_BATCH,
     )
+    if output in ("json", "jsonl"):
+        # a batch of runs at a time: a million runs print in the memory of a thousand
+        written = emit_runs(archive, batches, output)
+        if not written and not offset:
+            for hint in archive.unknown_keys(selection):
+                note(hint)
+        return
+    import shutil
+
+    from ..formatting import runs_table
+    from ..tables import tags_by_run
+
+    selected = [run for batch in batches for run in batch]
     if not selected and not offset:
         for hint in archive.unknown_keys(selection):
             note(hint)
-    if output != "table":
-        archive.prefetch(selected)
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    tags = tags_by_run(archive.conn, [run.run_id for run in selected])
+    say(runs_table(selected, width, tags))
+    total = archive.count(selection)
+    if total > offset + len(selected) or offset:
+        note(f"showing {len(selected)} of {total} matching runs; use --limit/--offset or --all")
+
+
+RUNS_PER_BATCH = 1000  # runs read, described and printed at a time by runs --json/--jsonl
+
+
+def emit_runs(archive: Archive, batches: Iterator[list[Run]], output: str) -> int:
+    """Print runs a batch at a time, as one JSON array laid out as :func:`emit_json` lays
+    it out (``json``) or one compact line each (``jsonl``); the number printed."""
+    written = 0
+    for batch in batches:
+        archive.prefetch(batch)
+        if output == "jsonl":
+            texts = [json.dumps(run.to_dict(), sort_keys=True, ensure_ascii=False) for run in batch]
+            click.echo("\n".join(texts))
+        else:  # json.dumps(runs, indent=2): each element indented by two more spaces
+            texts = [
+                "  "
+                + json.dumps(run.to_dict(), indent=2, sort_keys=True, ensure_ascii=False).replace(
+                    "\n", "\n  "
+                )
+                for run in batch
+            ]
+            click.echo((",\n" if written else "[\n") + ",\n".join(texts), nl=False)
+        written += len(batch)
     if output == "json":
-        emit_json([run.to_dict() for run in selected])
-    elif output == "jsonl":
-        for run in selected:
-            click.echo(json.dumps(run.to_dict(), sort_keys=True, ensure_ascii=False))
-    else:
-        import shutil
-
-        from ..formatting import runs_table
-        from ..tables import tags_by_run
-
-        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
-        tags = tags_by_run(archive.conn, [run.run_id for run in selected])
-        say(runs_table(selected, width, tags))
-        total = archive.count(selection)
-        if total > offset + len(selected) or offset:
-            note(f"showing {len(selected)} of {total} matching runs; use --limit/--offset or --all")
+        click.echo("\n]" if written else "[]")
+    return written
 
 
 @cli.command()
