@@ -20,14 +20,15 @@ from pathlib import Path
 from . import tables
 from .archive import Archive
 from .archive_files import (
+    DataPaths,
     ForeignFile,
     list_data_files,
-    open_data_file,
+    open_checked_path,
     remove_data_file,
 )
 from .database import read_transaction, write_transaction
 from .jsonvalues import stored_json
-from .npyfile import NpyFormatError, NpyHeader, check_data_size, check_density_matrix_header
+from .npyfile import NpyFormatError, check_data_size, check_density_matrix_header
 from .npyfile import read_header as read_npy_header
 from .states import state_summary_problem
 from .storage import is_temp_name, sha256_of_stream
@@ -71,7 +72,11 @@ def _snapshot(archive: Archive) -> Iterator[None]:
 
 
 def check_archive(archive: Archive, *, verify_checksums: bool = True) -> list[Finding]:
-    """Compare the database with the files on disk; return every problem found."""
+    """Compare the database with the files on disk; return every problem found.
+
+    The references, recorded checksums and directory listing are read as one snapshot; the
+    runs' own rows (their params and metadata, most of the database) are read after it, a
+    batch at a time, so that memory holds a few hundred bytes per file, not the runs."""
     findings: list[Finding] = []
     conn = archive.conn
     with _snapshot(archive):
@@ -81,7 +86,7 @@ def check_archive(archive: Archive, *, verify_checksums: bool = True) -> list[Fi
         references = tables.references(conn)
         listing = list_data_files(archive.root)
         checksums = tables.file_checksums(conn)
-        runs = tables.run_rows_for_check(conn)
+        matrices = tables.density_matrix_paths(conn)
     owners: dict[str, list[str]] = defaultdict(list)
     for relative, run_id in references:
         owners[relative].append(run_id)
@@ -101,8 +106,9 @@ def check_archive(archive: Archive, *, verify_checksums: bool = True) -> list[Fi
         findings.append(
             Finding("QEX-C012", "error", f"{STAGING_DIR}/{directory.name}/", None, message)
         )
-    headers: dict[str, NpyHeader] = {}
-    matrices = {rho_path for *_, rho_path in runs}
+    del references, listing
+    shapes: dict[str, tuple[int, ...]] = {}  # of the density matrices whose header is sound
+    paths = DataPaths(archive.root)
     for relative, run_ids in sorted(owners.items()):
         if len(set(run_ids)) > 1:
             shared = ", ".join(sorted(set(run_ids)))
@@ -110,21 +116,29 @@ def check_archive(archive: Archive, *, verify_checksums: bool = True) -> list[Fi
             findings.append(Finding("QEX-C016", "error", relative, None, message))
         findings.extend(
             _check_file(
-                archive,
+                paths,
                 relative,
                 run_ids[0],
                 checksums,
                 verify_checksums,
-                headers if relative in matrices else None,
+                shapes if relative in matrices else None,
             )
         )
-    for run_id, params, metadata, timestamp, rho_path in runs:
-        problem = timestamp_problem(timestamp)
-        if problem:
-            findings.append(Finding("QEX-C014", "error", None, run_id, f"timestamp {problem}"))
-        findings.extend(
-            _check_row(run_id, params, metadata, headers.get(rho_path), checksums.get(rho_path))
-        )
+    del owners
+    with read_transaction(conn):
+        for rows in tables.run_rows_for_check(conn):
+            for run_id, params, metadata, timestamp, rho_path in rows:
+                if rho_path not in matrices:
+                    continue  # recorded since the snapshot: the next check sees it whole
+                problem = timestamp_problem(timestamp)
+                if problem:
+                    message = f"timestamp {problem}"
+                    findings.append(Finding("QEX-C014", "error", None, run_id, message))
+                findings.extend(
+                    _check_row(
+                        run_id, params, metadata, shapes.get(rho_path), checksums.get(rho_path)
+                    )
+                )
     return findings
 
 
@@ -180,21 +194,21 @@ def _process_alive(pid: int) -> bool:
 
 
 def _check_file(
-    archive: Archive,
+    paths: DataPaths,
     relative: str,
     run_id: str,
     checksums: dict[str, tuple[int, str]],
     verify_checksums: bool,
-    headers: dict[str, NpyHeader] | None,
+    shapes: dict[str, tuple[int, ...]] | None,
 ) -> list[Finding]:
-    """Problems of one stored file; ``headers`` receives its ``.npy`` header when the file is
-    a density matrix (``None`` for artifacts, which may be any file)."""
+    """Problems of one stored file; ``shapes`` receives the shape in its ``.npy`` header when
+    the file is a density matrix (``None`` for artifacts, which may be any file)."""
 
     def finding(code: str, message: str) -> list[Finding]:
         return [Finding(code, "error", relative, run_id, message)]
 
     try:
-        stream = open_data_file(archive.root, relative)
+        stream = open_checked_path(paths(relative), relative)
     except ForeignFile as exc:
         return finding(exc.code, str(exc))
     except FileNotFoundError:
@@ -206,14 +220,14 @@ def _check_file(
         expected = checksums.get(relative)
         if expected is not None and size != expected[0]:
             return finding("QEX-C002", f"size is {size} bytes, recorded {expected[0]}")
-        if headers is not None:
+        if shapes is not None:
             try:
                 header = read_npy_header(stream)
                 check_density_matrix_header(header)
                 check_data_size(header, size)
             except NpyFormatError as exc:
                 return finding("QEX-C004", str(exc))
-            headers[relative] = header
+            shapes[relative] = header.shape
         if expected is None:
             return [Finding("QEX-C007", "warning", relative, run_id, "no checksum recorded")]
         if verify_checksums:
@@ -229,7 +243,7 @@ def _check_row(
     run_id: str,
     params_json: object,
     metadata_json: object,
-    header: NpyHeader | None,
+    shape: tuple[int, ...] | None,
     rho_checksum: tuple[int, str] | None,
 ) -> list[Finding]:
     findings = []
@@ -241,9 +255,7 @@ def _check_row(
         return findings
     state = metadata.get("state")
     if state is not None:
-        problem = state_summary_problem(
-            state, None if header is None else header.shape, rho_checksum and rho_checksum[1]
-        )
+        problem = state_summary_problem(state, shape, rho_checksum and rho_checksum[1])
         if problem:
             message = f"metadata.state {problem}; correct the row or restore the file"
             findings.append(Finding("QEX-C018", "error", None, run_id, message))

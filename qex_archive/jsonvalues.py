@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
 from .errors import InvalidJSON
@@ -119,9 +120,17 @@ def stored_json(text: object) -> object:
     if not isinstance(text, (str, bytes)):
         return DAMAGED
     try:
+        if isinstance(text, str):
+            return _strict_decoder().decode(text)
         return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except (ValueError, RecursionError):  # NaN, 1e999 and deep nesting are not stored JSON
         return DAMAGED
+
+
+@cache
+def _strict_decoder() -> json.JSONDecoder:
+    """One decoder for every stored column (``json.loads`` with hooks builds one per call)."""
+    return json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
 def parse_loose(text: str) -> JSONValue:

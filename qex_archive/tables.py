@@ -206,11 +206,18 @@ def insert_runs(conn: sqlite3.Connection, rows: Iterable[RunRow]) -> None:
     )
 
 
-def run_rows_for_check(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
-    """``(run_id, params, metadata, timestamp, density_matrix_path)`` of every run."""
-    return conn.execute(
+def run_rows_for_check(conn: sqlite3.Connection) -> Iterator[list[tuple[Any, ...]]]:
+    """``(run_id, params, metadata, timestamp, density_matrix_path)`` of every run, in
+    batches of 1,000."""
+    cursor = conn.execute(
         "SELECT run_id, params, metadata, timestamp, density_matrix_path FROM runs ORDER BY run_id"
-    ).fetchall()
+    )
+    while rows := cursor.fetchmany(1000):
+        yield rows
+
+
+def density_matrix_paths(conn: sqlite3.Connection) -> set[str]:
+    return {path for (path,) in conn.execute("SELECT density_matrix_path FROM runs")}
 
 
 # -- artifacts ------------------------------------------------------------------------------
