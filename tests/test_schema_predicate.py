@@ -82,13 +82,19 @@ def test_agrees_with_jsonschema_on_edited_descriptions(
     schema = bundle_schema()
     predicate = _predicate(None)
     validator = jsonschema.Draft202012Validator(schema)
-    edited = copy.deepcopy(description)
+    value = edited(description, data)
+    assert predicate(value) == validator.is_valid(value), value
+
+
+def edited(value: Any, data: st.DataObject) -> Any:
+    """A copy of ``value`` with one to three parts replaced, deleted or added."""
+    value = copy.deepcopy(value)
     for _ in range(data.draw(st.integers(min_value=1, max_value=3))):
-        path = data.draw(st.sampled_from(paths_of(edited)))
+        path = data.draw(st.sampled_from(paths_of(value)))
         if not path:
-            edited = data.draw(json_values)
+            value = data.draw(json_values)
             continue
-        parent = edited
+        parent = value
         for step in path[:-1]:
             parent = parent[step]
         action = data.draw(st.sampled_from(["replace", "delete", "add"]))
@@ -100,7 +106,7 @@ def test_agrees_with_jsonschema_on_edited_descriptions(
             parent[data.draw(st.text(max_size=12))] = data.draw(json_values)
         else:
             parent.append(data.draw(json_values))
-    assert predicate(edited) == validator.is_valid(edited), edited
+    return value
 
 
 def test_the_checks_compiled_ahead_are_made_from_this_schema() -> None:
@@ -132,20 +138,9 @@ def test_the_checks_compiled_ahead_agree_with_jsonschema(
     description: dict[str, Any], data: st.DataObject, part: str
 ) -> None:
     if part == "run":
-        edited: Any = copy.deepcopy(description["runs"][0])
+        original: Any = description["runs"][0]
     else:
-        edited = {key: value for key, value in copy.deepcopy(description).items() if key != "runs"}
-    for _ in range(data.draw(st.integers(min_value=1, max_value=3))):
-        path = data.draw(st.sampled_from(paths_of(edited)))
-        if not path:
-            edited = data.draw(json_values)
-            continue
-        parent = edited
-        for step in path[:-1]:
-            parent = parent[step]
-        if data.draw(st.booleans()):
-            parent[path[-1]] = data.draw(json_values)
-        else:
-            del parent[path[-1]]
+        original = {key: value for key, value in description.items() if key != "runs"}
+    value = edited(original, data)
     assert compiled(part) is not None
-    assert _predicate(part)(edited) == _validator(part).is_valid(edited), edited
+    assert _predicate(part)(value) == _validator(part).is_valid(value), value
