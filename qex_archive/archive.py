@@ -324,6 +324,7 @@ class Archive:
         try:
             with storage_faults(action):
                 self.conn.execute("BEGIN IMMEDIATE")
+                pending.publish()  # files written before the lock was held get their names
             self._written = pending
             yield
             with storage_faults(action):

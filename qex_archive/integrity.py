@@ -31,7 +31,7 @@ from .jsonvalues import stored_json
 from .npyfile import NpyFormatError, check_data_size, check_density_matrix_header
 from .npyfile import read_header as read_npy_header
 from .states import state_summary_problem
-from .storage import is_temp_name, sha256_of_stream
+from .storage import is_temp_name, sha256_of_stream, temp_name_owner
 from .timeutil import timestamp_problem
 
 STAGING_DIR = ".staging"
@@ -91,6 +91,8 @@ def check_archive(archive: Archive, *, verify_checksums: bool = True) -> list[Fi
     for relative, run_id in references:
         owners[relative].append(run_id)
     for relative in sorted(listing.files - set(owners)):
+        if _being_written(relative):
+            continue  # a record of a live process, its rows still to come
         if is_temp_name(Path(relative).name):
             message = "unfinished write left by an interrupted process; 'qex-archive gc' removes it"
             findings.append(Finding("QEX-C006", "error", relative, None, message))
@@ -148,7 +150,11 @@ def collect_garbage(archive: Archive, *, dry_run: bool = False) -> list[str]:
     archive._refuse_read_only("remove files")
     with write_transaction(archive.conn):
         referenced = {path for path, _ in tables.references(archive.conn)}
-        unwanted = sorted(list_data_files(archive.root).files - referenced)
+        unwanted = sorted(
+            relative
+            for relative in list_data_files(archive.root).files - referenced
+            if not _being_written(relative)
+        )
         stale = _stale_staging(archive)
         if not dry_run:
             for relative in unwanted:
@@ -172,6 +178,13 @@ def _stale_staging(archive: Archive) -> list[Path]:
         if pid is None or not _process_alive(pid):
             stale.append(directory)
     return stale
+
+
+def _being_written(relative: str) -> bool:
+    """Whether a file is a live process's unfinished write (a temporary name of a process
+    that still runs): a run it records names it once it holds the write lock."""
+    pid = temp_name_owner(relative.rsplit("/", 1)[-1])
+    return pid is not None and _process_alive(pid)
 
 
 def _real_directory(path: Path) -> bool:

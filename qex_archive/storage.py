@@ -39,6 +39,12 @@ def is_temp_name(name: str) -> bool:
     return name.startswith(TEMP_PREFIX)
 
 
+def temp_name_owner(name: str) -> int | None:
+    """The process ID in a temporary name (see :func:`temp_name_for`), if it has one."""
+    pid = name.removeprefix(TEMP_PREFIX).split("-", 1)[0]
+    return int(pid) if is_temp_name(name) and pid.isdigit() else None
+
+
 @contextmanager
 def atomic_output(path: Path, *, durable: bool = True) -> Iterator[BinaryIO]:
     """A stream whose bytes appear at ``path`` all at once, durably, when the block ends;
@@ -73,8 +79,24 @@ def atomic_write(path: Path, chunks: Iterable[bytes | memoryview], *, durable: b
 FEW_FILES = 16  # up to this many, an fsync each, all at once; more, one syncfs
 
 
-def make_durable(paths: Iterable[Path]) -> None:
-    """Flush files written without fsync to disk, and the renames that named them.
+def write_unnamed(path: Path, chunks: Iterable[bytes | memoryview]) -> Path:
+    """Write ``chunks`` to a new file beside ``path`` under a temporary name of this process
+    (see :func:`temp_name_for`), without fsync; that name."""
+    temp = temp_name_for(path)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        with os.fdopen(fd, "wb", closefd=True) as stream:
+            for chunk in chunks:
+                stream.write(chunk)
+    except BaseException:
+        remove_quietly(temp)
+        raise
+    return temp
+
+
+def make_durable(paths: Iterable[Path], directories: Iterable[Path] = ()) -> None:
+    """Flush files written without fsync to disk, and the renames that named them (and
+    those in ``directories``).
 
     A handful of files (a record's one to three) are fsynced with their directories all at
     once, so that the file system commits them together: for a run's .npy and HTML page, 0.37 ms
@@ -85,19 +107,19 @@ def make_durable(paths: Iterable[Path]) -> None:
     write-back error met since the files were opened), elsewhere by an fsync each, many in
     flight at once; then each directory is fsynced."""
     files = list(paths)
-    directories = sorted({path.parent for path in files})
+    folders = sorted({*directories, *(path.parent for path in files)})
     if len(files) <= FEW_FILES:
-        fsync_all([*files, *directories])
+        fsync_all([*files, *folders])
         return
-    fd = os.open(directories[0], os.O_RDONLY)
+    fd = os.open(folders[0], os.O_RDONLY)
     try:
         synced = _syncfs(fd)
     finally:
         os.close(fd)
     if not synced:
         fsync_all(files)
-    for directory in directories:
-        fsync_path(directory)
+    for folder in folders:
+        fsync_path(folder)
 
 
 def fsync_path(path: Path) -> None:
@@ -185,19 +207,28 @@ class PendingFiles:
     :meth:`flush` before it commits: each file and its directory fsynced, all at once, or for
     a batch (``gathered=True``), everything with one ``syncfs`` (see :func:`make_durable`).
 
-    A file written with ``early=True`` (a run's density matrix when it is the run's only file,
-    known before its validation is computed) starts flushing on a thread at once, so the disk
-    works while the run is computed: for a two-qubit run without renderers, 0.81 ms against
-    0.95 ms, measured here. When more files follow (a Bloch page), flushing them all together
-    at the end is faster than flushing the first early (1.48 against 1.64 ms a record, measured
-    here): the file system commits them in one journal transaction. Handing a later file to a
-    thread costs more (about 0.1 ms) than the little computing left to overlap it with."""
+    No file takes its name before the writer holds the write lock: a file written earlier (a
+    run's density matrix, written while the run is still being computed) keeps a temporary
+    name of this process until :meth:`publish`, which the transaction calls once it holds the
+    lock. ``check`` and ``gc``, which look at the files under that lock, so never see a named
+    file whose row is still to come, and leave the temporary files of a live process alone.
+
+    A file written with ``early=True`` (a run's density matrix when it is the run's only file)
+    starts flushing on a thread at once, so the disk works while the run is computed: for a
+    two-qubit run without renderers, 0.81 ms against 0.95 ms, measured here. When more files
+    follow (a Bloch page), flushing them all together at the end is faster than flushing the
+    first early (1.48 against 1.64 ms a record, measured here): the file system commits them in
+    one journal transaction. Handing a later file to a thread costs more (about 0.1 ms) than
+    the little computing left to overlap it with."""
 
     def __init__(self, *, gathered: bool = False) -> None:
         self.paths: list[Path] = []
         self._names: set[Path] = set()
         self._gathered = gathered
+        self._published = False  # whether the write lock is held: files get their names
+        self._unnamed: dict[Path, Path] = {}  # name -> temporary name, until published
         self._unflushed: list[Path] = []
+        self._unsynced_directories: set[Path] = set()
         self._flushing: list[Future[None]] = []
 
     def __contains__(self, path: Path) -> bool:
@@ -206,19 +237,39 @@ class PendingFiles:
     def write(
         self, path: Path, chunks: Iterable[bytes | memoryview], *, early: bool = False
     ) -> None:
+        temp = write_unnamed(path, chunks)
+        if self._published:
+            try:
+                os.replace(temp, path)
+            except BaseException:
+                remove_quietly(temp)
+                raise
+        else:
+            self._unnamed[path] = temp
         self.paths.append(path)
         self._names.add(path)
-        atomic_write(path, chunks, durable=False)
+        self._unsynced_directories.add(path.parent)
         if early and not self._gathered:
-            self._flushing.append(_start_fsyncs([path, path.parent]))
+            self._flushing.append(_start_fsyncs([temp]))  # its directory once it is named
         else:
             self._unflushed.append(path)
 
+    def publish(self) -> None:
+        """Give the files written so far their names; those written from now on get theirs
+        at once. Called with the write lock held."""
+        for path, temp in list(self._unnamed.items()):
+            os.replace(temp, path)
+            del self._unnamed[path]
+        self._published = True
+
     def flush(self) -> None:
-        make_durable(self._unflushed)
-        self._unflushed = []
+        self.publish()
         for future in self._flushing:
             future.result()  # the first failure, once raised, is the transaction's
+        self._flushing = []
+        make_durable(self._unflushed, self._unsynced_directories)
+        self._unflushed = []
+        self._unsynced_directories = set()
 
     def discard(self, keep: int = 0) -> None:
         """Remove the files written after the first ``keep`` (all of them by default)."""
@@ -229,7 +280,7 @@ class PendingFiles:
         for path in self.paths[keep:]:
             self._names.discard(path)
             with contextlib.suppress(OSError):
-                path.unlink()
+                self._unnamed.pop(path, path).unlink()
         gone = set(self.paths[keep:])
         self._unflushed = [path for path in self._unflushed if path not in gone]
         del self.paths[keep:]

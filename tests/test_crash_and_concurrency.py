@@ -42,8 +42,11 @@ CHILD = PRELUDE + textwrap.dedent(
     if point == "before-rename":
         storage.os.replace = stop_here
         arch.record("doomed", backend="b", state=state)
-    elif point == "after-rename":
-        storage.atomic_write = after(storage.atomic_write)
+    elif point == "written-unnamed":  # the matrix, written before the write lock is held
+        storage.write_unnamed = after(storage.write_unnamed)
+        arch.record("doomed", backend="b", state=state)
+    elif point == "after-rename":  # the files named, under the write lock; no rows yet
+        storage.PendingFiles.publish = after(storage.PendingFiles.publish)
         arch.record("doomed", backend="b", state=state)
     elif point == "before-commit":
         arch._store = after(arch._store)
@@ -79,6 +82,7 @@ CHILD = PRELUDE + textwrap.dedent(
 )
 
 POINTS = [
+    "written-unnamed",
     "before-rename",
     "after-rename",
     "before-commit",
@@ -115,6 +119,7 @@ def test_a_killed_writer_leaves_at_most_orphans(data_dir: Path, point: str) -> N
         findings = check_archive(arch)
         assert {f.code for f in findings} <= {"QEX-C005", "QEX-C006"}, findings
         if point in (
+            "written-unnamed",
             "before-rename",
             "after-rename",
             "before-commit",

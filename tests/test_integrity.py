@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,3 +143,32 @@ def test_rows_written_badly_by_other_tools_are_reported_and_still_listed(
     assert status == 0 and filtered.count("\n") == 2  # header and the healthy run
     status, _ = run_cli(archive, "check")
     assert status == 1
+
+
+@pytest.mark.parametrize("renderers", [None, []], ids=["with its page", "matrix alone"])
+def test_gc_and_check_leave_a_run_being_recorded_alone(
+    tmp_path: Path, renderers: list[str] | None
+) -> None:
+    """A record writes its density matrix while the run is still being computed, before it
+    holds the write lock; gc and check, run meanwhile from another connection, must neither
+    remove that file nor call it an orphan."""
+    from qex_archive import hookimpl
+    from qex_archive.plugins import make_plugin_manager
+
+    seen: dict[str, object] = {}
+
+    class Meddler:  # runs gc and check after the matrix is written, before the rows are
+        @hookimpl
+        def qex_validate_run(self, run: qa.Run, rho: np.ndarray) -> None:
+            with qa.open_archive(tmp_path / "a") as other:
+                seen["removed"] = collect_garbage(other)
+                seen["findings"] = check_archive(other)
+                seen["files"] = sorted(p.name for p in (tmp_path / "a" / "results").iterdir())
+
+    plugins = make_plugin_manager(extra_plugins=[Meddler()], load_third_party=False)
+    with qa.open_archive(tmp_path / "a", plugins=plugins, renderers=renderers) as arch:
+        run = arch.record("e", backend="b", state=bell_state())
+        assert len(seen["files"]) == 1  # the matrix was there, under its temporary name
+        assert seen["removed"] == [] and seen["findings"] == []
+        assert check_archive(arch) == []
+        np.testing.assert_allclose(run.rho, bell_state())
