@@ -92,15 +92,26 @@ def test_an_import_the_disk_cannot_flush_changes_nothing(
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/fd")
+@pytest.mark.parametrize("early", [False, True], ids=["at the end", "matrix early"])
 @pytest.mark.parametrize("renderers", [None, []], ids=["with its page", "matrix alone"])
 def test_a_record_flushes_its_files_and_their_directories_before_the_commit(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, renderers: list[str] | None
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, renderers: list[str] | None, early: bool
 ) -> None:
-    # alone, the matrix is flushed on a thread while the run is computed; with its page, both
-    # are flushed together at the end
+    # a large matrix is flushed on a thread while the run is computed (here any matrix, when
+    # early); the rest together at the end
     import os
     import sqlite3
     import threading
+
+    from qex_archive import archive as archive_module
+
+    if early:
+        monkeypatch.setattr(archive_module, "EARLY_FLUSH_BYTES", 0)
+    started: list[list[Path]] = []
+    start_fsyncs = storage._start_fsyncs
+    monkeypatch.setattr(
+        storage, "_start_fsyncs", lambda paths: started.append(paths) or start_fsyncs(paths)
+    )
 
     with qa.open_archive(tmp_path / "a") as arch:
         root = arch.root
@@ -125,6 +136,8 @@ def test_a_record_flushes_its_files_and_their_directories_before_the_commit(
         assert len(files) == (2 if renderers is None else 1)
         assert flushed == dict.fromkeys({*files, *(path.parent for path in files)}, 0)
         assert arch.count() == 1
+        assert len(started) == (1 if early else 0)  # the matrix alone, under its temporary name
+        assert all(storage.is_temp_name(path.name) for paths in started for path in paths)
 
 
 @pytest.mark.parametrize("before_exit", [0, 1])
