@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import stat
 from collections import defaultdict
 from collections.abc import Iterator
@@ -22,11 +23,12 @@ from .archive import Archive
 from .archive_files import (
     DataPaths,
     ForeignFile,
+    Listing,
     list_data_files,
     open_checked_path,
     remove_data_file,
 )
-from .database import read_transaction, write_transaction
+from .database import connect, read_transaction, write_transaction
 from .jsonvalues import stored_json
 from .npyfile import NpyFormatError, check_data_size, check_density_matrix_header
 from .npyfile import read_header as read_npy_header
@@ -60,33 +62,76 @@ class Finding:
 
 
 @contextmanager
-def _snapshot(archive: Archive) -> Iterator[None]:
-    """Under the write lock the rows and the directory listing form one consistent snapshot
-    (writers create files only while holding it); a read-only archive has no writers."""
+def _snapshot(archive: Archive) -> Iterator[tuple[sqlite3.Connection, Listing]]:
+    """The files listed and a connection reading the database as it was meanwhile, one
+    consistent picture: writers name files only while they hold the write lock, so while it
+    is held here no file is named and no row committed. The lock is held only for the listing;
+    the database is read afterwards from a read transaction begun under it, while writers go
+    on (in WAL mode a reader keeps its snapshot). A read-only archive has no writers."""
     if archive.read_only:
         with read_transaction(archive.conn):
-            yield
-    else:
-        with write_transaction(archive.conn):
-            yield
+            yield archive.conn, list_data_files(archive.root)
+        return
+    reader = connect(archive.db_path)
+    try:
+        with read_transaction(reader):
+            with write_transaction(archive.conn):
+                reader.execute("SELECT count(*) FROM sqlite_master").fetchone()  # begins it
+                listing = list_data_files(archive.root)
+            yield reader, listing
+    finally:
+        reader.close()
 
 
 def check_archive(archive: Archive, *, verify_checksums: bool = True) -> list[Finding]:
     """Compare the database with the files on disk; return every problem found.
 
-    The references, recorded checksums and directory listing are read as one snapshot; the
-    runs' own rows (their params and metadata, most of the database) are read after it, a
-    batch at a time, so that memory holds a few hundred bytes per file, not the runs."""
+    The write lock is held only while the files are listed (see :func:`_snapshot`). The files
+    are then checked against the rows as they were, and the runs' own rows (params and
+    metadata, most of the database) read a batch at a time, so that memory holds a few hundred
+    bytes per file."""
     findings: list[Finding] = []
-    conn = archive.conn
-    with _snapshot(archive):
+    with _snapshot(archive) as (conn, listing):
         quick = conn.execute("PRAGMA quick_check").fetchone()[0]
         if quick != "ok":
             findings.append(Finding("QEX-C009", "error", "qex.db", None, f"SQLite: {quick}"))
         references = tables.references(conn)
-        listing = list_data_files(archive.root)
         checksums = tables.file_checksums(conn)
         matrices = tables.density_matrix_paths(conn)
+    shapes: dict[str, tuple[int, ...]] = {}  # of the density matrices whose header is sound
+    findings += _check_files(
+        archive, references, listing, checksums, matrices, shapes, verify_checksums
+    )
+    del references, listing
+    with read_transaction(archive.conn):
+        for rows in tables.run_rows_for_check(archive.conn):
+            for run_id, params, metadata, timestamp, rho_path in rows:
+                if rho_path not in matrices:
+                    continue  # recorded since the snapshot: the next check sees it whole
+                problem = timestamp_problem(timestamp)
+                if problem:
+                    message = f"timestamp {problem}"
+                    findings.append(Finding("QEX-C014", "error", None, run_id, message))
+                findings.extend(
+                    _check_row(
+                        run_id, params, metadata, shapes.get(rho_path), checksums.get(rho_path)
+                    )
+                )
+    return findings
+
+
+def _check_files(
+    archive: Archive,
+    references: list[tuple[str, str]],
+    listing: Listing,
+    checksums: dict[str, tuple[int, str]],
+    matrices: set[str],
+    shapes: dict[str, tuple[int, ...]],
+    verify_checksums: bool,
+) -> list[Finding]:
+    """Files nobody refers to, and each referenced file against its rows; ``shapes`` receives
+    the shape of each density matrix whose header is sound."""
+    findings: list[Finding] = []
     owners: dict[str, list[str]] = defaultdict(list)
     for relative, run_id in references:
         owners[relative].append(run_id)
@@ -108,8 +153,6 @@ def check_archive(archive: Archive, *, verify_checksums: bool = True) -> list[Fi
         findings.append(
             Finding("QEX-C012", "error", f"{STAGING_DIR}/{directory.name}/", None, message)
         )
-    del references, listing
-    shapes: dict[str, tuple[int, ...]] = {}  # of the density matrices whose header is sound
     paths = DataPaths(archive.root)
     for relative, run_ids in sorted(owners.items()):
         if len(set(run_ids)) > 1:
@@ -126,21 +169,6 @@ def check_archive(archive: Archive, *, verify_checksums: bool = True) -> list[Fi
                 shapes if relative in matrices else None,
             )
         )
-    del owners
-    with read_transaction(conn):
-        for rows in tables.run_rows_for_check(conn):
-            for run_id, params, metadata, timestamp, rho_path in rows:
-                if rho_path not in matrices:
-                    continue  # recorded since the snapshot: the next check sees it whole
-                problem = timestamp_problem(timestamp)
-                if problem:
-                    message = f"timestamp {problem}"
-                    findings.append(Finding("QEX-C014", "error", None, run_id, message))
-                findings.extend(
-                    _check_row(
-                        run_id, params, metadata, shapes.get(rho_path), checksums.get(rho_path)
-                    )
-                )
     return findings
 
 

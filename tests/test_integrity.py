@@ -172,3 +172,34 @@ def test_gc_and_check_leave_a_run_being_recorded_alone(
         assert seen["removed"] == [] and seen["findings"] == []
         assert check_archive(arch) == []
         np.testing.assert_allclose(run.rho, bell_state())
+
+
+def test_check_holds_the_write_lock_only_while_it_lists_the_files(
+    archive: qa.Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from qex_archive import integrity, tables
+
+    archive.record("e", backend="b", state=bell_state())
+    writer = sqlite3.connect(archive.db_path, timeout=0, isolation_level=None)
+    outcomes: dict[str, str] = {}
+
+    def try_to_write(when: str) -> None:
+        try:
+            writer.execute("BEGIN IMMEDIATE")
+            writer.execute("ROLLBACK")
+            outcomes[when] = "written"
+        except sqlite3.OperationalError:
+            outcomes[when] = "locked"
+
+    listing, references = integrity.list_data_files, tables.references
+    monkeypatch.setattr(
+        integrity, "list_data_files", lambda root: try_to_write("listing") or listing(root)
+    )
+    monkeypatch.setattr(
+        tables, "references", lambda conn: try_to_write("reading rows") or references(conn)
+    )
+    assert check_archive(archive) == []
+    assert outcomes == {"listing": "locked", "reading rows": "written"}
+    writer.close()
