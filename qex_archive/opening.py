@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -72,8 +73,8 @@ def open_archive(
         else:
             for sub in DATA_DIRS:
                 if not os.path.lexists(root / sub):
-                    with storage_faults(f"create {root / sub}"):
-                        (root / sub).mkdir()
+                    with storage_faults(f"create {root / sub}"), suppress(FileExistsError):
+                        (root / sub).mkdir()  # another process opening it may be first
             conn = connect(db_path)
             migrate(conn)
     except sqlite3.DatabaseError as exc:

@@ -186,3 +186,25 @@ def test_four_processes_record_250_runs_each(data_dir: Path) -> None:
             ]
             assert sorted(params) == list(range(250))
         assert check_archive(arch) == []
+
+
+def test_a_new_archive_opened_by_several_processes_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process may create results/ or artifacts/ between the look and the mkdir."""
+    from qex_archive import opening
+
+    exists = os.path.lexists
+
+    def lexists(path: object) -> bool:
+        found = exists(path)  # type: ignore[arg-type]
+        if not found and str(path).endswith(("results", "artifacts")):
+            os.makedirs(str(path))  # the other process wins the race
+        return found
+
+    monkeypatch.setattr(opening.os.path, "lexists", lexists)
+    with qa.open_archive(tmp_path / "a") as arch:
+        arch.record("e", backend="b", state=np.eye(2) / 2)
+    monkeypatch.undo()
+    with qa.open_archive(tmp_path / "a") as arch:
+        assert arch.count() == 1
