@@ -208,3 +208,27 @@ def test_a_new_archive_opened_by_several_processes_at_once(
     monkeypatch.undo()
     with qa.open_archive(tmp_path / "a") as arch:
         assert arch.count() == 1
+
+
+def test_two_imports_that_both_create_the_staging_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qex_archive.bundle import import_bundle, importer, pack_bundle
+
+    with qa.open_archive(tmp_path / "source") as source:
+        source.record("e", backend="b", state=np.eye(2) / 2)
+        pack_bundle(source, tmp_path / "b.qexb")
+    exists = os.path.lexists
+
+    def lexists(path: object) -> bool:
+        found = exists(path)  # type: ignore[arg-type]
+        if not found and str(path).endswith(".staging"):
+            os.makedirs(str(path))  # the other import wins the race
+        return found
+
+    with qa.open_archive(tmp_path / "target") as target:
+        monkeypatch.setattr(importer.os.path, "lexists", lexists)
+        import_bundle(target, tmp_path / "b.qexb")
+        monkeypatch.undo()
+        assert target.count() == 1
+        assert check_archive(target) == []

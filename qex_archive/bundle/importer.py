@@ -215,8 +215,9 @@ def _staging_dir(archive: Archive) -> Iterator[Path]:
     created_root = False
     with storage_faults("create a staging directory"):
         if not os.path.lexists(root):
-            root.mkdir()
-            created_root = True
+            with contextlib.suppress(FileExistsError):  # another import may create it first
+                root.mkdir()
+                created_root = True
         staging = root / f"import-{os.getpid()}-{secrets.token_hex(6)}"
         staging.mkdir()
     try:
