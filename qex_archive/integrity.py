@@ -174,15 +174,26 @@ def _check_files(
 
 def collect_garbage(archive: Archive, *, dry_run: bool = False) -> list[str]:
     """Remove files under ``results/`` and ``artifacts/`` that no row refers to, and what
-    interrupted imports left in ``.staging/``. Links and linked directories are left alone."""
+    interrupted imports left in ``.staging/``. Links and linked directories are left alone.
+
+    The candidates are found from a snapshot (see :func:`_snapshot`: the write lock is held
+    only while the files are listed) and confirmed under the write lock, with an index
+    look-up each, just before they are removed."""
     archive._refuse_read_only("remove files")
+    with _snapshot(archive) as (conn, listing):
+        referenced = {path for path, _ in tables.references(conn)}
+    candidates = sorted(listing.files - referenced)
+    del referenced, listing
     with write_transaction(archive.conn):
-        referenced = {path for path, _ in tables.references(archive.conn)}
-        unwanted = sorted(
+        # A run committed since the snapshot may name a candidate (an import over an orphan of
+        # the same name); files are named only under this lock, so what no row names now stays
+        # unnamed while it is held.
+        named = tables.referenced_among(archive.conn, candidates)
+        unwanted = [
             relative
-            for relative in list_data_files(archive.root).files - referenced
-            if not _being_written(relative)
-        )
+            for relative in candidates
+            if relative not in named and not _being_written(relative)
+        ]
         stale = _stale_staging(archive)
         if not dry_run:
             for relative in unwanted:

@@ -203,3 +203,36 @@ def test_check_holds_the_write_lock_only_while_it_lists_the_files(
     assert check_archive(archive) == []
     assert outcomes == {"listing": "locked", "reading rows": "written"}
     writer.close()
+
+
+def test_gc_keeps_a_file_a_run_committed_since_its_snapshot_names(
+    archive: qa.Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gc finds its candidates while writers go on; one that a run has named meanwhile (an
+    import over an orphan of the same name) is kept."""
+    import sqlite3
+
+    from qex_archive import tables
+
+    run = archive.record("e", backend="b", state=bell_state())
+    rho = archive.root / run.density_matrix_path
+    orphan = rho.with_name("0f0e0d0c-0b0a-4090-8070-605040302010_rho.npy")
+    orphan.write_bytes(rho.read_bytes())
+    stray = rho.with_name("1f0e0d0c-0b0a-4090-8070-605040302010_rho.npy")
+    stray.write_bytes(b"left behind")
+    references = tables.references
+
+    def meanwhile(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+        found = references(conn)
+        with sqlite3.connect(archive.db_path, isolation_level=None) as writer:
+            writer.execute(  # another process commits a run whose matrix is that file
+                "INSERT INTO runs SELECT '0f0e0d0c-0b0a-4090-8070-605040302010', "
+                "experiment_name, params, backend_name, timestamp, ?, metadata FROM runs",
+                (f"results/{orphan.name}",),
+            )
+        return found
+
+    monkeypatch.setattr(tables, "references", meanwhile)
+    removed = collect_garbage(archive)
+    assert removed == [f"results/{stray.name}"]
+    assert orphan.is_file() and not stray.exists()
