@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 import zipfile
 from typing import Any
 
@@ -144,3 +145,16 @@ def test_the_checks_compiled_ahead_agree_with_jsonschema(
     value = edited(original, data)
     assert compiled(part) is not None
     assert _predicate(part)(value) == _validator(part).is_valid(value), value
+
+
+def test_a_check_the_installed_fastjsonschema_cannot_import_is_not_used(
+    monkeypatch: pytest.MonkeyPatch, description: dict[str, Any]
+) -> None:
+    """An older fastjsonschema lacks names the generated modules import."""
+    monkeypatch.setitem(sys.modules, "qex_archive.bundle.schema_checks.run", None)
+    assert compiled("run") is None
+    _predicate.cache_clear()
+    try:
+        assert _predicate("run")(description["runs"][0])
+    finally:
+        _predicate.cache_clear()

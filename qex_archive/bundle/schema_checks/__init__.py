@@ -33,10 +33,13 @@ def schema_sha256() -> str:
 
 def compiled(part: str | None) -> Callable[[Any], Any] | None:
     """The ahead-of-time check of ``part``, or ``None`` when there is none for the schema
-    installed beside it."""
+    installed beside it (or the installed ``fastjsonschema`` cannot run it)."""
     if part not in PARTS:
         return None
-    module = importlib.import_module(f"{__name__}.{part}")
+    try:
+        module = importlib.import_module(f"{__name__}.{part}")
+    except ImportError:  # written by a newer fastjsonschema than the one installed
+        return None
     if getattr(module, "SCHEMA_SHA256", None) != schema_sha256():
         return None
     check: Callable[[Any], Any] = module.CHECK
