@@ -320,8 +320,10 @@ GUARD = textwrap.dedent(
     # once and parse its description, if it has one of at most 64 MB, with Python's json
     import hashlib, zipfile
     start = time.perf_counter()
+    digest = hashlib.sha256()
     with open(bundle, "rb") as stream:
-        hashlib.file_digest(stream, "sha256")
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
     try:
         with zipfile.ZipFile(bundle) as archive:
             info = archive.getinfo("data/qex-bundle.json")
