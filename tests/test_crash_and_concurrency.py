@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -188,21 +189,27 @@ def test_four_processes_record_250_runs_each(data_dir: Path) -> None:
         assert check_archive(arch) == []
 
 
+def created_first(*names: str) -> Callable[[object], bool]:
+    """``os.path.lexists``, except that a directory ending in one of ``names`` that does not
+    exist yet is created by "another process" just after the look: the race to create it."""
+    exists = os.path.lexists
+
+    def lexists(path: object) -> bool:
+        found = exists(path)  # type: ignore[arg-type]
+        if not found and str(path).endswith(names):
+            os.makedirs(str(path))  # the other process wins the race
+        return found
+
+    return lexists
+
+
 def test_a_new_archive_opened_by_several_processes_at_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Another process may create results/ or artifacts/ between the look and the mkdir."""
     from qex_archive import opening
 
-    exists = os.path.lexists
-
-    def lexists(path: object) -> bool:
-        found = exists(path)  # type: ignore[arg-type]
-        if not found and str(path).endswith(("results", "artifacts")):
-            os.makedirs(str(path))  # the other process wins the race
-        return found
-
-    monkeypatch.setattr(opening.os.path, "lexists", lexists)
+    monkeypatch.setattr(opening.os.path, "lexists", created_first("results", "artifacts"))
     with qa.open_archive(tmp_path / "a") as arch:
         arch.record("e", backend="b", state=np.eye(2) / 2)
     monkeypatch.undo()
@@ -218,16 +225,8 @@ def test_two_imports_that_both_create_the_staging_directory(
     with qa.open_archive(tmp_path / "source") as source:
         source.record("e", backend="b", state=np.eye(2) / 2)
         pack_bundle(source, tmp_path / "b.qexb")
-    exists = os.path.lexists
-
-    def lexists(path: object) -> bool:
-        found = exists(path)  # type: ignore[arg-type]
-        if not found and str(path).endswith(".staging"):
-            os.makedirs(str(path))  # the other import wins the race
-        return found
-
     with qa.open_archive(tmp_path / "target") as target:
-        monkeypatch.setattr(importer.os.path, "lexists", lexists)
+        monkeypatch.setattr(importer.os.path, "lexists", created_first(".staging"))
         import_bundle(target, tmp_path / "b.qexb")
         monkeypatch.undo()
         assert target.count() == 1
