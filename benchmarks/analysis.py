@@ -116,7 +116,7 @@ def main() -> None:
                 f"{bare_s:.3f} s   ratio {qex_s / bare_s:.2f}x (target <= 2x)"
             )
             conn.close()
-            from qex_archive.report import report_page
+            from qex_archive.views.report import report_page
 
             reported = arch.runs(limit=matrix_runs, sort="params.i")
             start = time.perf_counter()

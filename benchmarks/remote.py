@@ -29,7 +29,7 @@ from qex_archive.plugins import make_plugin_manager
 CHILD = """
 import json, sys, time
 import qex_archive as qa
-from qex_archive.remotes import add_remote, pull, push
+from qex_archive.remote.sync import add_remote, pull, push
 action, archive, url, endpoint, bundle = sys.argv[1:6]
 options = {"endpoint_url": endpoint}
 start = time.perf_counter()

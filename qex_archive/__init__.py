@@ -34,8 +34,8 @@ _EXPORTS = {
     "InvalidJSON": "errors",
     "InvalidFilter": "errors",
     "hookimpl": "hookspecs",
-    "Renderer": "rendering",
-    "ArchivedState": "states",
+    "Renderer": "views.rendering",
+    "ArchivedState": "recording.states",
     "make_plugin_manager": "plugins",
     "PluginError": "plugins",
     "PluginWarning": "plugins",
@@ -44,12 +44,12 @@ _EXPORTS = {
     "import_bundle": "bundle",
     "unpack_bundle": "bundle",
     "BundleError": "bundle",
-    "fidelity": "measures",
-    "trace_distance": "measures",
-    "partial_trace": "measures",
-    "expectation": "measures",
-    "bloch_vectors": "measures",
-    "NonPhysicalWarning": "measures",
+    "fidelity": "physics.measures",
+    "trace_distance": "physics.measures",
+    "partial_trace": "physics.measures",
+    "expectation": "physics.measures",
+    "bloch_vectors": "physics.measures",
+    "NonPhysicalWarning": "physics.measures",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -72,22 +72,22 @@ if TYPE_CHECKING:
     from .errors import RunNotFound as RunNotFound
     from .errors import SchemaTooNew as SchemaTooNew
     from .hookspecs import hookimpl as hookimpl
-    from .measures import NonPhysicalWarning as NonPhysicalWarning
-    from .measures import bloch_vectors as bloch_vectors
-    from .measures import expectation as expectation
-    from .measures import fidelity as fidelity
-    from .measures import partial_trace as partial_trace
-    from .measures import trace_distance as trace_distance
     from .opening import open_archive as open_archive
     from .opening import resolve_data_dir as resolve_data_dir
+    from .physics.measures import NonPhysicalWarning as NonPhysicalWarning
+    from .physics.measures import bloch_vectors as bloch_vectors
+    from .physics.measures import expectation as expectation
+    from .physics.measures import fidelity as fidelity
+    from .physics.measures import partial_trace as partial_trace
+    from .physics.measures import trace_distance as trace_distance
     from .plugins import PluginError as PluginError
     from .plugins import PluginWarning as PluginWarning
     from .plugins import make_plugin_manager as make_plugin_manager
     from .query import RunFilter as RunFilter
-    from .rendering import Renderer as Renderer
+    from .recording.states import ArchivedState as ArchivedState
     from .run import Artifact as Artifact
     from .run import Run as Run
-    from .states import ArchivedState as ArchivedState
+    from .views.rendering import Renderer as Renderer
 
 
 def __getattr__(name: str) -> Any:

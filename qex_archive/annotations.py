@@ -11,9 +11,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import tables
 from .errors import InvalidInput
 from .jsonvalues import is_text
+from .store import tables
 
 if TYPE_CHECKING:
     from .archive import Archive

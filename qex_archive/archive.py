@@ -11,14 +11,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import tables
-from .archive_files import (
-    ARTIFACTS_DIR,
-    DB_NAME,
-    RESULTS_DIR,
-    data_path,
-    remove_data_file,
-)
 from .errors import (
     AmbiguousRunId,
     InvalidInput,
@@ -28,13 +20,21 @@ from .errors import (
 )
 from .query import RunFilter
 from .run import Artifact, Run
-from .storage import PendingFiles, storage_faults
+from .store import tables
+from .store.files import PendingFiles, storage_faults
+from .store.paths import (
+    ARTIFACTS_DIR,
+    DB_NAME,
+    RESULTS_DIR,
+    data_path,
+    remove_data_file,
+)
 
 if TYPE_CHECKING:
     import pluggy
 
     from .plugin_calls import PluginCalls
-    from .recording import PreparedFile, PreparedRun
+    from .recording.prepare import PreparedFile, PreparedRun
     from .selection import Selection
 
 RENDERERS_ENV = "QEX_ARCHIVE_RENDERERS"
@@ -109,7 +109,7 @@ class Archive:
         return f"Archive({str(self.root)!r})"
 
     def _repr_html_(self) -> str:
-        from .notebook import archive_html
+        from .views.notebook import archive_html
 
         return archive_html(self)
 
@@ -147,7 +147,7 @@ class Archive:
         run from being stored: the failure is kept in ``metadata["qex"]["plugin_errors"]``
         and shown as a :class:`~qex_archive.plugins.PluginWarning`.
         """
-        from .recording import prepare_run
+        from .recording.prepare import prepare_run
 
         self._refuse_read_only("record a run")
         pending = self._written or PendingFiles()  # the batch's, or this run's own
@@ -231,7 +231,7 @@ class Archive:
         leaves either the old artifacts or the new ones, plus at most orphan files."""
         import numpy as np
 
-        from .recording import artifact_files
+        from .recording.prepare import artifact_files
 
         if self._in_batch:
             raise QexError("render() cannot run inside batch(); call it after the batch")
@@ -604,7 +604,7 @@ class Archive:
             run.__dict__["prefetched_notes"] = notes[run.run_id]
 
     def resolve_path(self, relative: str) -> Path:
-        """Absolute path of a stored path; :class:`~qex_archive.archive_files.ForeignFile` for
+        """Absolute path of a stored path; :class:`~qex_archive.store.paths.ForeignFile` for
         any path that is not one of the archive's own files."""
         return data_path(self.root, relative)
 

@@ -58,7 +58,7 @@ def compare_runs(runs: Sequence[Run]) -> Comparison:
     parameters only, and ``problems`` says why."""
     import numpy as np
 
-    from .measures import (
+    from .physics.measures import (
         NonPhysicalWarning,
         bloch_vectors,
         fidelity,

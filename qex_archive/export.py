@@ -15,11 +15,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from . import tables
 from .errors import InvalidInput
 from .query import RunFilter, order_by
 from .selection import FIXED_COLUMNS, SUMMARY_COLUMNS, flat_record, require
-from .storage import atomic_output
+from .store import tables
+from .store.files import atomic_output
 
 if TYPE_CHECKING:
     from .archive import Archive

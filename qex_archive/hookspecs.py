@@ -16,10 +16,10 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from .attachments import Attachment
-    from .rendering import Renderer
+    from .recording.attachments import Attachment
+    from .recording.states import ArchivedState
     from .run import Run
-    from .states import ArchivedState
+    from .views.rendering import Renderer
 
 PROJECT = "qex_archive"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -28,7 +28,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 @hookspec(firstresult=True)
 def qex_convert_state(obj: object) -> ArchivedState | None:
-    """Turn a framework's state object into an :class:`~qex_archive.states.ArchivedState`.
+    """Turn a framework's state object into an :class:`~qex_archive.recording.states.ArchivedState`.
 
     The density matrix must be in big-endian kron order (subsystem 0 is the leftmost factor);
     say in ``source_ordering`` what the framework used. Return None for objects you do not
@@ -56,7 +56,7 @@ def qex_backend_metadata(backend: object, backend_name: str) -> dict[str, Any] |
 @hookspec
 def qex_register_renderers(register: Callable[[Renderer], None]) -> None:
     """Register renderers that turn a run into an artifact file, by calling ``register``
-    with a :class:`~qex_archive.rendering.Renderer` for each."""
+    with a :class:`~qex_archive.views.rendering.Renderer` for each."""
 
 
 @hookspec
@@ -77,7 +77,8 @@ def qex_register_commands(cli: click.Group) -> None:
 @hookspec(firstresult=True)
 def qex_serialize_attachment(obj: object, name: str) -> list[Attachment] | None:
     """Turn an object given to ``record(attach={name: obj})`` into files in open formats: a
-    list of :class:`~qex_archive.attachments.Attachment` (bytes, media type, extension, and a
-    suffix for a second file of the same object, such as a circuit's QPY beside its QASM).
-    Return None for objects you do not recognise; the first plugin to answer wins, and
-    third-party plugins are asked before the built-ins (arrays, JSON data, text, bytes)."""
+    list of :class:`~qex_archive.recording.attachments.Attachment` (bytes, media type,
+    extension, and a suffix for a second file of the same object, such as a circuit's QPY
+    beside its QASM). Return None for objects you do not recognise; the first plugin to answer
+    wins, and third-party plugins are asked before the built-ins (arrays, JSON data, text,
+    bytes)."""

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .archive import Archive
-from .archive_files import DATA_DIRS, DB_NAME
-from .database import connect, connect_read_only
 from .errors import ArchiveError, ArchiveNotFound
-from .migrations import LATEST_VERSION, migrate, schema_version
-from .storage import storage_faults
+from .store.connection import connect, connect_read_only
+from .store.files import storage_faults
+from .store.migrations import LATEST_VERSION, migrate, schema_version
+from .store.paths import DATA_DIRS, DB_NAME
 
 if TYPE_CHECKING:
     import pluggy
@@ -80,7 +80,7 @@ def open_archive(
     except sqlite3.DatabaseError as exc:
         raise ArchiveError(f"{db_path} is not a usable SQLite database ({exc})") from None
     archive = Archive(root, conn, plugins=plugins, renderers=renderers, read_only=read_only)
-    from .context import capture_enabled
+    from .recording.context import capture_enabled
 
     archive.capture = capture_enabled(capture)
     return archive

@@ -18,8 +18,8 @@ import pluggy
 from .errors import InvalidState, QexError
 from .jsonvalues import to_json_data
 from .plugins import PluginError, PluginWarning, describe_plugins
-from .rendering import Renderer
-from .states import ArchivedState
+from .recording.states import ArchivedState
+from .views.rendering import Renderer
 
 if TYPE_CHECKING:
     import numpy as np

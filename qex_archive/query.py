@@ -178,7 +178,7 @@ class RunFilter:
             clauses.append(text)
             args.extend(more)
         for key, value in self.tags:
-            from .tables import HAS_TAG, HAS_TAG_VALUE, TAGGED, TAGGED_VALUE
+            from .store.tables import HAS_TAG, HAS_TAG_VALUE, TAGGED, TAGGED_VALUE
 
             if (key, value) in rare_tags:
                 clauses.append(TAGGED if value is None else TAGGED_VALUE)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from .archive import Archive
-    from .attachments import StoredAttachment
+    from .recording.attachments import StoredAttachment
 
 RUN_COLUMNS = (
     "run_id",
@@ -147,9 +147,9 @@ class Run:
         a MiB, memory-mapped from a MiB on.
 
         :class:`ArchiveError` when the file is missing, damaged or not the archive's own."""
-        from .archive_files import open_data_file
-        from .npyfile import NpyFormatError, map_density_matrix
-        from .storage import failure_reason
+        from .store.files import failure_reason
+        from .store.npyfile import NpyFormatError, map_density_matrix
+        from .store.paths import open_data_file
 
         where = self.density_matrix_path
         try:
@@ -165,9 +165,9 @@ class Run:
 
     def verify_density_matrix(self) -> None:
         """Refuse a density matrix file that differs from the checksum recorded with it."""
-        from .archive_files import open_data_file
-        from .storage import failure_reason, sha256_of_stream
-        from .tables import rho_checksum
+        from .store.files import failure_reason, sha256_of_stream
+        from .store.paths import open_data_file
+        from .store.tables import rho_checksum
 
         where = self.density_matrix_path
         recorded = rho_checksum(self._archive.conn, self.run_id, where)
@@ -190,35 +190,35 @@ class Run:
                 "(or pass --force to use it anyway)"
             )
 
-    # -- physics of the stored state (see qex_archive.measures) --------------------------
+    # -- physics of the stored state (see qex_archive.physics.measures) --------------------------
 
     def fidelity(self, other: object) -> float:
         """Uhlmann fidelity with another run, array or framework state (Qiskit's convention)."""
-        from .measures import fidelity
+        from .physics.measures import fidelity
 
         return fidelity(self, other)
 
     def trace_distance(self, other: object) -> float:
         """1/2 Tr|rho - sigma| with another run, array or framework state."""
-        from .measures import trace_distance
+        from .physics.measures import trace_distance
 
         return trace_distance(self, other)
 
     def reduced(self, keep: Sequence[int]) -> npt.NDArray[np.complex128]:
         """The reduced density matrix of the subsystems ``keep``, the others traced out."""
-        from .measures import partial_trace
+        from .physics.measures import partial_trace
 
         return partial_trace(self, keep)
 
     def expectation(self, pauli: str) -> float:
         """Tr(rho P) for a Pauli string such as ``"ZZ"`` (first letter: qubit 0)."""
-        from .measures import expectation
+        from .physics.measures import expectation
 
         return expectation(self, pauli)
 
     def bloch_vectors(self) -> list[list[float] | None]:
         """(x, y, z) of each qubit's reduced state (``None`` for qudits)."""
-        from .measures import bloch_vectors
+        from .physics.measures import bloch_vectors
 
         return bloch_vectors(self)
 
@@ -226,7 +226,7 @@ class Run:
     def artifacts(self) -> list[Artifact]:
         return self._archive.artifacts_of(self.run_id)
 
-    # -- attachments (see qex_archive.attachments) ----------------------------------------
+    # -- attachments (see qex_archive.recording.attachments) ----------------------------------
 
     @property
     def attachment_names(self) -> list[str]:
@@ -241,8 +241,8 @@ class Run:
 
     def attachment(self, name: str) -> StoredAttachment:
         """An attached object's file: ``.read()`` gives its bytes, ``.path`` its place."""
-        from .attachments import StoredAttachment
         from .errors import InvalidInput
+        from .recording.attachments import StoredAttachment
 
         names = self.attachment_names
         for artifact in self.artifacts:
@@ -327,7 +327,7 @@ class Run:
         return result
 
     def _repr_html_(self) -> str:
-        from .notebook import run_html
+        from .views.notebook import run_html
 
         return run_html(self)
 

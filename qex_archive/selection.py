@@ -45,7 +45,7 @@ class Selection(list[Run]):
         columns of :data:`FIXED_COLUMNS`, ``params.*`` (nested keys dotted, as
         ``pandas.json_normalize`` writes them) and :data:`SUMMARY_COLUMNS`; ``time`` in UTC."""
         pd = require("pandas", "analysis")
-        from . import tables
+        from .store import tables
 
         ids = [run.run_id for run in self]
         by_id = {row[0]: row for row in tables.summary_rows(self._archive.conn, ids)}
@@ -119,7 +119,7 @@ class Selection(list[Run]):
         )
 
     def _repr_html_(self) -> str:
-        from .notebook import selection_html
+        from .views.notebook import selection_html
 
         return selection_html(self)
 
@@ -129,7 +129,7 @@ class Selection(list[Run]):
 
 def flat_records(archive: Archive, run_ids: Sequence[str]) -> Iterator[dict[str, Any]]:
     """The flat row of each run, in the order given, read a chunk of runs at a time."""
-    from . import tables
+    from .store import tables
 
     for start in range(0, len(run_ids), 500):
         chunk = run_ids[start : start + 500]
@@ -207,8 +207,13 @@ def _params_object(text: object) -> dict[str, Any]:
 def _read_into(run: Run, target: Any) -> None:
     """The run's matrix read straight into ``target`` (no memory map: a map holds a file
     descriptor, and ten thousand of them pass the usual limit of open files)."""
-    from .archive_files import open_data_file
-    from .npyfile import NpyFormatError, check_data_size, check_density_matrix_header, read_header
+    from .store.npyfile import (
+        NpyFormatError,
+        check_data_size,
+        check_density_matrix_header,
+        read_header,
+    )
+    from .store.paths import open_data_file
 
     where = run.density_matrix_path
     try:

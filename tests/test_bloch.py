@@ -57,7 +57,7 @@ def page_of(run: qa.Run) -> bytes:
 
 
 def test_vectors_of_1000_random_states_match_an_independent_computation(arch: qa.Archive) -> None:
-    from qex_archive.bloch import bloch_page
+    from qex_archive.views.bloch import bloch_page
 
     rng = np.random.default_rng(2026)
     template = arch.record("e", backend="b", state=np.eye(2) / 2)
@@ -146,7 +146,7 @@ def test_hostile_text_cannot_break_out(arch: qa.Archive) -> None:
 
 
 def test_above_ten_qubits_a_table_replaces_the_spheres(arch: qa.Archive) -> None:
-    from qex_archive.bloch import MAX_SPHERES
+    from qex_archive.views.bloch import MAX_SPHERES
 
     n = MAX_SPHERES + 1
     psi = np.zeros(2**n, dtype=complex)

@@ -120,7 +120,7 @@ REPORT_SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "report.png"
 
 
 def test_report_in_chromium(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from qex_archive.report import write_reports
+    from qex_archive.views.report import write_reports
 
     with qa.open_archive(tmp_path / "qex_data") as arch:
         fill_demo_archive(arch)

@@ -17,7 +17,7 @@ from qex_archive.bundle import BundleError, import_bundle, pack_bundle, read_bun
 from qex_archive.bundle.format import schema_path
 from qex_archive.cli import cli
 from qex_archive.demo import fill_demo_archive
-from qex_archive.integrity import check_archive
+from qex_archive.store.integrity import check_archive
 
 from .conftest import bell_state, snapshot
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import qex_archive as qa
 from qex_archive.bundle import BundleError, import_bundle, pack_bundle
-from qex_archive.integrity import check_archive, collect_garbage
+from qex_archive.store.integrity import check_archive, collect_garbage
 
 from .bundle_tools import read_members, write_zip
 from .conftest import bell_state, snapshot
@@ -89,7 +89,7 @@ KILLER = PRELUDE + textwrap.dedent(
     """
     import os, sys, time
     import qex_archive as qa
-    from qex_archive import storage
+    from qex_archive.store import files as storage
     from qex_archive.bundle import importer
 
     data_dir, bundle, point = sys.argv[1:4]

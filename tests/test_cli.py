@@ -405,7 +405,7 @@ def test_open_a_run_without_artifacts(tmp_path: Path, data_dir: Path) -> None:
 def test_plugin_failures_are_one_line_warnings(
     tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from qex_archive import bloch
+    from qex_archive.views import bloch
 
     def broken(*args: object) -> bytes:
         raise RuntimeError("out of ink")

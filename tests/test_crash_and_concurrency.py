@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import qex_archive as qa
-from qex_archive.integrity import check_archive, collect_garbage
+from qex_archive.store.integrity import check_archive, collect_garbage
 
 from .kill_points import PRELUDE
 
@@ -28,7 +28,8 @@ CHILD = PRELUDE + textwrap.dedent(
     import os, sys, time
     import numpy as np
     import qex_archive as qa
-    from qex_archive import archive as archive_module, storage
+    from qex_archive import archive as archive_module
+    from qex_archive.store import files as storage
 
     data_dir, point = sys.argv[1], sys.argv[2]
 

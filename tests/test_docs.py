@@ -137,7 +137,8 @@ def test_every_bundle_error_code_is_documented() -> None:
 
 def test_every_check_code_is_documented() -> None:
     source = "".join(
-        (REPO / "qex_archive" / name).read_text() for name in ("integrity.py", "archive_files.py")
+        (REPO / "qex_archive" / name).read_text()
+        for name in ("store/integrity.py", "store/paths.py")
     )
     codes = set(re.findall(r'"(QEX-C\d{3})"', source))
     documented = set(

@@ -13,8 +13,8 @@ from click.testing import CliRunner, Result
 import qex_archive as qa
 from qex_archive.bundle import pack_bundle
 from qex_archive.cli import cli
-from qex_archive.formatting import runs_table
 from qex_archive.plugins import PluginEntryPoint, make_plugin_manager
+from qex_archive.views.text import runs_table
 
 from .conftest import bell_state
 

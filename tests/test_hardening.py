@@ -20,11 +20,11 @@ import pytest
 from click.testing import CliRunner
 
 import qex_archive as qa
-from qex_archive import storage
 from qex_archive.bundle import import_bundle, pack_bundle, read_bundle
 from qex_archive.bundle.format import DESCRIPTION
 from qex_archive.cli import cli
-from qex_archive.integrity import check_archive, collect_garbage
+from qex_archive.store import files as storage
+from qex_archive.store.integrity import check_archive, collect_garbage
 
 from .bundle_tools import read_members, rebag, write_zip
 from .conftest import bell_state, snapshot
@@ -252,7 +252,7 @@ def test_import_is_all_or_nothing_under_any_exception(
         for i in range(3):
             arch.record("e", params={"i": i}, backend="b", state=bell_state())
         pack_bundle(arch, tmp_path / "b.qexb")
-    from qex_archive import tables
+    from qex_archive.store import tables
 
     def broken(*args: object) -> None:
         raise RuntimeError("an unexpected bug")

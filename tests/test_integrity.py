@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import qex_archive as qa
-from qex_archive.integrity import check_archive, collect_garbage
+from qex_archive.store.integrity import check_archive, collect_garbage
 
 from .conftest import bell_state, snapshot
 
@@ -179,7 +179,7 @@ def test_check_holds_the_write_lock_only_while_it_lists_the_files(
 ) -> None:
     import sqlite3
 
-    from qex_archive import integrity, tables
+    from qex_archive.store import integrity, tables
 
     archive.record("e", backend="b", state=bell_state())
     writer = sqlite3.connect(archive.db_path, timeout=0, isolation_level=None)
@@ -212,7 +212,7 @@ def test_gc_keeps_a_file_a_run_committed_since_its_snapshot_names(
     import over an orphan of the same name) is kept."""
     import sqlite3
 
-    from qex_archive import tables
+    from qex_archive.store import tables
 
     run = archive.record("e", backend="b", state=bell_state())
     rho = archive.root / run.density_matrix_path

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import qex_archive as qa
-from qex_archive.measures import NonPhysicalWarning
+from qex_archive.physics.measures import NonPhysicalWarning
 
 from .conftest import bell_state, random_density_matrix
 

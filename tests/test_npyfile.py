@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qex_archive.npyfile import _fields_of_plain_header, header_bytes, read_header
+from qex_archive.store.npyfile import _fields_of_plain_header, header_bytes, read_header
 
 
 @pytest.mark.parametrize(

@@ -21,8 +21,8 @@ from click.testing import CliRunner
 
 import qex_archive as qa
 from qex_archive import hookimpl, hookspecs
-from qex_archive.integrity import check_archive
 from qex_archive.plugins import DEFAULT_PLUGINS, make_plugin_manager
+from qex_archive.store.integrity import check_archive
 
 from .conftest import bell_state
 
@@ -335,7 +335,7 @@ def test_hook_qex_validate_run(tmp_path: Path) -> None:
 def test_hook_qex_serialize_attachment(tmp_path: Path) -> None:
     from fractions import Fraction
 
-    from qex_archive.attachments import Attachment
+    from qex_archive.recording.attachments import Attachment
 
     class FractionsAsText:
         @hookimpl

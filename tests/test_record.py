@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import qex_archive as qa
-from qex_archive.storage import sha256_of_file
+from qex_archive.store.files import sha256_of_file
 
 from .conftest import bell_state, random_density_matrix, snapshot
 
@@ -68,7 +68,7 @@ def test_moving_the_archive_directory_keeps_it_working(tmp_path: Path) -> None:
         back = arch.get(run.run_id)
         assert back.rho_path.parent.parent == moved
         np.testing.assert_array_equal(back.rho, bell_state())
-        from qex_archive.integrity import check_archive
+        from qex_archive.store.integrity import check_archive
 
         assert check_archive(arch) == []
 
@@ -194,7 +194,7 @@ def test_a_failed_batch_leaves_nothing(archive: qa.Archive) -> None:
 def test_a_record_that_fails_inside_a_batch_leaves_the_batch_as_it_was(
     archive: qa.Archive, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from qex_archive.integrity import check_archive
+    from qex_archive.store.integrity import check_archive
 
     with archive.batch():
         first = archive.record("e", params={"i": 0}, backend="b", state=bell_state())
@@ -250,7 +250,7 @@ def test_deleting_inside_a_batch_removes_files_only_when_it_commits(archive: qa.
         assert runs[0].rho_path.exists()  # not yet: the batch has not committed
     assert not runs[0].rho_path.exists() and not runs[1].rho_path.exists()
     assert [r.run_id for r in archive.runs()] == [runs[2].run_id]
-    from qex_archive.integrity import check_archive
+    from qex_archive.store.integrity import check_archive
 
     assert check_archive(archive) == []
 
@@ -278,7 +278,7 @@ def test_location_comes_from_argument_then_env_then_default(
 
 
 def test_validation_sums_blocks_of_rows_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
-    from qex_archive import physics
+    from qex_archive.physics import validation as physics
 
     rng = np.random.default_rng(5)
     rho = rng.normal(size=(37, 37)) + 1j * rng.normal(size=(37, 37))
@@ -294,7 +294,7 @@ def test_validation_sums_blocks_of_rows_exactly(monkeypatch: pytest.MonkeyPatch)
 def test_large_states_skip_the_spectrum_and_say_so(
     archive: qa.Archive, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from qex_archive import physics
+    from qex_archive.physics import validation as physics
 
     monkeypatch.setattr(physics, "SPECTRUM_MAX_DIM", 4)
     run = archive.record("big", backend="b", state=np.eye(8) / 8)
@@ -308,6 +308,6 @@ def test_large_states_skip_the_spectrum_and_say_so(
     full = archive.record("big", backend="b", state=np.eye(8) / 8)
     assert full.validation["spectrum"] == "full"
     assert full.validation["von_neumann_entropy_bits"] == pytest.approx(3.0)
-    from qex_archive.formatting import run_details
+    from qex_archive.views.text import run_details
 
     assert "entropy ? bits" in run_details(run)  # shown as unknown, not as a crash

@@ -158,7 +158,7 @@ def test_without_the_extra_a_url_is_a_one_line_error(
 
 
 def test_push_pull_and_status_between_two_archives(s3: dict[str, str], tmp_path: Path) -> None:
-    from qex_archive.remotes import add_remote, pull, push, status
+    from qex_archive.remote.sync import add_remote, pull, push, status
 
     url = "s3://lab/remote-a"
     with qa.open_archive(tmp_path / "alice") as alice, qa.open_archive(tmp_path / "bob") as bob:
@@ -196,7 +196,7 @@ def test_two_pushers_at_once_both_land(s3: dict[str, str], tmp_path: Path) -> No
 
     script = (
         "import sys, numpy as np, qex_archive as qa\n"
-        "from qex_archive.remotes import add_remote, push\n"
+        "from qex_archive.remote.sync import add_remote, push\n"
         "with qa.open_archive(sys.argv[1]) as a:\n"
         "    add_remote(a, 'lab', 's3://lab/shared-c', {'endpoint_url': sys.argv[2]})\n"
         "    for i in range(5):\n"
@@ -213,7 +213,7 @@ def test_two_pushers_at_once_both_land(s3: dict[str, str], tmp_path: Path) -> No
     ]
     assert [child.communicate(timeout=120)[0].strip() for child in children] == ["5", "5"]
     with qa.open_archive(tmp_path / "three") as three:
-        from qex_archive.remotes import add_remote, pull
+        from qex_archive.remote.sync import add_remote, pull
 
         add_remote(three, "lab", "s3://lab/shared-c", dict(s3))
         assert sum(len(r.imported) for r in pull(three, "lab")) == 10
@@ -262,7 +262,7 @@ def test_pull_reads_thousands_of_indexes_and_fetches_only_what_it_needs(
 ) -> None:
     import json as json_module
 
-    from qex_archive.remotes import add_remote, pull, push
+    from qex_archive.remote.sync import add_remote, pull, push
 
     url = "s3://lab/many"
     s3_client = client(s3)
@@ -369,7 +369,7 @@ def test_inspect_reads_ranges_not_the_payload(
 
 
 def test_uploads_and_downloads_report_their_progress(s3: dict[str, str], tmp_path: Path) -> None:
-    from qex_archive.remote import TRANSFER_PART, reporting
+    from qex_archive.remote.transfer import TRANSFER_PART, reporting
 
     events: list[tuple[str, int, int]] = []
     with qa.open_archive(tmp_path / "a") as arch:

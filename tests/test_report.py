@@ -12,7 +12,7 @@ from click.testing import CliRunner
 import qex_archive as qa
 from qex_archive.cli import cli
 from qex_archive.demo import fill_demo_archive
-from qex_archive.report import report_page, write_reports
+from qex_archive.views.report import report_page, write_reports
 
 from .conftest import bell_state
 

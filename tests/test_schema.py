@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import qex_archive as qa
-from qex_archive.migrations import LATEST_VERSION, MIGRATIONS
+from qex_archive.store.migrations import LATEST_VERSION, MIGRATIONS
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = REPO / "docs" / "sqlite-schema.md"

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 import qex_archive as qa
-from qex_archive import storage
 from qex_archive.bundle import import_bundle, pack_bundle
-from qex_archive.storage import StagingDirectory
+from qex_archive.store import files as storage
+from qex_archive.store.files import StagingDirectory
 
 from .conftest import bell_state, snapshot
 

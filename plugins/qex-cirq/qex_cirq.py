@@ -22,9 +22,9 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from qex_archive.attachments import Attachment
+    from qex_archive.recording.attachments import Attachment
+    from qex_archive.recording.states import ArchivedState
     from qex_archive.run import Run
-    from qex_archive.states import ArchivedState
 
 __version__ = "0.1.0"
 
@@ -43,7 +43,7 @@ def _is_cirq(obj: object) -> bool:
 
 @hookimpl
 def qex_convert_state(obj: object) -> ArchivedState | None:
-    from qex_archive.states import ArchivedState
+    from qex_archive.recording.states import ArchivedState
 
     if not _is_cirq(obj):
         return None
@@ -107,7 +107,7 @@ def qex_serialize_attachment(obj: object, name: str) -> list[Attachment] | None:
 
     import cirq
 
-    from qex_archive.attachments import Attachment
+    from qex_archive.recording.attachments import Attachment
 
     if isinstance(obj, cirq.Result):
         histograms = {

@@ -60,7 +60,7 @@ def render_heatmap(run: Run, rho: npt.NDArray[np.complex128]) -> bytes:
 
 @hookimpl
 def qex_register_renderers(register: Any) -> None:
-    from qex_archive.rendering import Renderer
+    from qex_archive.views.rendering import Renderer
 
     register(
         Renderer(

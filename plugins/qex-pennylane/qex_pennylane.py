@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 from qex_archive import hookimpl
 
 if TYPE_CHECKING:
-    from qex_archive.attachments import Attachment
+    from qex_archive.recording.attachments import Attachment
+    from qex_archive.recording.states import ArchivedState
     from qex_archive.run import Run
-    from qex_archive.states import ArchivedState
 
 __version__ = "0.1.0"
 
@@ -47,7 +47,7 @@ def with_wires(state: Any, wires_or_device: Any) -> WiredState:
 def qex_convert_state(obj: object) -> ArchivedState | None:
     import numpy as np
 
-    from qex_archive.states import ArchivedState
+    from qex_archive.recording.states import ArchivedState
 
     if isinstance(obj, WiredState):
         return ArchivedState(
@@ -100,7 +100,7 @@ def qex_serialize_attachment(obj: object, name: str) -> list[Attachment] | None:
 
     import pennylane as qml
 
-    from qex_archive.attachments import Attachment
+    from qex_archive.recording.attachments import Attachment
 
     if not isinstance(obj, qml.tape.QuantumScript):
         return None

@@ -24,9 +24,9 @@ from qex_archive import hookimpl
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-    from qex_archive.attachments import Attachment
+    from qex_archive.recording.attachments import Attachment
+    from qex_archive.recording.states import ArchivedState
     from qex_archive.run import Run
-    from qex_archive.states import ArchivedState
 
 __version__ = "0.1.0"
 SOURCE_ORDERING = "qiskit_little_endian"
@@ -53,7 +53,7 @@ def reverse_subsystems(data: npt.NDArray[Any], dims: Sequence[int]) -> npt.NDArr
 
 @hookimpl
 def qex_convert_state(obj: object) -> ArchivedState | None:
-    from qex_archive.states import ArchivedState
+    from qex_archive.recording.states import ArchivedState
 
     if not _qiskit_loaded():
         return None
@@ -179,7 +179,7 @@ def qex_serialize_attachment(obj: object, name: str) -> list[Attachment] | None:
 
     from qiskit import QuantumCircuit, qasm3, qpy
 
-    from qex_archive.attachments import Attachment
+    from qex_archive.recording.attachments import Attachment
 
     if isinstance(obj, QuantumCircuit):
         buffer = io.BytesIO()

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 from qex_archive import hookimpl
 
 if TYPE_CHECKING:
-    from qex_archive.attachments import Attachment
+    from qex_archive.recording.attachments import Attachment
+    from qex_archive.recording.states import ArchivedState
     from qex_archive.run import Run
-    from qex_archive.states import ArchivedState
 
 __version__ = "0.1.0"
 
@@ -28,7 +28,7 @@ def _is_qutip(obj: object) -> bool:
 
 @hookimpl
 def qex_convert_state(obj: object) -> ArchivedState | None:
-    from qex_archive.states import ArchivedState
+    from qex_archive.recording.states import ArchivedState
 
     if not _is_qutip(obj):
         return None
@@ -95,7 +95,7 @@ def qex_serialize_attachment(obj: object, name: str) -> list[Attachment] | None:
     import numpy as np
     import qutip
 
-    from qex_archive.attachments import Attachment
+    from qex_archive.recording.attachments import Attachment
 
     if not isinstance(obj, qutip.Qobj):
         return None

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..annotations import check_note, check_tag_key, check_tag_value
-from ..archive_files import ARTIFACTS_DIR, RESULTS_DIR
 from ..errors import QexError
 from ..jsonvalues import dumps
-from ..names import check_name
+from ..recording.names import check_name
+from ..recording.states import state_summary_problem
 from ..run import RunRow
-from ..states import state_summary_problem
-from ..tables import ArtifactRow, FileRow
+from ..store.paths import ARTIFACTS_DIR, RESULTS_DIR
+from ..store.tables import ArtifactRow, FileRow
 from ..timeutil import timestamp_problem
 from .bag import Manifest
 from .container import Container

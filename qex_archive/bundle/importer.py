@@ -20,15 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import tables
 from ..archive import Archive
-from ..archive_files import DB_NAME, DataPaths, data_path
-from ..database import write_transaction
 from ..errors import ArchiveError, InvalidInput
-from ..integrity import STAGING_DIR
 from ..jsonvalues import stored_json
 from ..opening import open_archive, resolve_data_dir
-from ..storage import StagingDirectory, fsync_path, storage_faults
+from ..store import tables
+from ..store.connection import write_transaction
+from ..store.files import StagingDirectory, fsync_path, storage_faults
+from ..store.integrity import STAGING_DIR
+from ..store.paths import DB_NAME, DataPaths, data_path
 from .description import ImportRows, rows_of, source_name_of
 from .format import CONFLICT, BundleError, Limits
 from .reader import BundleContents, SinkError, read_bundle
@@ -78,7 +78,7 @@ def import_bundle(
     storage_options: dict[str, Any] | None = None,
 ) -> ImportReport:
     """Merge the runs of a bundle into ``archive``, keeping their run IDs; ``path`` may be a
-    URL (see :mod:`qex_archive.remote`).
+    URL (see :mod:`qex_archive.remote.transfer`).
 
     Everything is verified before the archive is touched. Runs already present with the same
     content are left alone (importing a bundle twice changes nothing); a run ID present with
@@ -93,7 +93,7 @@ def import_bundle(
         raise InvalidInput(
             f"on_conflict must be one of {', '.join(CONFLICT_POLICIES)}, not {on_conflict!r}"
         )
-    from ..remote import fetched
+    from ..remote.transfer import fetched
 
     with fetched(path, storage_options) as local:
         report = _import_local(archive, local, on_conflict, dry_run, limits, progress)

@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import QexError
-from ..npyfile import (
+from ..store.files import failure_reason
+from ..store.npyfile import (
     MAX_HEADER_BYTES,
     NpyFormatError,
     check_data_size,
     check_density_matrix_header,
     read_header,
 )
-from ..storage import failure_reason
 from .bag import Bag, Manifest, read_bag
 from .container import Container, Members, open_container
 from .description import Description, Summary, description_runs, read_descriptions
@@ -97,7 +97,7 @@ class BundleContents:
         """The run records, read again one by one from the file that was verified
         (``progress`` told of the bytes of the bundle file as they are read); a
         :class:`BundleError` (at the end) if the file changed since."""
-        from ..remote import is_url, ranged
+        from ..remote.transfer import is_url, ranged
 
         if is_url(self.path):  # the description's bytes only, by range requests
             source = ranged(self.path, self.storage_options)
@@ -131,9 +131,9 @@ def read_bundle(
     structure, tag files and descriptions but does not read the data files (``inspect``). With
     ``all_problems=True`` every data file is checked even after one failed, and the error
     raised lists them all in ``problems``. ``path`` may be a URL (``s3://...``, ``https://...``;
-    see :mod:`qex_archive.remote`), with fsspec's ``storage_options``.
+    see :mod:`qex_archive.remote.transfer`), with fsspec's ``storage_options``.
     """
-    from ..remote import fetched, is_url, local_path, ranged
+    from ..remote.transfer import fetched, is_url, local_path, ranged
 
     if is_url(path) and not verify_payload and sink is None:
         # the structure and descriptions only (inspect): range reads, no payload transferred

@@ -15,15 +15,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .. import tables
 from ..archive import Archive
-from ..archive_files import DataPaths, ForeignFile, open_checked_path
 from ..errors import ArchiveError, InvalidInput, StorageError
-from ..names import check_name
-from ..npyfile import NpyFormatError, check_density_matrix_header, read_header
 from ..query import RunFilter
+from ..recording.names import check_name
 from ..run import Run
-from ..storage import failure_reason, sha256_of_stream
+from ..store import tables
+from ..store.files import failure_reason, sha256_of_stream
+from ..store.npyfile import NpyFormatError, check_density_matrix_header, read_header
+from ..store.paths import DataPaths, ForeignFile, open_checked_path
 from .description import run_problem
 from .format import (
     CHUNK,

@@ -20,18 +20,18 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ..archive import Archive
-from ..archive_files import ForeignFile, open_checked_path, read_data_file
 from ..errors import ArchiveError, InvalidInput
 from ..jsonvalues import is_text
-from ..npyfile import (
+from ..query import RunFilter
+from ..store.files import atomic_output
+from ..store.npyfile import (
     MAX_HEADER_BYTES,
     NpyFormatError,
     check_data_size,
     check_density_matrix_header,
     read_header,
 )
-from ..query import RunFilter
-from ..storage import atomic_output
+from ..store.paths import ForeignFile, open_checked_path, read_data_file
 from .documents import (
     bytes_payload,
     creation_time,
@@ -86,7 +86,7 @@ def pack_bundle(
     Packing the same runs again gives the same bytes; ``SOURCE_DATE_EPOCH`` sets the creation
     time, which otherwise is the newest run's. ``with_report`` adds the experiment report of
     the packed runs as ``data/report.html`` (format 2), its links pointing into the bundle.
-    ``output`` may be a URL (``s3://bucket/x.qexb``; see :mod:`qex_archive.remote`), with
+    ``output`` may be a URL (``s3://bucket/x.qexb``; see :mod:`qex_archive.remote.transfer`), with
     fsspec's ``storage_options``.
     """
     if isinstance(runs, str):
@@ -100,7 +100,7 @@ def pack_bundle(
         selection = criteria
     if note is not None and (not isinstance(note, str) or len(note) > 10_000 or not is_text(note)):
         raise InvalidInput("the note must be UTF-8 text of at most 10,000 characters")
-    from ..remote import is_url, local_path, published
+    from ..remote.transfer import is_url, local_path, published
 
     if not is_url(output):
         output = local_path(output)
@@ -169,7 +169,7 @@ def _pack(
 def _report(archive: Archive, run_ids: Sequence[str], gathered: Gathered) -> Payload:
     """The report page of the packed runs, linking to the Bloch pages packed with them (the
     one part of packing that holds every run in memory: the page shows them all)."""
-    from ..report import report_page
+    from ..views.report import report_page
 
     runs = [run for batch in runs_in_batches(archive, run_ids) for run in batch]
     pages = gathered.bloch_pages or {}

@@ -25,7 +25,7 @@ import click
 
 from .. import __version__
 from ..errors import QexError
-from ..terminal import visible
+from ..views.terminal import visible
 
 if TYPE_CHECKING:
     from ..archive import Archive
@@ -188,13 +188,14 @@ def cli(ctx: click.Context, data_dir: Path | None, quiet: bool) -> None:
     """
     ctx.obj = data_dir
     if not quiet and sys.stderr.isatty():
-        from ..remote import reporting
+        from ..remote.transfer import reporting
 
         ctx.with_resource(reporting(_TransferBars().report))
 
 
 class _TransferBars:
-    """Draws one bar on stderr per upload or download, as :mod:`qex_archive.remote` reports it."""
+    """Draws one bar on stderr per upload or download, as :mod:`qex_archive.remote.transfer`
+    reports it."""
 
     def __init__(self) -> None:
         self._bar: Any = None

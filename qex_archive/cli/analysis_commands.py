@@ -130,7 +130,7 @@ def report(
 
         qex-archive report -e rabi_sweep --x theta_rad --open
     """
-    from ..report import write_reports
+    from ..views.report import write_reports
 
     archive = open_from(ctx)
     runs = archive.select(selection)

@@ -26,9 +26,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from ..archive import Archive
-    from ..integrity import Finding
     from ..query import RunFilter
     from ..run import Run
+    from ..store.integrity import Finding
 
 
 @cli.command()
@@ -92,7 +92,7 @@ def record(
         qex-archive record rho.npy -e ghz_fidelity -b aer_simulator -p shots=1024 -p theta=0.3
     """
     from ..jsonvalues import parse_loose, parse_strict
-    from ..npyfile import load_user_npy
+    from ..store.npyfile import load_user_npy
 
     param_values: dict[str, Any] = {}
     for text in params:
@@ -192,8 +192,8 @@ def runs_command(
         return
     import shutil
 
-    from ..formatting import runs_table
-    from ..tables import tags_by_run
+    from ..store.tables import tags_by_run
+    from ..views.text import runs_table
 
     selected = [run for batch in batches for run in batch]
     if not selected and not offset:
@@ -249,7 +249,7 @@ def show(ctx: click.Context, run_ref: str, as_json: bool) -> None:
     if as_json:
         emit_json(run.to_dict())
     else:
-        from ..formatting import run_details
+        from ..views.text import run_details
 
         say(run_details(run))
 
@@ -267,7 +267,7 @@ def rm(ctx: click.Context, run_refs: tuple[str, ...], yes: bool) -> None:
 
         qex-archive rm 3f2a 91bc --yes
     """
-    from ..formatting import run_line
+    from ..views.text import run_line
 
     archive = open_from(ctx)
     targets: dict[str, Run] = {}
@@ -298,7 +298,7 @@ def check(ctx: click.Context, no_checksums: bool, strict: bool, as_json: bool) -
 
         qex-archive check && echo archive intact
     """
-    from ..integrity import check_archive
+    from ..store.integrity import check_archive
 
     archive = open_from(ctx)
     findings = check_archive(archive, verify_checksums=not no_checksums)
@@ -337,7 +337,7 @@ def gc(ctx: click.Context, dry_run: bool) -> None:
 
         qex-archive gc --dry-run
     """
-    from ..integrity import collect_garbage
+    from ..store.integrity import collect_garbage
 
     removed = collect_garbage(open_from(ctx), dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"

@@ -62,7 +62,7 @@ def limit_options(command: F) -> F:
 
 
 def _local_size(bundle: str) -> int:
-    from ..remote import is_url
+    from ..remote.transfer import is_url
 
     path = Path(bundle)
     return path.stat().st_size if not is_url(bundle) and path.is_file() else 0
@@ -70,7 +70,7 @@ def _local_size(bundle: str) -> int:
 
 def storage_of(options: dict[str, Any]) -> dict[str, Any]:
     """The ``--storage-option`` values, taken out of the command's options."""
-    from ..remote import parse_storage_options
+    from ..remote.transfer import parse_storage_options
 
     return parse_storage_options(options.pop("storage_options", ()))
 
@@ -152,7 +152,7 @@ def pack(
     """
     from ..bundle import pack_bundle
     from ..bundle.records import known_payload_size, select_run_ids
-    from ..remote import parse_storage_options
+    from ..remote.transfer import parse_storage_options
 
     archive = open_from(ctx)
     total = 0
@@ -331,10 +331,10 @@ def import_command(
 
         qex-archive import from-ada.qexb --dry-run
     """
-    from ..archive_files import DB_NAME
     from ..bundle import import_bundle
     from ..bundle.importer import removed_unless_kept
     from ..opening import open_archive, resolve_data_dir
+    from ..store.paths import DB_NAME
 
     storage = storage_of(limits)
     data_dir = resolve_data_dir(ctx.find_root().obj)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import click
 
-from ..archive_files import DB_NAME
+from ..store.paths import DB_NAME
 
 LIMIT = 50
 
@@ -36,7 +36,7 @@ def _names(
 
 
 def _run_ids(conn: sqlite3.Connection, prefix: str) -> list[str]:
-    from ..tables import run_ids_with_prefix
+    from ..store.tables import run_ids_with_prefix
 
     ids = run_ids_with_prefix(conn, prefix.lower(), LIMIT)
     # the shortest unique prefixes would hide the rest; offer 8 characters, as 'runs' shows
@@ -45,7 +45,7 @@ def _run_ids(conn: sqlite3.Connection, prefix: str) -> list[str]:
 
 def _column(column: str) -> Callable[[sqlite3.Connection, str], list[str]]:
     def lookup(conn: sqlite3.Connection, prefix: str) -> list[str]:
-        from ..tables import names_with_prefix
+        from ..store.tables import names_with_prefix
 
         return names_with_prefix(conn, column, prefix, LIMIT)
 

@@ -107,7 +107,7 @@ def open_command(
 
         qex-archive open 3f2a          # the Bloch page; 'qex-archive open 3f2a heatmap' for another
     """
-    from ..archive_files import stat_data_file
+    from ..store.paths import stat_data_file
 
     archive = open_from(ctx)
     run = archive.get(run_ref)

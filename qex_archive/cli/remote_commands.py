@@ -40,8 +40,8 @@ def remote_add(ctx: click.Context, name: str, url: str, storage_options: tuple[s
 
         qex-archive remote add lab s3://lab-bucket/qex --storage-option endpoint_url=https://minio:9000
     """
-    from ..remote import parse_storage_options
-    from ..remotes import add_remote
+    from ..remote.sync import add_remote
+    from ..remote.transfer import parse_storage_options
 
     add_remote(open_from(ctx), name, url, parse_storage_options(storage_options))
     say(f"added remote {name}: {url}")
@@ -57,7 +57,7 @@ def remote_list(ctx: click.Context, as_json: bool) -> None:
 
         qex-archive remote list
     """
-    from ..remotes import remotes
+    from ..remote.sync import remotes
 
     found = remotes(open_from(ctx))
     if as_json:
@@ -79,7 +79,7 @@ def remote_rm(ctx: click.Context, name: str) -> None:
 
         qex-archive remote rm lab
     """
-    from ..remotes import remove_remote
+    from ..remote.sync import remove_remote
 
     remove_remote(open_from(ctx), name)
     say(f"removed remote {name}")
@@ -96,7 +96,7 @@ def remote_status(ctx: click.Context, name: str, as_json: bool) -> None:
 
         qex-archive remote status lab
     """
-    from ..remotes import status
+    from ..remote.sync import status
 
     result = status(open_from(ctx), name)
     if as_json:
@@ -118,7 +118,7 @@ def push(ctx: click.Context, name: str, selection: RunFilter, as_json: bool) -> 
 
         qex-archive push lab -e ghz_depolarizing
     """
-    from ..remotes import push as push_runs
+    from ..remote.sync import push as push_runs
 
     pushed = push_runs(open_from(ctx), name, selection)
     if as_json:
@@ -147,7 +147,7 @@ def pull(
 
         qex-archive pull lab -e ghz_depolarizing
     """
-    from ..remotes import pull as pull_runs
+    from ..remote.sync import pull as pull_runs
 
     reports = pull_runs(open_from(ctx, create=True), name, selection, on_conflict)
     if as_json:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import io
 import json
 
-from ..attachments import Attachment
 from ..hookspecs import hookimpl
 from ..jsonvalues import json_safe
+from ..recording.attachments import Attachment
 
 
 @hookimpl(trylast=True)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..hookspecs import hookimpl
-from ..rendering import Renderer
+from ..views.rendering import Renderer
 
 if TYPE_CHECKING:
     import numpy as np
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def render_bloch(run: Run, rho: npt.NDArray[np.complex128]) -> bytes:
-    from ..bloch import bloch_page
+    from ..views.bloch import bloch_page
 
     return bloch_page(run, rho)
 

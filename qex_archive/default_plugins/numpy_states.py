@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..hookspecs import hookimpl
-from ..states import ArchivedState
+from ..recording.states import ArchivedState
 
 
 @hookimpl(trylast=True)

@@ -15,6 +15,6 @@ if TYPE_CHECKING:
 
 @hookimpl
 def qex_validate_run(run: Run, rho: npt.NDArray[np.complex128]) -> dict[str, Any]:
-    from ..physics import tolerances_for, validation_summary
+    from ..physics.validation import tolerances_for, validation_summary
 
     return validation_summary(rho, tolerances_for(run.state_info.get("source_dtype")))

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ArchiveError, InvalidInput
-from .jsonvalues import dumps
-from .pages import esc, page
-from .run import Run
-from .timeutil import iso_local
+from ..errors import ArchiveError, InvalidInput
+from ..jsonvalues import dumps
+from ..run import Run
+from ..timeutil import iso_local
+from .html import esc, page
 
 TABLE_MAX = 1000
 LABELLED_POINTS = 2000
@@ -61,7 +61,7 @@ def report_page(
     """The report of ``runs`` as HTML bytes; links to Bloch pages are made relative to
     ``page_dir`` (where the page will be written), or by ``link`` (a run's href, or None),
     and left out without either."""
-    from .measures import NonPhysicalWarning, fidelity
+    from ..physics.measures import NonPhysicalWarning, fidelity
 
     runs = list(runs)
     if not runs:
@@ -141,7 +141,7 @@ def write_reports(
 ) -> list[Path]:
     """Write the report of ``runs`` to the file ``output`` (``one_page``), or one report per
     experiment into the directory ``output``; each page appears whole or not at all."""
-    from .storage import atomic_write, storage_faults
+    from ..store.files import atomic_write, storage_faults
 
     if one_page:
         pages = {output: list(runs)}
@@ -334,7 +334,7 @@ def _table(
     fidelities: dict[str, float | None],
     link: Callable[[Run], str | None],
 ) -> str:
-    from .formatting import format_tags
+    from .text import format_tags
 
     order = sorted(range(len(runs)), key=lambda i: (runs[i].timestamp, runs[i].run_id))
     head = ["run", "time", *varying, "purity", "entropy", "physical", "fidelity", "tags", "page"]
@@ -373,7 +373,7 @@ def _verdict(value: object) -> str:
 def _archive_link(page_dir: Path | None) -> Callable[[Run], str | None]:
     """Links from a page in ``page_dir`` to each run's Bloch page in its archive, for pages
     that exist there as files of the archive's own."""
-    from .archive_files import ForeignFile, stat_data_file
+    from ..store.paths import ForeignFile, stat_data_file
 
     def link(run: Run) -> str | None:
         artifact = next((a for a in run.artifacts if a.name == "bloch"), None)

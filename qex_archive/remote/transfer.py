@@ -20,7 +20,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidInput, QexError
+from ..errors import InvalidInput, QexError
 
 RANGE_BLOCK = 64 << 10  # small: a member's header should not bring its data along
 TRANSFER_PART = 16 << 20  # bytes per request, and in memory at a time, both ways
@@ -67,7 +67,7 @@ def local_path(target: str | os.PathLike[str]) -> Path:
 
 def parse_storage_options(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
     """``key=value`` pairs (values JSON when they parse as JSON), for fsspec."""
-    from .jsonvalues import parse_loose
+    from ..jsonvalues import parse_loose
 
     options: dict[str, Any] = {}
     for item in items:

@@ -6,11 +6,11 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
-from .errors import ArchiveError
-from .jsonvalues import dumps
-from .run import Run
+from ..errors import ArchiveError
+from ..jsonvalues import dumps
+from ..run import Run
+from ..timeutil import iso_local, short_time
 from .terminal import visible
-from .timeutil import iso_local, short_time
 
 MIN_PARAMS_WIDTH = 20
 DAMAGED = "(damaged: not a JSON object; see 'qex-archive check')"

@@ -14,8 +14,8 @@ import sqlite3
 import time
 from collections.abc import Callable
 
-from .database import write_transaction
-from .errors import SchemaTooNew
+from ..errors import SchemaTooNew
+from .connection import write_transaction
 
 Migration = Callable[[sqlite3.Connection], None]
 
@@ -179,7 +179,7 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
 
 def _refuse_newer(version: int) -> None:
     if version > LATEST_VERSION:
-        from . import __version__
+        from .. import __version__
 
         raise SchemaTooNew(
             f"this archive has schema version {version}, but qex-archive {__version__} "

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from .run import Run
+    from ..run import Run
 
 RenderFunction = Callable[["Run", "npt.NDArray[np.complex128]"], bytes]
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")

@@ -156,7 +156,7 @@ def load_user_npy(path: Any) -> Any:
     claiming 149 GiB is refused before anything is allocated."""
     import numpy as np
 
-    from .errors import InvalidInput
+    from ..errors import InvalidInput
 
     try:
         with open(path, "rb") as stream:

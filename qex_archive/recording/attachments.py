@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import ArchiveError, InvalidInput
+from ..errors import ArchiveError, InvalidInput
 
 if TYPE_CHECKING:
-    from .plugin_calls import PluginCalls
-    from .run import Run
+    from ..plugin_calls import PluginCalls
+    from ..run import Run
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 EXTENSION = re.compile(r"^[a-z0-9]{1,10}$")
@@ -53,7 +53,7 @@ class StoredAttachment:
     run: Run
 
     def read(self) -> bytes:
-        from .archive_files import open_data_file
+        from ..store.paths import open_data_file
 
         try:
             with open_data_file(self.run._archive.root, self.relative_path) as stream:

@@ -20,7 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from .errors import StorageError
+from ..errors import StorageError
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
@@ -387,7 +387,7 @@ def failure_reason(exc: BaseException) -> str:
     if "readonly" in text or "read-only" in text:
         return "the database is read-only"
     if "locked" in text or "busy" in text:
-        from .database import BUSY_TIMEOUT_SECONDS
+        from .connection import BUSY_TIMEOUT_SECONDS
 
         return f"the database stayed locked by another process for {BUSY_TIMEOUT_SECONDS:.0f} s"
     if "i/o" in text:

@@ -1,7 +1,7 @@
 """Remotes: a prefix in object storage (or any fsspec URL) that several archives push bundles
 to and pull bundles from. No server of qex's own, and no shared object is ever rewritten:
 
-    {url}/bundles/{bundle_id}.qexb   a bundle, written once (see qex_archive.remote)
+    {url}/bundles/{bundle_id}.qexb   a bundle, written once (see qex_archive.remote.transfer)
     {url}/index/{bundle_id}.json     what it holds: its runs' IDs, experiments and checksums,
                                      written after the bundle, so an index never points at
                                      a bundle that is not whole
@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import tables
-from .errors import InvalidInput, QexError
-from .query import RunFilter
-from .remote import TRANSFER_PART, _copy, _filesystem, is_url
+from ..errors import InvalidInput, QexError
+from ..query import RunFilter
+from ..store import tables
+from .transfer import TRANSFER_PART, _copy, _filesystem, is_url
 
 if TYPE_CHECKING:
-    from .archive import Archive
+    from ..archive import Archive
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 SECRET_WORDS = ("secret", "token", "password", "key")
@@ -111,7 +111,7 @@ def remote_index(url: str, options: dict[str, Any]) -> dict[str, dict[str, Any]]
 def push(archive: Archive, name: str, selection: RunFilter | None = None) -> dict[str, Any] | None:
     """Pack the selected runs the remote does not hold yet into one new bundle and upload it
     with its index; None when there is nothing to push."""
-    from .bundle import pack_bundle
+    from ..bundle import pack_bundle
 
     url, options = _resolve(archive, name)
     there = {
@@ -124,7 +124,7 @@ def push(archive: Archive, name: str, selection: RunFilter | None = None) -> dic
     with tempfile.TemporaryDirectory(prefix="qex-push-") as directory:
         local = Path(directory) / "push.qexb"
         report = pack_bundle(archive, local, runs=new)
-        from .bundle import read_bundle
+        from ..bundle import read_bundle
 
         contents = read_bundle(local, verify_payload=False)
         bundle_url = f"{url}/bundles/{report.bundle_id}.qexb"
@@ -166,7 +166,7 @@ def pull(
 ) -> list[Any]:
     """Import every remote bundle that brings runs this archive lacks (matching ``selection``
     on experiment, backend and time, as the index objects describe them)."""
-    from .bundle import import_bundle
+    from ..bundle import import_bundle
 
     url, options = _resolve(archive, name)
     wanted = selection or RunFilter()

@@ -14,18 +14,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
-from .archive_files import ARTIFACTS_DIR, RESULTS_DIR
-from .errors import InvalidInput, InvalidState
-from .jsonvalues import dumps, json_object, to_json_data
+from .. import __version__
+from ..errors import InvalidInput, InvalidState
+from ..jsonvalues import dumps, json_object, to_json_data
+from ..run import Run, RunRow
+from ..store.paths import ARTIFACTS_DIR, RESULTS_DIR
+from ..timeutil import run_timestamp
 from .names import check_name
-from .run import Run, RunRow
-from .timeutil import run_timestamp
 
 if TYPE_CHECKING:
-    from .archive import Archive
-    from .plugin_calls import PluginProblem
-    from .rendering import Renderer
+    from ..archive import Archive
+    from ..plugin_calls import PluginProblem
+    from ..views.rendering import Renderer
 
 RESERVED_METADATA_KEYS = ("state", "validation", "backend", "qex", "context")
 
@@ -96,7 +96,7 @@ def prepare_run(
             )
     when = time.time() if timestamp is None else run_timestamp(timestamp)
 
-    from .npyfile import header_bytes
+    from ..store.npyfile import header_bytes
     from .states import coerce_state
 
     hooks = archive._hooks

@@ -9,14 +9,14 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
-from .errors import ArchiveError
-from .jsonvalues import dumps
-from .timeutil import iso_local
+from ..errors import ArchiveError
+from ..jsonvalues import dumps
+from ..timeutil import iso_local
 
 if TYPE_CHECKING:
-    from .archive import Archive
-    from .run import Run
-    from .selection import Selection
+    from ..archive import Archive
+    from ..run import Run
+    from ..selection import Selection
 
 SELECTION_ROWS = 20
 STYLE = (
@@ -111,7 +111,7 @@ def selection_html(selection: Selection) -> str:
 
 def archive_html(archive: Archive) -> str:
     """Experiments, their run counts and time spans."""
-    from .tables import experiment_summary
+    from ..store.tables import experiment_summary
 
     rows = experiment_summary(archive.conn)
     body = "".join(

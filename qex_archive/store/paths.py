@@ -22,8 +22,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ArchiveError
-from .storage import is_temp_name
+from ..errors import ArchiveError
+from .files import is_temp_name
 
 DB_NAME = "qex.db"
 RESULTS_DIR = "results"

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidState
+from ..errors import InvalidState
 
 if TYPE_CHECKING:
     import numpy as np

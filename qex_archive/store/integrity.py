@@ -1,7 +1,7 @@
 """``check`` and ``gc``: is every row backed by an intact file of the archive's own, and is
 every file wanted.
 
-Both follow the rule of :mod:`qex_archive.archive_files`: they list ``results/`` and
+Both follow the rule of :mod:`qex_archive.store.paths`: they list ``results/`` and
 ``artifacts/`` without following links and never descend through a linked directory, and
 ``gc`` removes only regular files that no row refers to.
 """
@@ -18,9 +18,16 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..archive import Archive
+from ..jsonvalues import stored_json
+from ..recording.states import state_summary_problem
+from ..timeutil import timestamp_problem
 from . import tables
-from .archive import Archive
-from .archive_files import (
+from .connection import connect, read_transaction, write_transaction
+from .files import is_temp_name, sha256_of_stream, temp_name_owner
+from .npyfile import NpyFormatError, check_data_size, check_density_matrix_header
+from .npyfile import read_header as read_npy_header
+from .paths import (
     DataPaths,
     ForeignFile,
     Listing,
@@ -28,13 +35,6 @@ from .archive_files import (
     open_checked_path,
     remove_data_file,
 )
-from .database import connect, read_transaction, write_transaction
-from .jsonvalues import stored_json
-from .npyfile import NpyFormatError, check_data_size, check_density_matrix_header
-from .npyfile import read_header as read_npy_header
-from .states import state_summary_problem
-from .storage import is_temp_name, sha256_of_stream, temp_name_owner
-from .timeutil import timestamp_problem
 
 STAGING_DIR = ".staging"
 

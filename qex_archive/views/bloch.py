@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .measures import bloch_vector, reduced_state
-from .measures import purity as state_purity
-from .pages import esc, page
-from .run import Run
-from .timeutil import iso_local
+from ..physics.measures import bloch_vector, reduced_state
+from ..physics.measures import purity as state_purity
+from ..run import Run
+from ..timeutil import iso_local
+from .html import esc, page
 
 ComplexMatrix = npt.NDArray[np.complex128]
 MAX_SPHERES = 10
@@ -215,8 +215,8 @@ def bloch_page(run: Run, rho: ComplexMatrix) -> bytes:
 
 
 def _params_and_tags(run: Run) -> tuple[str, str]:
-    from .errors import ArchiveError
-    from .formatting import format_params, format_tags
+    from ..errors import ArchiveError
+    from .text import format_params, format_tags
 
     try:
         params = format_params(run.params) or "(none)"

@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from .run import RUN_COLUMNS, RunRow
+from ..run import RUN_COLUMNS, RunRow
 
 SELECT_RUNS = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
 _CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit

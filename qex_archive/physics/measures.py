@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from .errors import InvalidInput, InvalidState
+from ..errors import InvalidInput, InvalidState
 
 if TYPE_CHECKING:
-    from .plugin_calls import PluginCalls
+    from ..plugin_calls import PluginCalls
 
 ComplexMatrix = npt.NDArray[np.complex128]
 TOLERANCE = 1e-8
@@ -58,8 +58,8 @@ class State:
 def as_state(value: object, dims: Sequence[int] | None = None, name: str = "state") -> State:
     """A run, an array (density matrix or state vector) or a framework object as a
     :class:`State`; ``dims`` for qudits (a run knows its own)."""
-    from .run import Run
-    from .states import coerce_state
+    from ..recording.states import coerce_state
+    from ..run import Run
 
     if isinstance(value, State):
         return value
@@ -77,8 +77,8 @@ def as_state(value: object, dims: Sequence[int] | None = None, name: str = "stat
 
 @cache
 def _plugins() -> PluginCalls:
-    from .plugin_calls import PluginCalls
-    from .plugins import make_plugin_manager
+    from ..plugin_calls import PluginCalls
+    from ..plugins import make_plugin_manager
 
     return PluginCalls(make_plugin_manager())
 
