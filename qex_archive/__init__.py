@@ -22,7 +22,7 @@ _EXPORTS = {
     "Archive": "archive",
     "Run": "run",
     "Artifact": "run",
-    "RunFilter": "query",
+    "RunFilter": "store.query",
     "QexError": "errors",
     "ArchiveError": "errors",
     "ArchiveNotFound": "errors",
@@ -42,7 +42,7 @@ _EXPORTS = {
     "pack_bundle": "bundle",
     "read_bundle": "bundle",
     "import_bundle": "bundle",
-    "unpack_bundle": "bundle",
+    "unpack_bundle": "opening",
     "BundleError": "bundle",
     "fidelity": "physics.measures",
     "trace_distance": "physics.measures",
@@ -60,7 +60,6 @@ if TYPE_CHECKING:
     from .bundle import import_bundle as import_bundle
     from .bundle import pack_bundle as pack_bundle
     from .bundle import read_bundle as read_bundle
-    from .bundle import unpack_bundle as unpack_bundle
     from .errors import AmbiguousRunId as AmbiguousRunId
     from .errors import ArchiveError as ArchiveError
     from .errors import ArchiveNotFound as ArchiveNotFound
@@ -74,6 +73,7 @@ if TYPE_CHECKING:
     from .hookspecs import hookimpl as hookimpl
     from .opening import open_archive as open_archive
     from .opening import resolve_data_dir as resolve_data_dir
+    from .opening import unpack_bundle as unpack_bundle
     from .physics.measures import NonPhysicalWarning as NonPhysicalWarning
     from .physics.measures import bloch_vectors as bloch_vectors
     from .physics.measures import expectation as expectation
@@ -83,10 +83,10 @@ if TYPE_CHECKING:
     from .plugins import PluginError as PluginError
     from .plugins import PluginWarning as PluginWarning
     from .plugins import make_plugin_manager as make_plugin_manager
-    from .query import RunFilter as RunFilter
     from .recording.states import ArchivedState as ArchivedState
     from .run import Artifact as Artifact
     from .run import Run as Run
+    from .store.query import RunFilter as RunFilter
     from .views.rendering import Renderer as Renderer
 
 

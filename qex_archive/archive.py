@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
-    AmbiguousRunId,
-    InvalidInput,
-    QexError,
-    ReadOnlyArchive,
-    RunNotFound,
-)
-from .query import RunFilter
+from .errors import AmbiguousRunId, InvalidInput, QexError, RunNotFound
+from .jsonvalues import is_text
 from .run import Artifact, Run
-from .store import tables
+from .store import selecting, tables
 from .store.files import PendingFiles, storage_faults
-from .store.paths import (
-    ARTIFACTS_DIR,
-    DB_NAME,
-    RESULTS_DIR,
-    data_path,
-    remove_data_file,
-)
+from .store.paths import ARTIFACTS_DIR, DB_NAME, RESULTS_DIR, data_path
+from .store.query import RunFilter
+from .store.writer import Writer
 
 if TYPE_CHECKING:
     import pluggy
@@ -36,13 +24,13 @@ if TYPE_CHECKING:
     from .plugin_calls import PluginCalls
     from .recording.prepare import PreparedFile, PreparedRun
     from .selection import Selection
+    from .store.connection import Connection
 
 RENDERERS_ENV = "QEX_ARCHIVE_RENDERERS"
 # A density matrix this large (9 qubits and up) is flushed on a thread while its run is
 # computed: 10 qubits (16 MiB), 251 against 265 ms a record; below, flushing every file of the
 # run together at the end is as fast or faster (6 qubits: 1.73 against 2.10 ms).
 EARLY_FLUSH_BYTES = 4 * 1024**2
-MAX_SQL_INTEGER = 2**63 - 1
 
 
 class Archive:
@@ -51,23 +39,31 @@ class Archive:
     def __init__(
         self,
         root: Path,
-        conn: sqlite3.Connection,
+        conn: Connection,
         *,
         plugins: pluggy.PluginManager | None = None,
         renderers: Sequence[str] | None = None,
         read_only: str | None = None,
     ) -> None:
         self.root = root
-        self.conn = conn
-        self.read_only = read_only  # why the archive cannot be written; None when it can
+        self.writer = Writer(conn, root, read_only=read_only)  # every change goes through it
         self.capture = True  # record each run's context (code, environment)
         self._plugins = plugins
         self._default_renderers = None if renderers is None else list(renderers)
-        # Files written by the current transaction (removed if it fails); inside batch(), the
-        # files of deleted runs too (removed once it commits).
-        self._written: PendingFiles | None = None
-        self._in_batch = False
-        self._batch_removals: list[str] = []
+
+    @property
+    def conn(self) -> Connection:
+        """The archive's one database connection (the writer's)."""
+        return self.writer.conn
+
+    @conn.setter
+    def conn(self, conn: Connection) -> None:
+        self.writer.conn = conn
+
+    @property
+    def read_only(self) -> str | None:
+        """Why the archive cannot be written; None when it can."""
+        return self.writer.read_only
 
     @property
     def db_path(self) -> Path:
@@ -149,8 +145,8 @@ class Archive:
         """
         from .recording.prepare import prepare_run
 
-        self._refuse_read_only("record a run")
-        pending = self._written or PendingFiles()  # the batch's, or this run's own
+        self.writer.refuse_read_only("record a run")
+        pending = self.writer.files()  # the batch's, or this run's own
         kept = len(pending.paths)
         renderer_names = self._renderer_names(renderers)
 
@@ -175,7 +171,7 @@ class Archive:
                 attach,
                 write_early,
             )
-            with self._writing("record the run", pending):
+            with self.writer.unit("record the run", pending):
                 self._store(prepared)
         except BaseException:
             pending.discard(keep=kept)
@@ -185,40 +181,23 @@ class Archive:
 
     @contextmanager
     def batch(self) -> Iterator[Archive]:
-        """Record many runs in one transaction: all of them are stored, or none."""
-        if self._in_batch:
+        """Record many runs in one transaction: all of them are stored, or none. Whatever
+        else writes inside it (delete, tag, import, gc) joins the same transaction; an
+        operation that fails inside leaves the batch as it was before that operation."""
+        self.writer.refuse_read_only("record runs")
+        with self.writer.unit("store the batch", many=True, faults=False):
             yield self
-            return
-        self._refuse_read_only("record runs")
-        self._in_batch = True
-        self._batch_removals = []
-        try:
-            with self._transaction("store the batch", PendingFiles(gathered=True)):
-                yield self
-            for relative in self._batch_removals:
-                remove_data_file(self.root, relative)
-        finally:
-            self._in_batch = False
-            self._batch_removals = []
 
     def delete(self, ref: str) -> Run:
         """Remove a run (full ID or unique prefix): its rows, and its files unless another
         run's row refers to the same file."""
-        with self._writing("delete the run"):
+        with self.writer.unit("delete the run"):
             run = self.get(ref)
             paths = tables.paths_of_run(self.conn, run.run_id)
             tables.delete_run(self.conn, run.run_id)
-            unwanted = paths - tables.referenced_among(self.conn, paths)
-        self._remove_after_commit(unwanted)
+            # the files go once the rows are gone: a crash leaves orphans, never dangling rows
+            self.writer.remove_after_commit(paths - tables.referenced_among(self.conn, paths))
         return run
-
-    def _remove_after_commit(self, relative_paths: Iterable[str]) -> None:
-        """Files go only after their rows are gone: a crash leaves orphans, never dangling rows."""
-        if self._in_batch:
-            self._batch_removals.extend(relative_paths)
-        else:
-            for relative in relative_paths:
-                remove_data_file(self.root, relative)
 
     def render(
         self, ref: str, renderers: Sequence[str] | None = None, *, force: bool = False
@@ -227,15 +206,16 @@ class Archive:
         renderer is installed), else the default ones.
 
         The density matrix must match its recorded checksum (``force=True`` renders anyway).
-        New files get new names and the rows switch to them in one transaction, so a crash
-        leaves either the old artifacts or the new ones, plus at most orphan files."""
+        Each artifact keeps its name (``artifacts/{run_id}_bloch.html``): the new file is
+        written under a temporary name, made durable and renamed over the old one, and its row
+        updated in the same transaction; if that fails, the old file is put back."""
         import numpy as np
 
         from .recording.prepare import artifact_files
 
-        if self._in_batch:
+        if self.writer.active:
             raise QexError("render() cannot run inside batch(); call it after the batch")
-        self._refuse_read_only("render artifacts")
+        self.writer.refuse_read_only("render artifacts")
         run = self.get(ref)
         if not force:
             run.verify_density_matrix()
@@ -252,14 +232,20 @@ class Archive:
                 f"cannot render {run.run_id[:8]}: " + "; ".join(p.message for p in problems)
             )
         names = [renderer.name for renderer, _ in outputs]
-        with self._writing("render the artifacts"):
-            taken = frozenset(path for path, _ in tables.references(self.conn))
-            files, artifacts = artifact_files(run.run_id, outputs, taken)
-            self._write_files(files)
+        files, artifacts = artifact_files(run.run_id, outputs)
+        with self.writer.unit("render the artifacts"):
             old = tables.delete_artifacts(self.conn, run.run_id, names)
+            targets = [file.relative for file in files]
+            taken = tables.referenced_among(self.conn, targets)
+            if taken:
+                raise QexError(
+                    f"cannot render {run.run_id[:8]}: {sorted(taken)[0]} is another row's file; "
+                    "run 'qex-archive check' and correct the rows first"
+                )
+            self._write_files(files, replaces=True)
             self._insert_artifacts(run.run_id, files, artifacts)
-            unwanted = set(old) - tables.referenced_among(self.conn, old)
-        self._remove_after_commit(unwanted)
+            gone = set(old) - set(targets)  # a renderer whose file name changed
+            self.writer.remove_after_commit(gone - tables.referenced_among(self.conn, gone))
         return self.artifacts_of(run.run_id)
 
     def renderer_names(self) -> list[str]:
@@ -283,64 +269,6 @@ class Archive:
                 raise InvalidInput(f"no renderer named {name!r}; available: {known}")
         return list(dict.fromkeys(chosen))
 
-    def _refuse_read_only(self, action: str) -> None:
-        if self.read_only:
-            raise ReadOnlyArchive(
-                f"cannot {action}: the archive at {self.root} is read-only ({self.read_only}); "
-                "reading commands still work"
-            )
-
-    @contextmanager
-    def _writing(self, action: str, pending: PendingFiles | None = None) -> Iterator[None]:
-        """One write transaction (or the enclosing batch's), adding to ``pending`` the files
-        already written for it. On any failure the rows are rolled back and the files written
-        here removed; disk and database faults become one line."""
-        self._refuse_read_only(action)
-        if not self._in_batch:
-            with self._transaction(action, pending or PendingFiles()), storage_faults(action):
-                yield
-            return
-        # inside a batch, an operation that fails leaves the batch as it was before it
-        batch_files = self._written
-        assert batch_files is not None
-        kept = len(batch_files.paths)
-        with storage_faults(action):
-            self.conn.execute("SAVEPOINT qex_operation")
-        try:
-            with storage_faults(action):
-                yield
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                self.conn.execute("ROLLBACK TO qex_operation")
-                self.conn.execute("RELEASE qex_operation")
-            batch_files.discard(keep=kept)
-            raise
-        with storage_faults(action):
-            self.conn.execute("RELEASE qex_operation")
-
-    @contextmanager
-    def _transaction(self, action: str, pending: PendingFiles) -> Iterator[None]:
-        """BEGIN IMMEDIATE ... COMMIT, the ``pending`` files made durable before the COMMIT;
-        if anything fails, ROLLBACK and remove them."""
-        try:
-            with storage_faults(action):
-                self.conn.execute("BEGIN IMMEDIATE")
-                pending.publish()  # files written before the lock was held get their names
-            self._written = pending
-            yield
-            with storage_faults(action):
-                # the files, written without fsync, reach the disk before the rows that name them
-                pending.flush()
-                self.conn.execute("COMMIT")
-        except BaseException:
-            if self.conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    self.conn.execute("ROLLBACK")
-            pending.discard()
-            raise
-        finally:
-            self._written = None
-
     def _store(self, prepared: PreparedRun) -> None:
         """Write the files, then insert the rows; the caller holds the write transaction."""
         self._write_files(prepared.files)
@@ -351,19 +279,21 @@ class Archive:
         self,
         files: Sequence[PreparedFile],
         pending: PendingFiles | None = None,
+        *,
         early: bool = False,
+        replaces: bool = False,
     ) -> None:
-        """Write each file not yet written to ``pending`` (by default the transaction's);
-        ``early`` starts flushing them at once (see :class:`PendingFiles`)."""
-        pending = pending or self._written
-        assert pending is not None, "files are written for a write transaction"
+        """Write each file not yet written to ``pending`` (by default the open unit's);
+        ``early`` starts flushing them at once (see :class:`PendingFiles`), ``replaces`` writes
+        over a file of the same name."""
+        pending = pending or self.writer.files()
         for prepared in files:
             path = data_path(self.root, prepared.relative)
             if path in pending:
                 continue
             if not path.parent.is_dir():
                 path.parent.mkdir()
-            pending.write(path, prepared.chunks, early=early)
+            pending.write(path, prepared.chunks, early=early, replaces=replaces)
 
     def _insert_artifacts(
         self, run_id: str, files: Sequence[PreparedFile], artifacts: Sequence[tuple[str, str, str]]
@@ -382,7 +312,7 @@ class Archive:
         if not isinstance(ref, str) or not ref.strip():
             raise InvalidInput(f"a run ID must be non-empty text, got {ref!r}")
         ref = ref.strip()
-        if not ref.isprintable() or not _is_utf8(ref):
+        if not ref.isprintable() or not is_text(ref):
             raise InvalidInput(f"{ref!r} is not a run ID; IDs are like 3f2a91bc-...")
         candidates = [ref] if ref == ref.lower() else [ref, ref.lower()]
         for candidate in candidates:
@@ -480,8 +410,6 @@ class Archive:
     ) -> Iterator[list[Run]]:
         """The runs :meth:`select` finds, ``batch`` at a time, read as they are asked for:
         writing out a million runs takes the memory of one batch."""
-        from .query import order_by
-
         for name, value in (("limit", limit), ("offset", offset)):
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or value < 0
@@ -489,91 +417,28 @@ class Archive:
                 raise InvalidInput(f"{name} must be a non-negative integer, got {value!r}")
         if sort is None and not newest_first:
             reverse = not reverse
-        order_by(sort, reverse)  # refuses a bad sort key before any query
-        # SQLite integers stop at 2**63 - 1; nobody has that many runs
-        paging = [
-            -1 if limit is None or limit > MAX_SQL_INTEGER else limit,
-            min(offset, MAX_SQL_INTEGER),
-        ]
-        wanted = None if limit is None else limit + offset
-        rare = tables.rare_tags(self.conn, selection.tags, wanted)
-        return self._run_batches(selection, rare, sort, reverse, paging, batch)
-
-    def _run_batches(
-        self,
-        selection: RunFilter,
-        rare_tags: set[tuple[str, str | None]],
-        sort: str | None,
-        reverse: bool,
-        paging: list[int],
-        batch: int,
-    ) -> Iterator[list[Run]]:
-        from .query import order_by
-
-        given = 0
-        for damaged_json in (False, True):
-            where, args = selection.sql(damaged_json=damaged_json, rare_tags=rare_tags)
-            order = order_by(sort, reverse, damaged_json=damaged_json)
-            skip = given
-            try:
-                for rows in tables.select_runs(self.conn, where, order, [*args, *paging], batch):
-                    # After a row of JSON that is not JSON (written by another tool) stopped
-                    # the query, it is asked again so that such rows match nothing; the runs
-                    # before that row come again in the same order, and are not given twice.
-                    dropped = min(skip, len(rows))
-                    skip -= dropped
-                    if dropped < len(rows):
-                        given += len(rows) - dropped
-                        yield [Run(self, row) for row in rows[dropped:]]
-                return
-            except sqlite3.OperationalError as exc:
-                if damaged_json or "malformed JSON" not in str(exc):
-                    raise
+        batches = selecting.select_rows(
+            self.conn,
+            selection,
+            sort=sort,
+            reverse=reverse,
+            limit=limit,
+            offset=offset,
+            batch=batch,
+        )
+        return ([Run(self, row) for row in rows] for rows in batches)
 
     def run_ids(self, selection: RunFilter) -> list[str]:
         """IDs of the runs matching ``selection``, sorted (no run is read: for a million)."""
-        ids: list[str] = self._filtered(
-            selection, lambda where, args, damaged: tables.select_run_ids(self.conn, where, args)
-        )
-        return ids
+        return selecting.run_ids(self.conn, selection)
 
     def count(self, selection: RunFilter | None = None) -> int:
-        total: int = self._filtered(
-            selection or RunFilter(),
-            lambda where, args, damaged: tables.count_runs(self.conn, where, args),
-        )
-        return total
+        return selecting.count(self.conn, selection or RunFilter())
 
     def unknown_keys(self, selection: RunFilter) -> list[str]:
         """Hints for a selection that matched nothing: each parameter it names that no run of
         the rest of the selection has, with the keys those runs do have."""
-        hints = []
-        base_where, base_args = selection.base().sql(damaged_json=True)
-        for key in selection.keys("params"):
-            if not tables.any_run_has_param(self.conn, base_where, base_args, key):
-                seen = tables.param_keys(self.conn, base_where, base_args, limit=1000)
-                shown = ", ".join(seen[:20]) + (" ..." if len(seen) > 20 else "")
-                hints.append(f"no run has param {key!r}; keys seen: {shown or 'none'}")
-        return hints
-
-    def _filtered(
-        self,
-        selection: RunFilter,
-        query: Callable[[str, list[Any], bool], Any],
-        wanted: int | None = None,
-    ) -> Any:
-        """``query(where, args, damaged_json)`` for the selection (``wanted``: how many of the
-        matching runs the query reads, ``None`` for all)."""
-        rare = tables.rare_tags(self.conn, selection.tags, wanted)
-        where, args = selection.sql(rare_tags=rare)
-        try:
-            return query(where, args, False)
-        except sqlite3.OperationalError as exc:
-            if "malformed JSON" not in str(exc):
-                raise
-        # a row holds JSON that is not JSON
-        where, args = selection.sql(damaged_json=True, rare_tags=rare)
-        return query(where, args, True)
+        return selecting.unknown_keys(self.conn, selection)
 
     def artifacts_by_run(self, run_ids: Sequence[str]) -> dict[str, list[Artifact]]:
         """Artifacts of many runs, a few queries for all of them."""
@@ -607,11 +472,3 @@ class Archive:
         """Absolute path of a stored path; :class:`~qex_archive.store.paths.ForeignFile` for
         any path that is not one of the archive's own files."""
         return data_path(self.root, relative)
-
-
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True

@@ -6,12 +6,15 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ArchiveError, InvalidInput
 from .jsonvalues import dumps
-from .run import Run
 from .timeutil import iso_local
+from .views.values import number, run_params, run_validation, verdict
+
+if TYPE_CHECKING:
+    from .run import Run
 
 MISSING = object()
 
@@ -38,8 +41,8 @@ class Comparison:
                     "timestamp": run.timestamp,
                     "time": iso_local(run.timestamp),
                     "dims": dims,
-                    "params": _params(run),
-                    "validation": _validation(run),
+                    "params": run_params(run),
+                    "validation": run_validation(run),
                 }
                 for run, dims in zip(self.runs, self.dims, strict=True)
             ],
@@ -69,7 +72,7 @@ def compare_runs(runs: Sequence[Run]) -> Comparison:
     runs = list(runs)
     if len(runs) < 2:
         raise InvalidInput("compare needs at least two runs")
-    params = [_params(run) or {} for run in runs]
+    params = [run_params(run) or {} for run in runs]
     keys = sorted({key for p in params for key in p})
     same, differing = {}, []
     for key in keys:
@@ -127,13 +130,13 @@ def comparison_text(
     for key in comparison.differing_params:
         values = []
         for run in runs:
-            value = (_params(run) or {}).get(key, MISSING)
+            value = (run_params(run) or {}).get(key, MISSING)
             values.append("—" if value is MISSING else dumps(value))
         rows.append([f"  {key}", *values])
         marks.update((len(rows) - 1, c) for c in range(1, len(runs) + 1))
     for label, fn in (("purity", "purity"), ("entropy (bits)", "von_neumann_entropy_bits")):
-        rows.append([label, *(_number(_validation(run).get(fn)) for run in runs)])
-    rows.append(["physical", *(_verdict(_validation(run).get("is_valid")) for run in runs)])
+        rows.append([label, *(number(run_validation(run).get(fn)) for run in runs)])
+    rows.append(["physical", *(verdict(run_validation(run).get("is_valid")) for run in runs)])
     width = [max(len(row[c]) for row in [header, *rows]) for c in range(len(header))]
 
     def line(cells: list[str], row_index: int | None = None) -> str:
@@ -178,27 +181,5 @@ def _vector(vector: list[float] | None) -> str:
     return f"({x:+.3f}, {y:+.3f}, {z:+.3f})"
 
 
-def _params(run: Run) -> dict[str, Any] | None:
-    try:
-        return run.params
-    except ArchiveError:
-        return None
-
-
-def _validation(run: Run) -> dict[str, Any]:
-    try:
-        return run.validation
-    except ArchiveError:
-        return {}
-
-
 def _same(a: object, b: object) -> bool:
     return a is not MISSING and b is not MISSING and dumps(a) == dumps(b)
-
-
-def _number(value: object) -> str:
-    return f"{value:.4f}" if isinstance(value, (int, float)) else "?"
-
-
-def _verdict(value: object) -> str:
-    return "?" if value is None else "yes" if value else "NO"

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .archive import Archive
-from .query import RunFilter
+from .store.query import RunFilter
 
 ComplexMatrix = npt.NDArray[np.complex128]
 PAULI_X = np.array([[0, 1], [1, 0]], dtype=np.complex128)

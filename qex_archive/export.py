@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .errors import InvalidInput
-from .query import RunFilter, order_by
 from .selection import FIXED_COLUMNS, SUMMARY_COLUMNS, flat_record, require
 from .store import tables
 from .store.files import atomic_output
+from .store.query import RunFilter, order_by
 
 if TYPE_CHECKING:
     from .archive import Archive

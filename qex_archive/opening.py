@@ -4,31 +4,23 @@ written."""
 from __future__ import annotations
 
 import os
-import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .archive import Archive
-from .errors import ArchiveError, ArchiveNotFound
-from .store.connection import connect, connect_read_only
+from .errors import ArchiveError, ArchiveNotFound, InvalidInput
+from .store.connection import open_database
 from .store.files import storage_faults
-from .store.migrations import LATEST_VERSION, migrate, schema_version
-from .store.paths import DATA_DIRS, DB_NAME
+from .store.paths import DATA_DIRS, DB_NAME, DEFAULT_DIR, ENV_VAR, resolve_data_dir
+
+__all__ = ["init_command", "open_archive", "resolve_data_dir", "unpack_bundle"]
 
 if TYPE_CHECKING:
     import pluggy
 
-DEFAULT_DIR = "qex_data"
-ENV_VAR = "QEX_DATA"
-
-
-def resolve_data_dir(path: str | os.PathLike[str] | None = None) -> Path:
-    """The archive directory: ``path`` if given, else ``$QEX_DATA``, else ``./qex_data``."""
-    if path is None or str(path) == "":
-        path = os.environ.get(ENV_VAR) or DEFAULT_DIR
-    return Path(path).expanduser()
+    from .bundle import ImportReport, Limits
 
 
 def open_archive(
@@ -64,21 +56,14 @@ def open_archive(
         with storage_faults(f"create the archive directory {root}"):
             root.mkdir(parents=True, exist_ok=True)
     read_only = _read_only_reason(root, db_path)
-    try:
-        if read_only:
-            if not db_path.exists():
-                raise ArchiveError(f"cannot create an archive in {root}: {read_only}")
-            conn = connect_read_only(db_path)
-            _refuse_stale_read_only(conn, root)
-        else:
-            for sub in DATA_DIRS:
-                if not os.path.lexists(root / sub):
-                    with storage_faults(f"create {root / sub}"), suppress(FileExistsError):
-                        (root / sub).mkdir()  # another process opening it may be first
-            conn = connect(db_path)
-            migrate(conn)
-    except sqlite3.DatabaseError as exc:
-        raise ArchiveError(f"{db_path} is not a usable SQLite database ({exc})") from None
+    if read_only and not db_path.exists():
+        raise ArchiveError(f"cannot create an archive in {root}: {read_only}")
+    if not read_only:
+        for sub in DATA_DIRS:
+            if not os.path.lexists(root / sub):
+                with storage_faults(f"create {root / sub}"), suppress(FileExistsError):
+                    (root / sub).mkdir()  # another process opening it may be first
+    conn = open_database(db_path, read_only=bool(read_only))
     archive = Archive(root, conn, plugins=plugins, renderers=renderers, read_only=read_only)
     from .recording.context import capture_enabled
 
@@ -101,14 +86,22 @@ def _read_only_reason(root: Path, db_path: Path) -> str | None:
     return None
 
 
-def _refuse_stale_read_only(conn: sqlite3.Connection, root: Path) -> None:
-    version = schema_version(conn)
-    if version < LATEST_VERSION:
-        conn.close()
-        raise ArchiveError(
-            f"the archive at {root} was written by an older qex-archive and needs upgrading, "
-            "which cannot be done while it is read-only; open it once where it can be written"
+def unpack_bundle(
+    path: str | os.PathLike[str],
+    directory: str | os.PathLike[str],
+    *,
+    limits: Limits | None = None,
+    progress: Callable[[int], None] | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> ImportReport:
+    """Create a new archive in ``directory`` holding the bundle's runs. If that fails, the
+    directory is left as it was (absent, or empty)."""
+    from .bundle.importer import import_bundle, removed_unless_kept
+
+    target = Path(directory)
+    if (target / DB_NAME).exists() or (target.is_dir() and any(target.iterdir())):
+        raise InvalidInput(f"{target} is not empty; unpack into a new directory, or use 'import'")
+    with removed_unless_kept(target), open_archive(target) as archive:
+        return import_bundle(
+            archive, path, limits=limits, progress=progress, storage_options=storage_options
         )
-    if version > LATEST_VERSION:
-        conn.close()
-        migrate(conn)  # raises SchemaTooNew with the upgrade hint

@@ -2,7 +2,10 @@
 
 Each implementation is called on its own so that the archive knows which plugin said what
 (backend metadata is stored under the plugin's name) and so that one failing plugin costs
-only its own contribution, never the run.
+only its own contribution, never the run. Wrappers (``wrapper=True`` or the old-style
+``hookwrapper=True``) are not implementations of their own: each call goes through pluggy's
+hook calling with one implementation and every wrapper, so a wrapper wraps every answer as
+it would in a call of the whole hook.
 """
 
 from __future__ import annotations
@@ -50,14 +53,28 @@ class PluginCalls:
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self.pm = pm
 
-    def _implementations(self, hook_name: str) -> Iterator[tuple[str, Callable[..., Any]]]:
-        """(plugin name, call) for each implementation, in pluggy's call order; the call
-        takes the hook's keyword arguments and passes on those the implementation wants."""
+    def _implementations(self, hook_name: str) -> Iterator[tuple[str, Callable[..., list[Any]]]]:
+        """(plugin name, call) for each implementation, in pluggy's call order; the call takes
+        the hook's keyword arguments and returns that implementation's answers (none for
+        ``None``), as the wrappers around it leave them."""
         caller = getattr(self.pm.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):
+        firstresult = bool(caller.spec and caller.spec.opts.get("firstresult"))
+        answering = [i for i in caller.get_hookimpls() if not (i.wrapper or i.hookwrapper)]
+        for impl in reversed(answering):
+            subset = self.pm.subset_hook_caller(
+                hook_name, [other.plugin for other in answering if other is not impl]
+            )
+            only: Callable[..., Any] = subset
+            if [i for i in subset.get_hookimpls() if not (i.wrapper or i.hookwrapper)] != [impl]:
+                # pluggy leaves in a plugin whose implementation has another name (specname):
+                # then this one is called directly, without the wrappers
+                only = _direct_call(impl, firstresult)
 
-            def call(impl: Any = impl, **kwargs: Any) -> Any:
-                return impl.function(**{name: kwargs[name] for name in impl.argnames})
+            def call(only: Callable[..., Any] = only, **kwargs: Any) -> list[Any]:
+                result = only(**kwargs)
+                if firstresult:
+                    return [] if result is None else [result]
+                return list(result)
 
             yield impl.plugin_name, call
 
@@ -69,12 +86,11 @@ class PluginCalls:
         problems: list[PluginProblem] = []
         for plugin, call in self._implementations(hook_name):
             try:
-                result = call(**kwargs)
+                answers = call(**kwargs)
             except Exception as exc:
                 problems.append(PluginProblem(plugin, hook_name, _describe(exc)))
                 continue
-            if result:
-                results.append((plugin, result))
+            results += [(plugin, answer) for answer in answers if answer]
         return results, problems
 
     def serialize_attachment(self, obj: object, name: str) -> Any:
@@ -115,7 +131,7 @@ class PluginCalls:
             return obj
         for plugin, call in self._implementations("qex_convert_state"):
             try:
-                result = call(obj=obj)
+                answers = call(obj=obj)
             except QexError:
                 raise
             except Exception as exc:
@@ -123,7 +139,8 @@ class PluginCalls:
                     f"plugin {plugin!r} failed to convert the {_type_name(obj)} state "
                     f"({_describe(exc)})"
                 ) from None
-            if result is not None:
+            if answers:
+                result = answers[0]
                 if not isinstance(result, ArchivedState):
                     raise InvalidState(
                         f"plugin {plugin!r} converted the state to "
@@ -196,6 +213,16 @@ class PluginCalls:
             warnings.warn(
                 problem.message + "; the run was stored without it", PluginWarning, stacklevel=3
             )
+
+
+def _direct_call(impl: pluggy.HookImpl, firstresult: bool) -> Callable[..., Any]:
+    def call(**kwargs: Any) -> Any:
+        result = impl.function(**{name: kwargs[name] for name in impl.argnames})
+        if firstresult:
+            return result
+        return [] if result is None else [result]
+
+    return call
 
 
 def _describe(exc: BaseException) -> str:

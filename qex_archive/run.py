@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ArchiveError
 from .jsonvalues import stored_json
+from .store.tables import RunRow
 from .timeutil import iso_local
 
 if TYPE_CHECKING:
@@ -19,17 +20,6 @@ if TYPE_CHECKING:
 
     from .archive import Archive
     from .recording.attachments import StoredAttachment
-
-RUN_COLUMNS = (
-    "run_id",
-    "experiment_name",
-    "params",
-    "backend_name",
-    "timestamp",
-    "density_matrix_path",
-    "metadata",
-)
-RunRow = tuple[str, str, str, str, float, str, "str | None"]
 
 
 @dataclass(frozen=True)
@@ -252,24 +242,24 @@ class Run:
             f"run {self.run_id[:8]} has no attachment {name!r}; it has {', '.join(names) or 'none'}"
         )
 
-    # -- tags and notes (see qex_archive.annotations) --------------------------------------
+    # -- tags and notes (see qex_archive.store.annotations) --------------------------------------
 
     @property
     def tags(self) -> dict[str, str]:
         """The run's tags, ``{key: value}`` (value ``""`` for a plain mark)."""
         if self._recording:
             return {}
-        from .annotations import tags_of
+        from .store.annotations import tags_of
 
         return tags_of(self._archive, self.run_id)
 
     def set_tag(self, key: str, value: str = "") -> None:
-        from .annotations import tag_runs
+        from .store.annotations import tag_runs
 
         tag_runs(self._archive, [self.run_id], {key: value})
 
     def remove_tag(self, key: str) -> None:
-        from .annotations import tag_runs
+        from .store.annotations import tag_runs
 
         tag_runs(self._archive, [self.run_id], remove=[key])
 
@@ -278,13 +268,13 @@ class Run:
         """The run's notes, oldest first: ``{"created": unix time, "text": ...}``."""
         if self._recording:
             return []
-        from .annotations import notes_of
+        from .store.annotations import notes_of
 
         return notes_of(self._archive, self.run_id)
 
     def add_note(self, text: str, *, edit: bool = False) -> None:
         """Append a dated note (``edit=True``: replace the last one)."""
-        from .annotations import add_note
+        from .store.annotations import add_note
 
         add_note(self._archive, self.run_id, text, edit=edit)
 

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 import qex_archive as qa
-from qex_archive.bundle import BundleError, import_bundle, pack_bundle, read_bundle, unpack_bundle
+from qex_archive import unpack_bundle
+from qex_archive.bundle import BundleError, import_bundle, pack_bundle, read_bundle
 from qex_archive.bundle.format import schema_path
 from qex_archive.cli import cli
 from qex_archive.demo import fill_demo_archive
@@ -122,6 +124,109 @@ def test_no_artifacts_and_empty_selection(source: qa.Archive, tmp_path: Path) ->
     with pytest.raises(qa.InvalidInput, match="no runs match; nothing to pack"):
         pack_bundle(source, tmp_path / "none.qexb", selection=qa.RunFilter(experiment="nope"))
     assert not (tmp_path / "none.qexb").exists()
+
+
+PACK_KEYWORDS = {
+    "--no-artifacts": {"include_artifacts": False},
+    "--no-attachments": {"include_attachments": False},
+}
+
+
+@dataclass
+class Packed:
+    source: qa.Archive
+    run: qa.Run  # in the source archive
+    imported: qa.Run  # the same run imported from the bundle
+    members: set[str]  # the bundle's artifact members
+    payload_bytes: int  # what the bundle's data files add up to
+
+
+def pack_and_import(tmp_path: Path, *flags: str) -> Packed:
+    """A run with an attachment (``counts``) and rendered pages (its Bloch page among them),
+    packed with ``flags`` on the command line (and by the library keywords, to the same
+    bytes), verified, and imported into another archive."""
+    source = qa.open_archive(tmp_path / "source")
+    run = source.record(
+        "e", backend="b", state=bell_state(), attach={"counts": {"00": 509, "11": 515}}
+    )
+    assert run.attachment_names == ["counts"] and "bloch" in {a.name for a in run.artifacts}
+    bundle = tmp_path / "b.qexb"
+    runner = CliRunner()
+    packed = runner.invoke(cli, ["-d", str(source.root), "pack", "-o", str(bundle), *flags])
+    assert packed.exit_code == 0, packed.output
+    keywords: dict[str, bool] = {}
+    for flag in flags:
+        keywords.update(PACK_KEYWORDS[flag])
+    pack_bundle(source, tmp_path / "library.qexb", **keywords)
+    assert (tmp_path / "library.qexb").read_bytes() == bundle.read_bytes()
+    verified = runner.invoke(cli, ["verify", str(bundle), "--json"])
+    assert verified.exit_code == 0 and json.loads(verified.stdout)["valid"] is True
+    with zipfile.ZipFile(bundle) as archive:
+        sizes = {i.filename: i.file_size for i in archive.infolist()}
+    target = qa.open_archive(tmp_path / "target")
+    import_bundle(target, bundle)
+    imported = target.get(run.run_id)
+    originals = {a.name: a.path.read_bytes() for a in run.artifacts}
+    for artifact in imported.artifacts:
+        assert artifact.path.read_bytes() == originals[artifact.name]
+    assert imported.rho_path.read_bytes() == run.rho_path.read_bytes()
+    return Packed(
+        source,
+        run,
+        imported,
+        {name for name in sizes if name.startswith("data/artifacts/")},
+        sum(
+            size
+            for name, size in sizes.items()
+            if name.startswith(("data/artifacts/", "data/results/"))
+        ),
+    )
+
+
+def test_no_artifacts_keeps_the_attachments(tmp_path: Path) -> None:
+    packed = pack_and_import(tmp_path, "--no-artifacts")
+    run, imported = packed.run, packed.imported
+    assert packed.members == {f"data/artifacts/{run.run_id}_counts.json"}
+    assert [a.name for a in imported.artifacts] == ["counts"]
+    assert imported.attachment("counts").read() == run.attachment("counts").read()
+
+
+def test_no_attachments_keeps_the_rendered_artifacts(tmp_path: Path) -> None:
+    packed = pack_and_import(tmp_path, "--no-attachments")
+    run, imported = packed.run, packed.imported
+    rendered = {a.name for a in run.artifacts} - {"counts"}
+    assert f"data/artifacts/{run.run_id}_bloch.html" in packed.members
+    assert f"data/artifacts/{run.run_id}_counts.json" not in packed.members
+    assert {a.name for a in imported.artifacts} == rendered and "bloch" in rendered
+    with pytest.raises(qa.InvalidInput, match="no attachment 'counts'"):
+        imported.attachment("counts")
+
+
+def test_no_artifacts_and_no_attachments_pack_the_density_matrices_alone(
+    tmp_path: Path,
+) -> None:
+    packed = pack_and_import(tmp_path, "--no-artifacts", "--no-attachments")
+    assert packed.members == set() and packed.imported.artifacts == []
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [(), ("--no-artifacts",), ("--no-attachments",), ("--no-artifacts", "--no-attachments")],
+)
+def test_the_progress_total_is_what_is_packed(tmp_path: Path, flags: tuple[str, ...]) -> None:
+    from qex_archive.bundle.records import ArtifactKinds, known_payload_size
+
+    packed = pack_and_import(tmp_path, *flags)
+    kinds = ArtifactKinds(
+        rendered="--no-artifacts" not in flags, attached="--no-attachments" not in flags
+    )
+    assert known_payload_size(packed.source, [packed.run.run_id], kinds) == packed.payload_bytes
+
+
+def test_pack_help_tells_the_two_kinds_apart() -> None:
+    shown = CliRunner().invoke(cli, ["pack", "--help"]).stdout
+    assert "--no-artifacts" in shown and "--no-attachments" in shown
+    assert "attachments stay" in shown and "rendered artifacts stay" in shown
 
 
 def test_a_failed_pack_leaves_no_file(source: qa.Archive, tmp_path: Path) -> None:

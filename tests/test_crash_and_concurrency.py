@@ -28,8 +28,7 @@ CHILD = PRELUDE + textwrap.dedent(
     import os, sys, time
     import numpy as np
     import qex_archive as qa
-    from qex_archive import archive as archive_module
-    from qex_archive.store import files as storage
+    from qex_archive.store import files as storage, writer as writer_module
 
     data_dir, point = sys.argv[1], sys.argv[2]
 
@@ -69,7 +68,7 @@ CHILD = PRELUDE + textwrap.dedent(
             for i in range(10):
                 arch.record("doomed", params={"i": i}, backend="b", state=state)
     elif point == "delete-before-unlink":
-        archive_module.remove_data_file = stop_here
+        writer_module.remove_data_file = stop_here
         arch.delete(arch.runs(where={"i": 2})[0].run_id)
     elif point == "after-commit":
         arch.record("late", backend="b", state=state)
@@ -77,8 +76,8 @@ CHILD = PRELUDE + textwrap.dedent(
     elif point == "render-before-commit":
         arch._insert_artifacts = after(arch._insert_artifacts)
         arch.render(arch.runs(where={"i": 2})[0].run_id)
-    elif point == "render-after-commit":
-        archive_module.remove_data_file = stop_here
+    elif point == "render-after-commit":  # the page replaced; its old file not yet removed
+        storage.PendingFiles.committed = stop_here
         arch.render(arch.runs(where={"i": 2})[0].run_id)
     """
 )

@@ -561,23 +561,25 @@ def test_render_of_an_empty_or_truncated_matrix_is_one_line(data_dir: Path, dama
     one_line_error(invoke(data_dir, "render", run.run_id[:8], "--force"), run.density_matrix_path)
 
 
-def test_render_keeps_the_old_page_until_the_new_one_is_committed(
+def test_render_replaces_the_page_under_its_seed_name_and_keeps_it_if_that_fails(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with qa.open_archive(data_dir) as arch:
         run = arch.record("e", backend="b", state=bell_state())
         (old,) = run.artifacts
-        before = snapshot(data_dir)
+        before, before_page = snapshot(data_dir), old.path.read_bytes()
         monkeypatch.setattr(arch, "_insert_artifacts", _fail_with(errno.EIO))
         with pytest.raises(qa.QexError):
             arch.render(run.run_id)
         assert snapshot(data_dir) == before
         monkeypatch.undo()
+        run.set_tag("selected", "xyzzy")  # the page shows the run's tags: the new page differs
         (new,) = arch.render(run.run_id)
-        assert new.relative_path != old.relative_path and not old.path.exists()
-        assert new.path.is_file() and check_archive(arch) == []
-        (again,) = arch.render(run.run_id)
-        assert again.relative_path == old.relative_path  # the plain name is free again
+        # the seed's name, replaced in place: no second name, no temporary file left
+        assert new.relative_path == old.relative_path == f"artifacts/{run.run_id}_bloch.html"
+        assert sorted(p.name for p in (data_dir / "artifacts").iterdir()) == [old.path.name]
+        assert b"xyzzy" in new.path.read_bytes() and b"xyzzy" not in before_page
+        assert check_archive(arch) == []
 
 
 # -- reading a read-only archive ------------------------------------------------------------

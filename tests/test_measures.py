@@ -3,13 +3,17 @@ against Qiskit and QuTiP (both test dependencies) and against exact values."""
 
 from __future__ import annotations
 
+import ast
 import warnings
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 import qex_archive as qa
-from qex_archive.physics.measures import NonPhysicalWarning
+from qex_archive.physics import validation
+from qex_archive.physics.measures import NonPhysicalWarning, physical_problem
 
 from .conftest import bell_state, random_density_matrix
 
@@ -133,3 +137,153 @@ def test_non_physical_states_are_used_as_stored_and_flagged() -> None:
 def test_bad_arguments_are_one_line_errors(call: object, message: str) -> None:
     with pytest.raises(qa.QexError, match=message):
         call()  # type: ignore[operator]
+
+
+def single_precision_pure_state() -> np.ndarray:
+    """A 3-qubit pure state as a single-precision simulator gives it (complex64)."""
+    rng = np.random.default_rng(0)
+    psi = (rng.normal(size=8) + 1j * rng.normal(size=8)).astype(np.complex64)
+    psi /= np.linalg.norm(psi)
+    return np.outer(psi, psi.conj())
+
+
+def test_a_state_recorded_as_physical_is_used_without_a_warning(archive: qa.Archive) -> None:
+    rho = single_precision_pure_state()
+    # off by more than double precision allows, well within single precision
+    assert abs(np.trace(rho.astype(complex)) - 1) > validation.TOLERANCES["trace"]
+    run = archive.record("sp", backend="cirq", state=rho)
+    assert run.validation["is_valid"] and run.state_info["source_dtype"] == "complex64"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NonPhysicalWarning)
+        assert qa.fidelity(run, rho) == pytest.approx(1.0, abs=1e-6)
+        qa.bloch_vectors(run)
+        qa.expectation(run, "ZZZ")
+        run.trace_distance(run)
+        qa.expectation(rho, "ZZZ")  # the array itself: made in the same precision
+    assert physical_problem(run) is None and physical_problem(rho) is None
+    # the same numbers as a double-precision state are off by more than its rounding
+    assert physical_problem(rho.astype(np.complex128)) is not None
+
+
+def test_measures_warn_about_exactly_the_states_validation_flags(archive: qa.Archive) -> None:
+    rng = np.random.default_rng(21)
+    verdicts = set()
+    for i in range(60):
+        dtype = (np.complex64, np.complex128)[i % 2]
+        rho = random_density_matrix(4, rng)
+        rho[0, 0] += 10.0 ** rng.uniform(-10, -3)  # a trace off by rounding, or by more
+        if i % 3 == 0:  # a small negative eigenvalue
+            rho = rho - (np.linalg.eigvalsh(rho)[0] + 10.0 ** rng.uniform(-10, -4)) * np.eye(4)
+            rho = rho / np.trace(rho).real
+        rho = rho.astype(dtype)
+        run = archive.record("v", backend="b", state=rho)
+        recorded = run.validation["is_valid"]
+        assert (physical_problem(run) is None) == recorded, i
+        assert (physical_problem(rho) is None) == recorded, i
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            qa.expectation(run, "ZZ")
+        warned = [str(w.message) for w in caught if issubclass(w.category, NonPhysicalWarning)]
+        assert bool(warned) is not recorded, i
+        for finding in run.validation["findings"]:
+            assert finding in warned[0]
+        verdicts.add((str(np.dtype(dtype)), recorded))
+    assert len(verdicts) == 4  # physical and not, in both precisions
+
+
+class Qubits:
+    """A framework's state object: only its plugin knows how to read it."""
+
+    def __init__(self, vector: list[complex]) -> None:
+        self.vector = vector
+
+
+class QubitsPlugin:
+    @qa.hookimpl
+    def qex_convert_state(self, obj: object) -> qa.ArchivedState | None:
+        return qa.ArchivedState(rho=obj.vector) if isinstance(obj, Qubits) else None
+
+
+def test_framework_objects_are_converted_through_the_plugins_given(tmp_path: Path) -> None:
+    from qex_archive import measures
+
+    pm = qa.make_plugin_manager(load_third_party=False, extra_plugins=[QubitsPlugin()])
+    zero, bell = Qubits([1, 0]), Qubits([1 / np.sqrt(2), 0, 0, 1 / np.sqrt(2)])
+    assert measures.fidelity(zero, np.diag([1, 0]), plugins=pm) == pytest.approx(1.0)
+    assert measures.trace_distance(zero, np.eye(2) / 2, plugins=pm) == pytest.approx(0.5)
+    assert measures.expectation(zero, "Z", plugins=pm) == 1.0
+    assert measures.bloch_vectors(zero, plugins=pm) == [[0.0, 0.0, 1.0]]
+    np.testing.assert_allclose(measures.partial_trace(bell, [1], plugins=pm), np.eye(2) / 2)
+    # the manager given is the one used: one without the plugin cannot read the object
+    bare = qa.make_plugin_manager(load_third_party=False)
+    with pytest.raises(qa.InvalidState, match=r"no installed plugin can convert a .*Qubits"):
+        measures.fidelity(zero, zero, plugins=bare)
+    # a run's own archive converts what it is measured against
+    with qa.open_archive(tmp_path / "qex_data", plugins=pm) as arch:
+        run = arch.record("e", backend="b", state=zero)
+        assert measures.fidelity(run, zero) == pytest.approx(1.0)
+        assert measures.trace_distance(zero, run) == pytest.approx(0.0, abs=1e-15)
+        with pytest.raises(qa.InvalidState, match="no installed plugin can convert"):
+            measures.fidelity(run, zero, plugins=bare)
+
+
+def test_without_plugins_a_manager_is_built_for_each_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    import functools
+
+    import qex_archive.plugins
+    from qex_archive import measures
+    from qex_archive.physics import measures as physics_measures
+
+    built: list[object] = []
+    factory = qex_archive.plugins.make_plugin_manager
+
+    def counting(**options: Any) -> Any:
+        built.append(factory(**options, extra_plugins=[QubitsPlugin()]))
+        return built[-1]
+
+    monkeypatch.setattr(qex_archive.plugins, "make_plugin_manager", counting)
+    zero = Qubits([1, 0])
+    assert measures.fidelity(zero, zero) == pytest.approx(1.0)
+    assert measures.expectation(zero, "Z") == 1.0
+    assert len(built) == 2 and built[0] is not built[1]
+    measures.fidelity(np.diag([1, 0]), [1, 0])  # arrays need no plugin, and get no manager
+    assert len(built) == 2
+    for module in (measures, physics_measures):
+        cached = [
+            name
+            for name, value in vars(module).items()
+            if isinstance(value, functools._lru_cache_wrapper)
+        ]
+        assert cached == [], module.__name__
+
+
+def test_physics_imports_nothing_above_it_at_runtime() -> None:
+    """physics is the lowest of the middle layers: numpy, the errors and the store only."""
+    allowed = ("qex_archive.errors", "qex_archive.store", "qex_archive.physics")
+    root = Path(qa.__file__).parent
+    found = []
+    for path in sorted((root / "physics").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        checked = [node for node in tree.body if not _only_for_type_checking(node)]
+        for node in (n for top in checked for n in ast.walk(top)):
+            if isinstance(node, ast.ImportFrom):
+                names = [_absolute(node.module, node.level)]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            found += [
+                f"{path.name}:{node.lineno} {name}"
+                for name in names
+                if name.startswith("qex_archive") and not name.startswith(allowed)
+            ]
+    assert found == []
+
+
+def _only_for_type_checking(node: ast.stmt) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def _absolute(module: str | None, level: int) -> str:
+    base = ["qex_archive", "physics"][: 2 - (level - 1)] if level else []
+    return ".".join(base + ([module] if module else []))

@@ -177,6 +177,90 @@ def test_a_failing_backend_plugin_does_not_lose_the_run(tmp_path: Path) -> None:
         assert check_archive(arch) == []
 
 
+class StampingWrapper:
+    """A new-style wrapper: marks every other plugin's backend metadata."""
+
+    @hookimpl(wrapper=True)
+    def qex_backend_metadata(self, backend: object) -> Any:
+        answers = yield
+        return [{**answer, "stamped": True} for answer in answers]
+
+
+class OldStyleWrapper:
+    """An old-style hookwrapper around the converters: sees and replaces the first answer."""
+
+    def __init__(self) -> None:
+        self.seen: list[object] = []
+
+    @hookimpl(hookwrapper=True)
+    def qex_convert_state(self, obj: object) -> Any:
+        outcome = yield
+        converted = outcome.get_result()
+        if isinstance(obj, LittleEndianState) and converted is not None:
+            self.seen.append(converted.source_kind)
+            outcome.force_result(
+                qa.ArchivedState(
+                    rho=converted.rho,
+                    subsystem_labels=converted.subsystem_labels,
+                    source_ordering=converted.source_ordering,
+                    source_kind="wrapped",
+                )
+            )
+
+
+def test_wrapper_hookimpls_wrap_the_other_plugins_and_store_no_generator(tmp_path: Path) -> None:
+    with archive_with(tmp_path, StampingWrapper(), BackendPlugin()) as arch:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a wrapper called as an implementation would fail
+            run = arch.record("e", backend=FakeBackend(), state=bell_state())
+        # only the implementation answers, under its own name, as the wrapper shaped it
+        (answer,) = run.metadata["backend"].values()
+        assert answer["stamped"] is True and answer["num_qubits"] == 5
+        assert "generator" not in json.dumps(run.metadata)
+        assert "plugin_errors" not in run.metadata["qex"]
+    wrapper = OldStyleWrapper()
+    with archive_with(tmp_path / "b", wrapper, LittleEndianPlugin()) as arch:
+        state = LittleEndianState(plus_zero())
+        run = arch.record("e", backend="b", state=state)
+        assert wrapper.seen == ["fake_density_matrix"]
+        assert run.state_info["source_kind"] == "wrapped"
+        converted = LittleEndianPlugin().qex_convert_state(state)
+        assert converted is not None
+        np.testing.assert_allclose(run.rho, converted.rho, atol=1e-15)
+        assert run.state_info["source_ordering"] == "little_endian"
+        # a plain array: the wrapper sees the built-in converter's answer and leaves it
+        assert arch.record("e", backend="b", state=bell_state()).state_info["source_kind"] == (
+            "density_matrix"
+        )
+
+
+def test_a_wrapper_sees_each_implementations_failure(tmp_path: Path) -> None:
+    failures: list[str] = []
+
+    class Watching:
+        @hookimpl(wrapper=True)
+        def qex_backend_metadata(self) -> Any:
+            try:
+                return (yield)
+            except ConnectionError as exc:
+                failures.append(str(exc))
+                raise
+
+    class Failing:
+        @hookimpl
+        def qex_backend_metadata(self, backend: object) -> dict[str, Any]:
+            raise ConnectionError("calibration server down")
+
+    with archive_with(tmp_path, Watching(), Failing(), BackendPlugin()) as arch:
+        with pytest.warns(qa.PluginWarning, match="calibration server down"):
+            run = arch.record("e", backend=FakeBackend(), state=bell_state())
+        assert failures == ["calibration server down"]
+        (answer,) = run.metadata["backend"].values()  # the healthy plugin still contributed
+        assert answer["name"] == "fake_device"
+        (error,) = run.metadata["qex"]["plugin_errors"]
+        assert error["hook"] == "qex_backend_metadata" and "ConnectionError" in error["error"]
+
+
 def constant_renderer(name: str, content: bytes = b"<svg/>") -> qa.Renderer:
     return qa.Renderer(
         name=name, media_type="image/svg+xml", extension="svg", render=lambda run, rho: content

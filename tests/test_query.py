@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import qex_archive as qa
-from qex_archive.query import Condition, parse_condition
+from qex_archive.store.query import Condition, parse_condition
 
 from .conftest import bell_state
 

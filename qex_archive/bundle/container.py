@@ -11,71 +11,44 @@ against the limits before the central directory is read.
 
 ``zipfile`` accepts gaps, disagreeing headers, lying entry counts and foreign extra fields,
 and reads the whole central directory before any limit can be applied; so the structure is
-parsed here from the records themselves (APPNOTE 6.3), and ``zlib`` does the inflating.
+parsed here from the records themselves (APPNOTE 6.3; each record in :mod:`.zipstructure`),
+and ``zlib`` does the inflating.
 """
 
 from __future__ import annotations
 
 import itertools
-import struct
 import zlib
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from .format import (
-    BAD_NAME,
     CHECKSUM,
+    CHUNK,
     DUPLICATE_NAME,
     NOT_A_ZIP,
-    NOT_REGULAR,
     OVERLAP,
-    PAYLOAD_NAME,
     RATIO,
     SIZE_MISMATCH,
-    TAG_FILES,
     TOO_LARGE,
-    TOO_MANY_MEMBERS,
     TRAILING_DATA,
-    UNSUPPORTED_ZIP,
     BundleError,
     Limits,
     fold,
 )
+from .zipformat import DEFLATED, END64_SIGNATURE, END_SIGNATURE
+from .zipstructure import (
+    RATIO_FLOOR,
+    Member,
+    Pread,
+    central_entry,
+    end_records,
+    pread_exact,
+    with_local_header,
+)
 
-CHUNK = 1 << 20
-Pread = Callable[[int, int], bytes]
-RATIO_FLOOR = 1 << 20  # small members compress well legitimately; bombs are large
-MAX_NAME = 200  # longer than any name the format allows
-MAX_EXTRA = 32  # one ZIP64 field with up to three values
-_END = struct.Struct("<4sHHHHIIH")
-_END64 = struct.Struct("<4sQHHIIQQQQ")
-_LOCATOR64 = struct.Struct("<4sIQI")
-_CENTRAL = struct.Struct("<4sHHHHHHIIIHHHHHII")
-_LOCAL = struct.Struct("<4sHHHHHIIIHH")
-_ZIP64_EXTRA = 0x0001
-_ALLOWED_FLAGS = 0x0800 | 0x0006  # UTF-8 names; deflate's speed hint
-_STORED, _DEFLATED = 0, 8
-_SAT16, _SAT32 = 0xFFFF, 0xFFFFFFFF
-_S_IFMT, _S_IFREG = 0o170000, 0o100000
-_DOS_DIRECTORY = 0x10
-
-
-@dataclass(frozen=True, slots=True)
-class Member:
-    """One member, its headers checked: where its data lies and what it must inflate to."""
-
-    name: str
-    method: int
-    crc: int
-    compress_size: int
-    file_size: int
-    header_offset: int
-    data_start: int
-
-    @property
-    def end(self) -> int:
-        return self.data_start + self.compress_size
+__all__ = ["Container", "Member", "Members", "Pread", "open_container"]
 
 
 class Members(Mapping[str, Member]):
@@ -156,7 +129,7 @@ class Container:
         name = member.name
         crc = produced = 0
         position, left = member.data_start, member.compress_size
-        inflater = zlib.decompressobj(-15) if member.method == _DEFLATED else None
+        inflater = zlib.decompressobj(-15) if member.method == DEFLATED else None
 
         def checked(piece: bytes) -> bytes:
             nonlocal crc, produced
@@ -218,13 +191,13 @@ class Container:
 
 def open_container(pread: Pread, size: int, limits: Limits) -> Container:
     """Check the ZIP structure of the ``size`` bytes that ``pread`` reads."""
-    count, directory_size, directory_at, end_at = _end_records(pread, size, limits)
-    directory = _pread_exact(pread, directory_size, directory_at)
+    count, directory_size, directory_at, end_at = end_records(pread, size, limits)
+    directory = pread_exact(pread, directory_size, directory_at)
     unordered = Members()
     folded: dict[str, str] = {}  # names that fold to another name: none a bundle may hold
     position = 0
     for _ in range(count):
-        member, fields, position = _central_entry(directory, position, limits)
+        member, fields, position = central_entry(directory, position, limits)
         name = member.name
         if name in unordered:
             raise BundleError(DUPLICATE_NAME, "appears twice in the ZIP", name)
@@ -236,7 +209,7 @@ def open_container(pread: Pread, size: int, limits: Limits) -> Container:
             )
         if key != name:
             folded[key] = name
-        unordered._add(_with_local_header(pread, member, fields))
+        unordered._add(with_local_header(pread, member, fields))
     del directory
     if position != directory_size:
         raise BundleError(OVERLAP, "the central directory holds more than its entry count says")
@@ -261,7 +234,7 @@ def open_container(pread: Pread, size: int, limits: Limits) -> Container:
         raise BundleError(OVERLAP, "bytes between the last member and the central directory")
     if directory_at + directory_size != end_at:
         between = pread(4, directory_at + directory_size)
-        if between in (b"PK\x05\x06", b"PK\x06\x06"):
+        if between in (END_SIGNATURE, END64_SIGNATURE):
             raise BundleError(TRAILING_DATA, "data after the ZIP's end record: it was appended to")
         raise BundleError(OVERLAP, "bytes between the central directory and the end records")
     if total > RATIO_FLOOR and total > limits.max_ratio * size:
@@ -270,256 +243,3 @@ def open_container(pread: Pread, size: int, limits: Limits) -> Container:
             f"the bundle inflates {total / size:.0f}x in all; raise --max-ratio to accept it",
         )
     return Container(pread, size, members)
-
-
-def _pread_exact(pread: Pread, length: int, offset: int) -> bytes:
-    data = pread(length, offset)
-    if len(data) != length:
-        raise BundleError(NOT_A_ZIP, "the file is shorter than its ZIP records say")
-    return data
-
-
-def _end_records(pread: Pread, size: int, limits: Limits) -> tuple[int, int, int, int]:
-    """``(entry count, directory size, directory offset, where the end records start)``."""
-    if size < _END.size:
-        raise BundleError(NOT_A_ZIP, "too short to be a ZIP file")
-    end = _pread_exact(pread, _END.size, size - _END.size)
-    signature, disk, directory_disk, on_disk, count, directory_size, directory_at, comment = (
-        _END.unpack(end)
-    )
-    if signature != b"PK\x05\x06":
-        tail = pread(min(size, 65_557), max(0, size - 65_557))
-        if b"PK\x05\x06" in tail:
-            raise BundleError(
-                TRAILING_DATA,
-                "data after the ZIP's end record (or a ZIP comment); the file was altered",
-            )
-        raise BundleError(NOT_A_ZIP, "no ZIP end record: not a ZIP file, or truncated")
-    if comment or _commented_end_record(pread, size):
-        raise BundleError(TRAILING_DATA, "ZIP comment present; bundles have none")
-    if disk or directory_disk or on_disk != count:
-        raise BundleError(UNSUPPORTED_ZIP, "split or spanned ZIP archives are not bundles")
-    end_at = size - _END.size
-    locator_at = end_at - _LOCATOR64.size
-    if locator_at >= _END64.size:
-        locator = _pread_exact(pread, _LOCATOR64.size, locator_at)
-        signature64, disk64, end64_at, disks = _LOCATOR64.unpack(locator)
-        if signature64 == b"PK\x06\x07" and end64_at == locator_at - _END64.size:
-            record = _pread_exact(pread, _END64.size, end64_at)
-            fields = _END64.unpack(record)
-            if (
-                fields[0] != b"PK\x06\x06"
-                or fields[1] != _END64.size - 12
-                or disk64
-                or disks != 1
-                or fields[4]
-                or fields[5]
-                or fields[6] != fields[7]
-            ):
-                raise BundleError(UNSUPPORTED_ZIP, "malformed ZIP64 end record")
-            count64, size64, at64 = fields[7], fields[8], fields[9]
-            for small, large, saturated in (
-                (count, count64, _SAT16),
-                (directory_size, size64, _SAT32),
-                (directory_at, at64, _SAT32),
-            ):
-                if small not in (large, saturated):
-                    raise BundleError(OVERLAP, "the ZIP64 and ZIP end records disagree")
-            count, directory_size, directory_at, end_at = count64, size64, at64, end64_at
-    if count == 0:
-        raise BundleError(NOT_A_ZIP, "an empty ZIP file; a bundle holds its BagIt files")
-    if count > limits.max_members:
-        raise BundleError(TOO_MANY_MEMBERS, f"{count} members; raise --max-members to accept more")
-    if directory_size > count * (_CENTRAL.size + MAX_NAME + MAX_EXTRA):
-        raise BundleError(OVERLAP, "the central directory is larger than its entries can be")
-    if directory_at + directory_size > end_at:
-        raise BundleError(OVERLAP, "the central directory runs into the end records")
-    return count, directory_size, directory_at, end_at
-
-
-# What a local header must repeat of its central directory entry: version needed, flags,
-# method, time, date, CRC-32 and the name's bytes.
-_HeaderFields = tuple[int, int, int, int, int, int, bytes]
-
-
-def _commented_end_record(pread: Pread, size: int) -> bool:
-    """Whether an earlier end record declares a comment reaching exactly to the end of the
-    file, as other ZIP readers find it: then the last 22 bytes are a comment, not the end."""
-    start = max(0, size - 65_557)
-    tail = pread(size - start, start)
-    position = tail.rfind(b"PK\x05\x06", 0, len(tail) - _END.size)
-    while position >= 0:
-        if position + _END.size <= len(tail):
-            (comment_length,) = struct.unpack_from("<H", tail, position + 20)
-            if comment_length and position + _END.size + comment_length == len(tail):
-                return True
-        position = tail.rfind(b"PK\x05\x06", 0, position)
-    return False
-
-
-def _central_entry(
-    directory: bytes, position: int, limits: Limits
-) -> tuple[Member, _HeaderFields, int]:
-    if position + _CENTRAL.size > len(directory):
-        raise BundleError(OVERLAP, "the central directory holds fewer entries than it says")
-    (
-        signature,
-        made_by,
-        needed,
-        flags,
-        method,
-        time,
-        date,
-        crc,
-        compress_size,
-        file_size,
-        name_length,
-        extra_length,
-        comment_length,
-        disk,
-        _internal,
-        external,
-        offset,
-    ) = _CENTRAL.unpack_from(directory, position)
-    if signature != b"PK\x01\x02":
-        raise BundleError(
-            OVERLAP,
-            "no central directory entry where the end record says: bytes were added, "
-            "removed or damaged",
-        )
-    start = position + _CENTRAL.size
-    stop = start + name_length + extra_length + comment_length
-    if stop > len(directory):
-        raise BundleError(OVERLAP, "a central directory entry runs past its end")
-    raw_name = directory[start : start + name_length]
-    name = _member_name(raw_name)
-    if comment_length or disk:
-        raise BundleError(UNSUPPORTED_ZIP, "has a file comment or lives on another disk", name)
-    values = _zip64_values(
-        directory[start + name_length : start + name_length + extra_length],
-        [file_size == _SAT32, compress_size == _SAT32, offset == _SAT32],
-        name,
-    )
-    file_size = values.pop(0) if file_size == _SAT32 else file_size
-    compress_size = values.pop(0) if compress_size == _SAT32 else compress_size
-    offset = values.pop(0) if offset == _SAT32 else offset
-    if needed & 0xFF > 45:
-        raise BundleError(
-            UNSUPPORTED_ZIP, f"needs ZIP version {(needed & 0xFF) // 10}.{needed % 10}", name
-        )
-    _check_kind(name, flags, method, made_by, external)
-    _check_caps(name, method, compress_size, file_size, limits)
-    member = Member(name, method, crc, compress_size, file_size, offset, 0)
-    return member, (needed, flags, method, time, date, crc, raw_name), stop
-
-
-def _member_name(raw: bytes) -> str:
-    try:
-        name = raw.decode("ascii")
-    except UnicodeDecodeError:
-        name = ""
-    if name not in TAG_FILES and not PAYLOAD_NAME.match(name):
-        raise BundleError(BAD_NAME, "name is not one a bundle may contain", repr(raw)[:200])
-    return name
-
-
-def _zip64_values(extra: bytes, saturated: list[bool], name: str) -> list[int]:
-    """The 64-bit values of a ZIP64 extra field, for the fields whose 32-bit value is
-    saturated; any other extra field is refused."""
-    values: list[int] = []
-    position = 0
-    while position < len(extra):
-        if position + 4 > len(extra):
-            raise BundleError(UNSUPPORTED_ZIP, "malformed extra field", name)
-        kind, length = struct.unpack_from("<HH", extra, position)
-        body = extra[position + 4 : position + 4 + length]
-        if len(body) != length:
-            raise BundleError(UNSUPPORTED_ZIP, "malformed extra field", name)
-        if kind != _ZIP64_EXTRA or values or length % 8:
-            raise BundleError(
-                UNSUPPORTED_ZIP, f"extra field 0x{kind:04x} is not one bundles use", name
-            )
-        values = list(struct.unpack(f"<{length // 8}Q", body))
-        position += 4 + length
-    if len(values) != sum(saturated):
-        raise BundleError(UNSUPPORTED_ZIP, "ZIP64 extra field does not match the header", name)
-    return values
-
-
-def _check_kind(name: str, flags: int, method: int, made_by: int, external: int) -> None:
-    if flags & 0x1:
-        raise BundleError(UNSUPPORTED_ZIP, "is encrypted", name)
-    if flags & ~_ALLOWED_FLAGS:
-        raise BundleError(UNSUPPORTED_ZIP, f"uses ZIP flags 0x{flags:04x}", name)
-    if method not in (_STORED, _DEFLATED):
-        raise BundleError(
-            UNSUPPORTED_ZIP, f"uses compression method {method}; only stored and deflate", name
-        )
-    mode = external >> 16
-    unix = made_by >> 8 == 3
-    if external & _DOS_DIRECTORY or (unix and mode and mode & _S_IFMT != _S_IFREG):
-        raise BundleError(NOT_REGULAR, "is not a regular file (directory, symlink or device)", name)
-
-
-def _check_caps(name: str, method: int, compress_size: int, file_size: int, limits: Limits) -> None:
-    if file_size > limits.max_file_size:
-        raise BundleError(TOO_LARGE, f"{file_size} bytes; raise --max-file-size to accept it", name)
-    if method == _STORED and compress_size != file_size:
-        raise BundleError(SIZE_MISMATCH, "stored member whose sizes disagree", name)
-    if file_size > RATIO_FLOOR and file_size > limits.max_ratio * max(compress_size, 1):
-        raise BundleError(
-            RATIO,
-            f"inflates {file_size / max(compress_size, 1):.0f}x; raise --max-ratio to accept it",
-            name,
-        )
-
-
-def _with_local_header(pread: Pread, member: Member, central: _HeaderFields) -> Member:
-    """The member with where its data starts, once its local header agrees with the central
-    directory entry."""
-    name = member.name
-    header = pread(_LOCAL.size + MAX_NAME + MAX_EXTRA, member.header_offset)
-    if len(header) < _LOCAL.size or header[:4] != b"PK\x03\x04":
-        raise BundleError(OVERLAP, "local header missing where the central directory points", name)
-    (
-        _signature,
-        needed,
-        flags,
-        method,
-        time,
-        date,
-        crc,
-        compress_size,
-        file_size,
-        name_length,
-        extra_length,
-    ) = _LOCAL.unpack_from(header)
-    raw_name = header[_LOCAL.size : _LOCAL.size + name_length]
-    extra = header[_LOCAL.size + name_length : _LOCAL.size + name_length + extra_length]
-    if len(raw_name) != name_length or len(extra) != extra_length:
-        raise BundleError(UNSUPPORTED_ZIP, "local header with an oversized name or extra", name)
-    if extra:
-        local64 = _zip64_values(extra, [True, True, False], name)
-        if (file_size, compress_size) != (_SAT32, _SAT32):
-            raise BundleError(UNSUPPORTED_ZIP, "ZIP64 extra field without ZIP64 sizes", name)
-        file_size, compress_size = local64
-    if (needed, flags, method, time, date, crc, raw_name) != central or (
-        compress_size,
-        file_size,
-    ) != (
-        member.compress_size,
-        member.file_size,
-    ):
-        raise BundleError(
-            OVERLAP, "local and central ZIP headers disagree (name, flags, sizes or CRC)", name
-        )
-    data_start = member.header_offset + _LOCAL.size + name_length + extra_length
-    return Member(
-        name,
-        member.method,
-        member.crc,
-        member.compress_size,
-        member.file_size,
-        member.header_offset,
-        data_start,
-    )

@@ -17,14 +17,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..annotations import check_note, check_tag_key, check_tag_value
 from ..errors import QexError
 from ..jsonvalues import dumps
 from ..recording.names import check_name
-from ..recording.states import state_summary_problem
-from ..run import RunRow
+from ..store.annotations import check_note, check_tag_key, check_tag_value
+from ..store.integrity import state_summary_problem
 from ..store.paths import ARTIFACTS_DIR, RESULTS_DIR
-from ..store.tables import ArtifactRow, FileRow
+from ..store.tables import ArtifactRow, FileRow, RunRow
 from ..timeutil import timestamp_problem
 from .bag import Manifest
 from .container import Container

@@ -18,20 +18,20 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..archive import Archive
 from ..errors import ArchiveError, InvalidInput
 from ..jsonvalues import stored_json
-from ..opening import open_archive, resolve_data_dir
 from ..store import tables
-from ..store.connection import write_transaction
-from ..store.files import StagingDirectory, fsync_path, storage_faults
+from ..store.files import PendingFiles, StagingDirectory, storage_faults
 from ..store.integrity import STAGING_DIR
-from ..store.paths import DB_NAME, DataPaths, data_path
+from ..store.paths import DataPaths, resolve_data_dir
 from .description import ImportRows, rows_of, source_name_of
 from .format import CONFLICT, BundleError, Limits
 from .reader import BundleContents, SinkError, read_bundle
+
+if TYPE_CHECKING:
+    from ..archive import Archive
 
 CONFLICT_POLICIES = ("error", "skip")
 
@@ -114,21 +114,18 @@ def _import_local(
         report.dry_run = True
         _refuse_conflicts(report, on_conflict, dry_run=True)
         return report
-    archive._refuse_read_only("import a bundle")
+    archive.writer.refuse_read_only("import a bundle")
     with _staging_dir(archive) as staging:
         contents = _stage(staging, path, limits, progress)
         merge = _Merge(
             archive, contents, on_conflict, staging, source_name_of(path), progress=progress
         )
-        try:
-            with storage_faults("import the bundle"), write_transaction(archive.conn):
-                report = merge.run()
-                _refuse_conflicts(report, on_conflict, dry_run=False)
-        except BaseException:
-            for relative in merge.moved:  # the transaction was rolled back; the files go too
-                with contextlib.suppress(OSError):
-                    data_path(archive.root, relative).unlink()
-            raise
+        # one write unit (inside a batch, a part of it): if it fails, the rows are rolled
+        # back and the files moved into place removed
+        with archive.writer.unit("import the bundle") as files:
+            merge.files = files
+            report = merge.run()
+            _refuse_conflicts(report, on_conflict, dry_run=False)
     return report
 
 
@@ -156,25 +153,6 @@ def _stage(
         with storage_faults("stage the bundle's files"):
             raise exc.cause from None
     return contents
-
-
-def unpack_bundle(
-    path: str | os.PathLike[str],
-    directory: str | os.PathLike[str],
-    *,
-    limits: Limits | None = None,
-    progress: Callable[[int], None] | None = None,
-    storage_options: dict[str, Any] | None = None,
-) -> ImportReport:
-    """Create a new archive in ``directory`` holding the bundle's runs. If that fails, the
-    directory is left as it was (absent, or empty)."""
-    target = Path(directory)
-    if (target / DB_NAME).exists() or (target.is_dir() and any(target.iterdir())):
-        raise InvalidInput(f"{target} is not empty; unpack into a new directory, or use 'import'")
-    with removed_unless_kept(target), open_archive(target) as archive:
-        return import_bundle(
-            archive, path, limits=limits, progress=progress, storage_options=storage_options
-        )
 
 
 @contextmanager
@@ -249,7 +227,7 @@ class _Merge:
         self.archive, self.contents, self.on_conflict = archive, contents, on_conflict
         self.staging, self.source, self.progress = staging, source, progress
         self.report = ImportReport(contents.bundle_id, contents.sha256)
-        self.moved: list[str] = []  # relative paths of the files moved into place so far
+        self.files: PendingFiles | None = None  # the write unit's, to which moved files belong
         self.targets = DataPaths(archive.root, create=True)
         self.now = time.time()
 
@@ -265,8 +243,6 @@ class _Merge:
                 batch = []
         if batch:
             self._batch(batch)
-        for folder in sorted(self.targets.folders.values()):
-            fsync_path(Path(folder))
         return self.report
 
     def _batch(self, runs: list[dict[str, Any]]) -> None:
@@ -345,9 +321,10 @@ class _Merge:
                 report.notes_added.append((run_id, created, text))
 
     def _move_into_place(self, rows: ImportRows) -> None:
-        """Rename staged files to their final names (same file system, so atomic); the
-        caller commits the rows afterwards and removes :attr:`moved` if that fails."""
-        assert self.staging is not None
+        """Rename staged files to their final names (same file system, so atomic), as files
+        of the write unit: their names are made durable before it commits, and they are
+        removed if it fails."""
+        assert self.staging is not None and self.files is not None
         paths = [path for path, *_ in rows.files]
         taken = tables.referenced_among(self.archive.conn, paths)
         if taken:
@@ -358,8 +335,8 @@ class _Merge:
         staging = os.fspath(self.staging)
         for path in paths:
             target = self.targets(path)
-            self.moved.append(path)
             os.replace(os.path.join(staging, _staged_name(path)), target)
+            self.files.adopt(Path(target))
 
 
 def _refuse_conflicts(report: ImportReport, on_conflict: str, *, dry_run: bool) -> None:

@@ -17,13 +17,13 @@ from typing import Any, NoReturn
 
 from ..archive import Archive
 from ..errors import ArchiveError, InvalidInput, StorageError
-from ..query import RunFilter
 from ..recording.names import check_name
 from ..run import Run
 from ..store import tables
 from ..store.files import failure_reason, sha256_of_stream
 from ..store.npyfile import NpyFormatError, check_density_matrix_header, read_header
 from ..store.paths import DataPaths, ForeignFile, open_checked_path
+from ..store.query import RunFilter
 from .description import run_problem
 from .format import (
     CHUNK,
@@ -205,20 +205,46 @@ def runs_in_batches(archive: Archive, run_ids: Sequence[str]) -> Iterator[list[R
         ]
 
 
-def known_payload_size(archive: Archive, run_ids: Sequence[str], include_artifacts: bool) -> int:
+@dataclass(frozen=True)
+class ArtifactKinds:
+    """Which of a run's artifacts go into the bundle: the rendered ones (pages a renderer can
+    make again), the attached ones (objects stored with the run, which nothing can remake)."""
+
+    rendered: bool = True
+    attached: bool = True
+
+    def artifacts_of(
+        self, archive: Archive, runs: Sequence[Run]
+    ) -> dict[str, list[tuple[str, str, str]]]:
+        """``(name, path, media type)`` of each run's artifacts of these kinds."""
+        chosen: dict[str, list[tuple[str, str, str]]] = {run.run_id: [] for run in runs}
+        if not (self.rendered or self.attached):
+            return chosen
+        both = self.rendered and self.attached
+        attached = {} if both else {run.run_id: set(run.attachment_names) for run in runs}
+        for run_id, name, relative, media, _ in tables.artifact_rows(archive.conn, list(chosen)):
+            if both or (self.attached if name in attached[run_id] else self.rendered):
+                chosen[run_id].append((name, relative, media))
+        return chosen
+
+
+def known_payload_size(archive: Archive, run_ids: Sequence[str], kinds: ArtifactKinds) -> int:
     """What the selected runs' files add up to, by the sizes recorded for them (a progress
     bar's total: files recorded without checksums count nothing)."""
     total = 0
-    for start in range(0, len(run_ids), BATCH):
-        batch = run_ids[start : start + BATCH]
-        for path, (size, _) in tables.file_checksums(archive.conn, batch).items():
-            if include_artifacts or path.startswith("results/"):
+    for runs in runs_in_batches(archive, run_ids):
+        ids = [run.run_id for run in runs]
+        wanted = {run.density_matrix_path for run in runs}
+        for artifacts in kinds.artifacts_of(archive, runs).values():
+            wanted.update(relative for _, relative, _ in artifacts)
+        for path, (size, _) in tables.file_checksums(archive.conn, ids).items():
+            if path in wanted:
                 total += size
     return total
 
 
 def gather(
-    archive: Archive, run_ids: Sequence[str], include_artifacts: bool, *, bloch_pages: bool = False
+    archive: Archive, run_ids: Sequence[str], kinds: ArtifactKinds, *, bloch_pages: bool = False
 ) -> Gathered:
     """Read every selected run once, refusing any a bundle cannot carry (before a byte of the
     bundle is written), and spool its record and files (and note each run's Bloch page when
@@ -227,7 +253,7 @@ def gather(
     content = gathered.records
     try:
         for runs in runs_in_batches(archive, run_ids):
-            files, records = _collect_payload(archive, runs, include_artifacts)
+            files, records = _collect_payload(archive, runs, kinds)
             _check_packable(records)
             for record in records:
                 content.write(b"," if gathered.runs else b"[")
@@ -264,7 +290,7 @@ def _add_plugins(versions: dict[str, str], metadata: Any) -> None:
 
 
 def _collect_payload(
-    archive: Archive, runs: Sequence[Run], include_artifacts: bool
+    archive: Archive, runs: Sequence[Run], kinds: ArtifactKinds
 ) -> tuple[list[Payload], list[dict[str, Any]]]:
     ids = [run.run_id for run in runs]
     stored = tables.file_checksums(archive.conn, ids)
@@ -272,10 +298,7 @@ def _collect_payload(
     files = _Files(archive.root, stored)
     payload: list[Payload] = []
     records = []
-    artifacts_of: dict[str, list[tuple[str, str, str]]] = {run_id: [] for run_id in ids}
-    if include_artifacts:
-        for run_id, name, relative, media, _ in tables.artifact_rows(archive.conn, ids):
-            artifacts_of[run_id].append((name, relative, media))
+    artifacts_of = kinds.artifacts_of(archive, runs)
     for run in runs:
         if not RUN_ID_PATTERN.fullmatch(run.run_id):
             raise _unpackable(run.run_id, "bundles carry UUID run IDs only (as qex records them)")
@@ -299,28 +322,28 @@ def _collect_payload(
             rho = replace(rho, npy_shape=tuple(shape))
         payload.append(rho)
         artifacts = []
-        if include_artifacts:
-            for name, relative, media in sorted(artifacts_of[run.run_id]):
-                extension = relative.rsplit(".", 1)[-1]
-                member = f"data/artifacts/{run.run_id}_{name}.{extension}"
-                if not PAYLOAD_NAME.match(member):
-                    raise _unpackable(
-                        run.run_id,
-                        f"its artifact {name!r} ({relative}) needs a name "
-                        "of lowercase letters, digits and _ and a short lowercase extension",
-                        "pack with --no-artifacts, or leave the run out of the selection",
-                    )
-                item = files.payload(run.run_id, relative, member)
-                payload.append(item)
-                artifacts.append(
-                    {
-                        "name": name,
-                        "media_type": media,
-                        "path": item.name,
-                        "size": item.size,
-                        "sha256": item.sha256,
-                    }
+        for name, relative, media in sorted(artifacts_of[run.run_id]):
+            extension = relative.rsplit(".", 1)[-1]
+            member = f"data/artifacts/{run.run_id}_{name}.{extension}"
+            if not PAYLOAD_NAME.match(member):
+                flag = "--no-attachments" if name in run.attachment_names else "--no-artifacts"
+                raise _unpackable(
+                    run.run_id,
+                    f"its artifact {name!r} ({relative}) needs a name "
+                    "of lowercase letters, digits and _ and a short lowercase extension",
+                    f"pack with {flag}, or leave the run out of the selection",
                 )
+            item = files.payload(run.run_id, relative, member)
+            payload.append(item)
+            artifacts.append(
+                {
+                    "name": name,
+                    "media_type": media,
+                    "path": item.name,
+                    "size": item.size,
+                    "sha256": item.sha256,
+                }
+            )
         records.append(
             {
                 "run_id": run.run_id,

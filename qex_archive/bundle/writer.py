@@ -22,7 +22,6 @@ from typing import Any, NoReturn
 from ..archive import Archive
 from ..errors import ArchiveError, InvalidInput
 from ..jsonvalues import is_text
-from ..query import RunFilter
 from ..store.files import atomic_output
 from ..store.npyfile import (
     MAX_HEADER_BYTES,
@@ -32,6 +31,7 @@ from ..store.npyfile import (
     read_header,
 )
 from ..store.paths import ForeignFile, open_checked_path, read_data_file
+from ..store.query import RunFilter
 from .documents import (
     bytes_payload,
     creation_time,
@@ -42,7 +42,16 @@ from .documents import (
     tag_files,
 )
 from .format import CHUNK, REPORT
-from .records import Gathered, Payload, Spool, gather, missing, runs_in_batches, select_run_ids
+from .records import (
+    ArtifactKinds,
+    Gathered,
+    Payload,
+    Spool,
+    gather,
+    missing,
+    runs_in_batches,
+    select_run_ids,
+)
 from .zipwriter import ZipWriter, deflate
 
 IN_MEMORY_MEMBER = CHUNK  # larger files are streamed chunk by chunk
@@ -71,6 +80,7 @@ def pack_bundle(
     where: Mapping[str, Any] | None = None,
     selection: RunFilter | None = None,
     include_artifacts: bool = True,
+    include_attachments: bool = True,
     note: str | None = None,
     with_report: bool = False,
     progress: Progress | None = None,
@@ -81,6 +91,11 @@ def pack_bundle(
     Runs are chosen as by :meth:`Archive.runs` (``experiment``, ``backend``, ``since``,
     ``until``, ``where``), or by a prepared ``selection``, and/or named by ID or unique
     prefix in ``runs``; with none of these, every run is packed.
+
+    ``include_artifacts=False`` leaves out the rendered artifacts (the Bloch page, and any
+    page a renderer can make again); ``include_attachments=False`` leaves out the attachments
+    (objects stored with a run when it was recorded: counts, circuits, noise models). Each
+    keeps the other kind; the density matrices always go in.
 
     The bundle is written to a temporary name and renamed, so a failure leaves no half file.
     Packing the same runs again gives the same bytes; ``SOURCE_DATE_EPOCH`` sets the creation
@@ -111,9 +126,8 @@ def pack_bundle(
                 f"directory {output.parent} does not exist; create it or pick another"
             )
     with published(output, storage_options) as target:
-        report = _pack(
-            archive, target, runs, selection, include_artifacts, note, with_report, progress
-        )
+        kinds = ArtifactKinds(rendered=include_artifacts, attached=include_attachments)
+        report = _pack(archive, target, runs, selection, kinds, note, with_report, progress)
     return replace(report, path=os.fspath(output) if is_url(output) else Path(os.fspath(output)))
 
 
@@ -122,13 +136,13 @@ def _pack(
     target: Path,
     runs: Sequence[str],
     selection: RunFilter | None,
-    include_artifacts: bool,
+    kinds: ArtifactKinds,
     note: str | None,
     with_report: bool,
     progress: Progress | None,
 ) -> PackReport:
     run_ids = select_run_ids(archive, runs, selection)
-    gathered = gather(archive, run_ids, include_artifacts, bloch_pages=with_report)
+    gathered = gather(archive, run_ids, kinds, bloch_pages=with_report)
     written: list[Payload] = []
     try:
         created = creation_time(gathered)

@@ -8,26 +8,38 @@ the same members in the same order always give the same file. ``zipfile`` spends
 
 from __future__ import annotations
 
-import struct
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
 
-_LOCAL = struct.Struct("<4sHHHHHIIIHH")
-_CENTRAL = struct.Struct("<4sHHHHHHIIIHHHHHII")
-_END = struct.Struct("<4sHHHHIIH")
-_END64 = struct.Struct("<4sQHHIIQQQQ")
-_LOCATOR64 = struct.Struct("<4sIQI")
+from .zipformat import (
+    CENTRAL,
+    CENTRAL_SIGNATURE,
+    DEFLATED,
+    END,
+    END64,
+    END64_RECORD_SIZE,
+    END64_SIGNATURE,
+    END_SIGNATURE,
+    LOCAL,
+    LOCAL_SIGNATURE,
+    LOCATOR64,
+    LOCATOR64_SIGNATURE,
+    MADE_BY_UNIX,
+    SAT16,
+    SAT32,
+    STORED,
+    VERSION_DEFAULT,
+    VERSION_ZIP64,
+    zip64_extra,
+)
+
 DOS_DATE = (1 << 5) | 1  # 1980-01-01
 DOS_TIME = 0
 UNIX_REGULAR_0644 = 0o100644 << 16
-MADE_BY_UNIX = 3 << 8
-STORED, DEFLATED = 0, 8
-LIMIT32 = 0xFFFFFFFF  # in a 32-bit field: "see the ZIP64 extra field"
-LIMIT16 = 0xFFFF
-ZIP64_AT = LIMIT32  # sizes and offsets from here on go in ZIP64 fields
-ZIP64_COUNT_AT = LIMIT16  # as many members as this need the ZIP64 end record
+ZIP64_AT = SAT32  # sizes and offsets from here on go in ZIP64 fields
+ZIP64_COUNT_AT = SAT16  # as many members as this need the ZIP64 end record
 
 
 def deflate(data: bytes) -> bytes:
@@ -119,19 +131,19 @@ class ZipWriter:
         fields = []
         if size >= ZIP64_AT:
             fields.append(size)
-            size = LIMIT32
+            size = SAT32
         if compressed >= ZIP64_AT:
             fields.append(compressed)
-            compressed = LIMIT32
+            compressed = SAT32
         if offset >= ZIP64_AT:
             fields.append(offset)
-            offset = LIMIT32
+            offset = SAT32
         if fields:
-            extra = struct.pack(f"<HH{len(fields)}Q", 1, 8 * len(fields), *fields)
-        version = 45 if fields else 20
+            extra = zip64_extra(fields)
+        version = VERSION_ZIP64 if fields else VERSION_DEFAULT
         self._directory += (
-            _CENTRAL.pack(
-                b"PK\x01\x02",
+            CENTRAL.pack(
+                CENTRAL_SIGNATURE,
                 MADE_BY_UNIX | version,
                 version,
                 0,
@@ -162,18 +174,18 @@ class ZipWriter:
         end_at = directory_at + len(directory)
         tail = b""
         if count >= ZIP64_COUNT_AT or directory_at >= ZIP64_AT or len(directory) >= ZIP64_AT:
-            tail = _END64.pack(
-                b"PK\x06\x06", 44, MADE_BY_UNIX | 45, 45, 0, 0, count, count,
-                len(directory), directory_at,
-            ) + _LOCATOR64.pack(b"PK\x06\x07", 0, end_at, 1)  # fmt: skip
-        tail += _END.pack(
-            b"PK\x05\x06",
+            tail = END64.pack(
+                END64_SIGNATURE, END64_RECORD_SIZE, MADE_BY_UNIX | VERSION_ZIP64, VERSION_ZIP64,
+                0, 0, count, count, len(directory), directory_at,
+            ) + LOCATOR64.pack(LOCATOR64_SIGNATURE, 0, end_at, 1)  # fmt: skip
+        tail += END.pack(
+            END_SIGNATURE,
             0,
             0,
-            min(count, LIMIT16),
-            min(count, LIMIT16),
-            min(len(directory), LIMIT32),
-            min(directory_at, LIMIT32),
+            min(count, SAT16),
+            min(count, SAT16),
+            min(len(directory), SAT32),
+            min(directory_at, SAT32),
             0,
         )
         self._flush()
@@ -182,14 +194,14 @@ class ZipWriter:
 
     def _local_header(self, entry: _Entry, *, zip64: bool = False) -> bytes:
         if zip64 or entry.size >= ZIP64_AT or entry.compressed_size >= ZIP64_AT:
-            extra = struct.pack("<HHQQ", 1, 16, entry.size, entry.compressed_size)
-            sizes = (LIMIT32, LIMIT32)
-            version = 45
+            extra = zip64_extra([entry.size, entry.compressed_size])
+            sizes = (SAT32, SAT32)
+            version = VERSION_ZIP64
         else:
-            extra, sizes, version = b"", (entry.compressed_size, entry.size), 20
+            extra, sizes, version = b"", (entry.compressed_size, entry.size), VERSION_DEFAULT
         return (
-            _LOCAL.pack(
-                b"PK\x03\x04",
+            LOCAL.pack(
+                LOCAL_SIGNATURE,
                 version,
                 0,
                 entry.method,

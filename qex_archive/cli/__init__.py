@@ -29,7 +29,7 @@ from ..views.terminal import visible
 
 if TYPE_CHECKING:
     from ..archive import Archive
-    from ..query import RunFilter
+    from ..store.query import RunFilter
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -344,7 +344,7 @@ def build_filter(
     valid: bool | None = None,
     tag_filters: Iterable[str] = (),
 ) -> RunFilter:
-    from ..query import RunFilter, parse_condition, parse_tag
+    from ..store.query import RunFilter, parse_condition, parse_tag
 
     base = RunFilter.build(
         experiment=experiment,

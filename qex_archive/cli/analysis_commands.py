@@ -19,7 +19,7 @@ from . import (
 )
 
 if TYPE_CHECKING:
-    from ..query import RunFilter
+    from ..store.query import RunFilter
 
 
 @cli.command()

@@ -19,8 +19,8 @@ def tag(ctx: click.Context, items: tuple[str, ...], removed: tuple[str, ...]) ->
 
         qex-archive tag 3f2a 9c01 calibration= figure=3 --remove draft
     """
-    from ..annotations import tag_runs
     from ..errors import InvalidInput
+    from ..store.annotations import tag_runs
 
     refs = [item for item in items if "=" not in item]
     tags = dict(item.split("=", 1) for item in items if "=" in item)
@@ -46,7 +46,7 @@ def note(ctx: click.Context, run_ref: str, text: str, edit: bool) -> None:
 
         qex-archive note 3f2a "fridge warmed up during this run; do not use"
     """
-    from ..annotations import add_note
+    from ..store.annotations import add_note
 
     archive = open_from(ctx)
     run = archive.get(run_ref)

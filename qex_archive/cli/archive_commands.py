@@ -26,9 +26,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from ..archive import Archive
-    from ..query import RunFilter
     from ..run import Run
     from ..store.integrity import Finding
+    from ..store.query import RunFilter
 
 
 @cli.command()

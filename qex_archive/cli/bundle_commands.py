@@ -24,7 +24,7 @@ from . import (
 )
 
 if TYPE_CHECKING:
-    from ..query import RunFilter
+    from ..store.query import RunFilter
 
 
 def limit_options(command: F) -> F:
@@ -119,7 +119,16 @@ def _byte_size(text: str, key: str) -> int:
     help="Bundle file to write (.qexb), or a URL such as s3://bucket/runs.qexb.",
 )
 @filter_options
-@click.option("--no-artifacts", is_flag=True, help="Leave the artifacts (Bloch pages, ...) out.")
+@click.option(
+    "--no-artifacts",
+    is_flag=True,
+    help="Leave the rendered artifacts (Bloch pages, ...) out; attachments stay.",
+)
+@click.option(
+    "--no-attachments",
+    is_flag=True,
+    help="Leave the attachments (counts, circuits, ...) out; rendered artifacts stay.",
+)
 @click.option("--note", help="A free-text note for the recipient.")
 @click.option("--with-report", is_flag=True, help="Add the experiment report of the packed runs.")
 @click.option(
@@ -137,6 +146,7 @@ def pack(
     output: str,
     selection: RunFilter,
     no_artifacts: bool,
+    no_attachments: bool,
     note: str | None,
     with_report: bool,
     storage_options: tuple[str, ...],
@@ -146,19 +156,24 @@ def pack(
     The bundle may go to a URL (s3://bucket/prefix/runs.qexb; pip install
     'qex-archive[remote]').
 
+    The density matrices always go in. --no-artifacts leaves out the rendered pages (the
+    recipient can make them again with 'render'), --no-attachments the objects attached
+    at record time; give both to pack the density matrices alone.
+
     Example:
 
         qex-archive pack -o ghz.qexb -e ghz_depolarizing --note "for Ada"
     """
     from ..bundle import pack_bundle
-    from ..bundle.records import known_payload_size, select_run_ids
+    from ..bundle.records import ArtifactKinds, known_payload_size, select_run_ids
     from ..remote.transfer import parse_storage_options
 
     archive = open_from(ctx)
     total = 0
     if sys.stderr.isatty():  # sizing the bar costs a selection of its own
         ids = select_run_ids(archive, run_refs, selection)
-        total = known_payload_size(archive, ids, include_artifacts=not no_artifacts)
+        kinds = ArtifactKinds(rendered=not no_artifacts, attached=not no_attachments)
+        total = known_payload_size(archive, ids, kinds)
     with progress_bar(total, "packing") as bar:
         report = pack_bundle(
             archive,
@@ -166,6 +181,7 @@ def pack(
             runs=run_refs,
             selection=selection,
             include_artifacts=not no_artifacts,
+            include_attachments=not no_attachments,
             note=note,
             with_report=with_report,
             progress=bar.update if bar else None,
@@ -369,7 +385,7 @@ def unpack(bundle: str, directory: Path, as_json: bool, **limits: Any) -> None:
 
         qex-archive unpack from-ada.qexb ada_runs && qex-archive -d ada_runs runs
     """
-    from ..bundle import unpack_bundle
+    from ..opening import unpack_bundle
 
     storage = storage_of(limits)
     with progress_bar(_local_size(bundle), "unpacking") as bar:

@@ -6,36 +6,34 @@ no plugins, no migration) and each answer is one indexed lookup per name offered
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 
 from ..store.paths import DB_NAME
 
+if TYPE_CHECKING:
+    from ..store.connection import Connection
+
 LIMIT = 50
 
 
 def _names(
-    lookup: Callable[[sqlite3.Connection, str], list[str]],
+    lookup: Callable[[Connection, str], list[str]],
 ) -> Callable[[click.Context, click.Parameter, str], list[str]]:
     def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
         from ..opening import resolve_data_dir
+        from ..store.connection import peek
 
         db = resolve_data_dir(ctx.find_root().params.get("data_dir")) / DB_NAME
-        try:
-            conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=1)
-            try:
-                return lookup(conn, incomplete)
-            finally:
-                conn.close()
-        except (sqlite3.Error, OSError, ValueError):
-            return []  # no archive there (yet), or one being written: offer nothing
+        # no archive there (yet), or one being written: offer nothing
+        return peek(db, lambda conn: lookup(conn, incomplete))
 
     return complete
 
 
-def _run_ids(conn: sqlite3.Connection, prefix: str) -> list[str]:
+def _run_ids(conn: Connection, prefix: str) -> list[str]:
     from ..store.tables import run_ids_with_prefix
 
     ids = run_ids_with_prefix(conn, prefix.lower(), LIMIT)
@@ -43,8 +41,8 @@ def _run_ids(conn: sqlite3.Connection, prefix: str) -> list[str]:
     return sorted({run_id[: max(8, len(prefix))] for run_id in ids})
 
 
-def _column(column: str) -> Callable[[sqlite3.Connection, str], list[str]]:
-    def lookup(conn: sqlite3.Connection, prefix: str) -> list[str]:
+def _column(column: str) -> Callable[[Connection, str], list[str]]:
+    def lookup(conn: Connection, prefix: str) -> list[str]:
         from ..store.tables import names_with_prefix
 
         return names_with_prefix(conn, column, prefix, LIMIT)

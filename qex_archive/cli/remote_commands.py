@@ -9,7 +9,7 @@ import click
 from . import cli, emit_json, filter_options, open_from, say
 
 if TYPE_CHECKING:
-    from ..query import RunFilter
+    from ..store.query import RunFilter
 
 
 @cli.group()

@@ -2,14 +2,17 @@
 values and Bloch vectors. One implementation of each formula, numpy only, used by the Bloch
 page, ``compare``, the Python API and anything built on them.
 
-Every function takes a run, an array (a density matrix or a state vector) or any framework
-object an installed plugin converts. Subsystems are big-endian as everywhere in the archive:
+Every function takes a run, an array (a density matrix or a state vector), a converted state
+(an ``ArchivedState``) or a :class:`~qex_archive.physics.states.State`. Framework objects are
+converted by their plugin before they get here: the public functions of
+:mod:`qex_archive.measures` do that. Subsystems are big-endian as everywhere in the archive:
 subsystem 0 is the leftmost Kronecker factor, and the first letter of a Pauli string acts on it.
 
 Numerically honest: a state that is not physical (raw tomography, say) is used as it is
 stored, never projected onto the physical states, and a :class:`NonPhysicalWarning` says so.
-"Physical" uses the archive's validation tolerances (1e-8 on the trace, the Hermiticity and
-the smallest eigenvalue). The fidelity uses the Hermitian part of each matrix; for a matrix
+"Physical" is the archive's own test (:func:`qex_archive.physics.validation.validation_summary`)
+with the tolerances of the precision the state was made in, so a run recorded as physical is
+used without a warning. The fidelity uses the Hermitian part of each matrix; for a matrix
 with negative eigenvalues the square root in Uhlmann's formula is taken of those eigenvalues as
 complex numbers, so the result may exceed 1: that is the data, flagged, not a bug.
 """
@@ -19,20 +22,17 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from ..errors import InvalidInput, InvalidState
-
-if TYPE_CHECKING:
-    from ..plugin_calls import PluginCalls
+from .states import State, as_state
+from .validation import hermitian_part, tolerances_for, validation_summary
+from .validation import purity as purity
 
 ComplexMatrix = npt.NDArray[np.complex128]
-TOLERANCE = 1e-8
 ROUNDING = 1e-14  # eigenvalues this close to zero (relative) are taken as zero
 PAULIS = {
     "I": np.eye(2, dtype=np.complex128),
@@ -40,47 +40,24 @@ PAULIS = {
     "Y": np.array([[0, -1j], [1j, 0]], dtype=np.complex128),
     "Z": np.array([[1, 0], [0, -1]], dtype=np.complex128),
 }
+__all__ = [
+    "NonPhysicalWarning",
+    "State",
+    "as_state",
+    "bloch_vector",
+    "bloch_vectors",
+    "expectation",
+    "fidelity",
+    "partial_trace",
+    "physical_problem",
+    "purity",
+    "reduced_state",
+    "trace_distance",
+]
 
 
 class NonPhysicalWarning(UserWarning):
     """A quantity was computed on a state that is not physical, as it is stored."""
-
-
-@dataclass(frozen=True)
-class State:
-    """A density matrix with its subsystem dimensions and where it came from (for messages)."""
-
-    rho: ComplexMatrix
-    dims: list[int]
-    name: str
-
-
-def as_state(value: object, dims: Sequence[int] | None = None, name: str = "state") -> State:
-    """A run, an array (density matrix or state vector) or a framework object as a
-    :class:`State`; ``dims`` for qudits (a run knows its own)."""
-    from ..recording.states import coerce_state
-    from ..run import Run
-
-    if isinstance(value, State):
-        return value
-    if isinstance(value, Run):
-        rho = np.asarray(value.rho)
-        run_dims = value.dims if dims is None else list(dims)
-        archived = coerce_state(rho, run_dims)
-        return State(archived.rho, list(archived.dims or []), f"run {value.run_id[:8]}")
-    converted = value
-    if not isinstance(value, (np.ndarray, list, tuple)):
-        converted = _plugins().convert_state(value)
-    archived = coerce_state(converted, dims)
-    return State(archived.rho, list(archived.dims or []), name)
-
-
-@cache
-def _plugins() -> PluginCalls:
-    from ..plugin_calls import PluginCalls
-    from ..plugins import make_plugin_manager
-
-    return PluginCalls(make_plugin_manager())
 
 
 def fidelity(a: object, b: object, *, dims: Sequence[int] | None = None) -> float:
@@ -186,11 +163,6 @@ def bloch_vector(reduced: ComplexMatrix) -> tuple[float, float, float]:
     return float(x) + 0.0, float(y) + 0.0, float(z) + 0.0
 
 
-def purity(rho: ComplexMatrix) -> float:
-    """Re Tr(rho^2)."""
-    return float(np.einsum("ij,ji->", rho, rho).real)
-
-
 def _pair(a: object, b: object, dims: Sequence[int] | None) -> tuple[State, State]:
     first, second = as_state(a, dims, "the first state"), as_state(b, dims, "the second state")
     if first.rho.shape != second.rho.shape:
@@ -204,7 +176,7 @@ def _pair(a: object, b: object, dims: Sequence[int] | None) -> tuple[State, Stat
 
 
 def _sqrt_hermitian_part(rho: ComplexMatrix) -> ComplexMatrix:
-    eigenvalues, vectors = np.linalg.eigh((rho + rho.conj().T) / 2)
+    eigenvalues, vectors = np.linalg.eigh(hermitian_part(rho))
     # eigenvalues within rounding of zero are zero (a pure state's other eigenvalues come out
     # near +-1e-17, whose roots would add ~1e-9 each); negative ones beyond that are data:
     # their roots are imaginary, not clipped
@@ -215,22 +187,19 @@ def _sqrt_hermitian_part(rho: ComplexMatrix) -> ComplexMatrix:
     return root
 
 
-def physical_problem(rho: ComplexMatrix) -> str | None:
-    """Why ``rho`` is not a physical state within :data:`TOLERANCE`, or ``None``."""
-    trace = complex(np.trace(rho))
-    if abs(trace - 1) > TOLERANCE:
-        return f"trace {trace.real:.6g}"
-    deviation = float(np.max(np.abs(rho - rho.conj().T)))
-    if deviation > TOLERANCE:
-        return f"not Hermitian ({deviation:.3g})"
-    smallest = float(np.linalg.eigvalsh((rho + rho.conj().T) / 2)[0])
-    if smallest < -TOLERANCE:
-        return f"smallest eigenvalue {smallest:.3g}"
-    return None
+def physical_problem(value: object, tolerances: dict[str, float] | None = None) -> str | None:
+    """Why a state is not physical, or ``None``: the archive's validation of it, with the
+    tolerances of the precision it was made in unless ``tolerances`` are given. ``value`` is
+    anything :func:`as_state` reads (a bare complex128 matrix: double-precision tolerances)."""
+    state = as_state(value)
+    findings = validation_summary(state.rho, tolerances or tolerances_for(state.source_dtype))[
+        "findings"
+    ]
+    return "; ".join(findings) if findings else None
 
 
 def _warn_if_not_physical(state: State) -> None:
-    problem = physical_problem(state.rho)
+    problem = physical_problem(state)
     if problem:
         warnings.warn(
             f"{state.name} is not a physical state ({problem}); computed on it as stored",

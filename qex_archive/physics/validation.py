@@ -2,6 +2,10 @@
 
 Computed once when a run is recorded and stored in the run's metadata under ``validation``.
 Non-physical matrices (raw tomography, say) are stored as they are and flagged here.
+
+The one physicality test and its one tolerance table: the measures
+(:mod:`qex_archive.physics.measures`) warn about exactly the states flagged here, so a state
+the archive recorded as physical is never called non-physical when it is used.
 """
 
 from __future__ import annotations
@@ -41,12 +45,9 @@ def validation_summary(
 
     Memory stays within a few MiB beyond the matrix: the O(d^2) quantities are summed over
     blocks of rows. Which checks ran is recorded under ``spectrum``."""
-    import os
-
     tolerances = tolerances or dict(TOLERANCES)
-    d = rho.shape[0]
     if spectrum is None:
-        spectrum = d <= SPECTRUM_MAX_DIM or os.environ.get(SPECTRUM_ENV) == "full"
+        spectrum = spectrum_computed(rho.shape[0])
     trace = complex(np.trace(rho))
     hermitian_deviation, purity = _deviation_and_purity(rho)
     findings = []
@@ -64,7 +65,7 @@ def validation_summary(
         "von_neumann_entropy_bits": None,
     }
     if spectrum:
-        eigenvalues = np.linalg.eigvalsh((rho + rho.conj().T) / 2)
+        eigenvalues = np.linalg.eigvalsh(hermitian_part(rho))
         positive = eigenvalues[eigenvalues > 1e-15]
         summary["min_eigenvalue"] = float(eigenvalues[0])
         summary["max_eigenvalue"] = float(eigenvalues[-1])
@@ -83,6 +84,24 @@ def validation_summary(
         )
     summary.update(tolerances=tolerances, is_valid=not findings, findings=findings)
     return summary
+
+
+def spectrum_computed(d: int) -> bool:
+    """Whether the full spectrum of a ``d``-dimensional state is computed by default."""
+    import os
+
+    return d <= SPECTRUM_MAX_DIM or os.environ.get(SPECTRUM_ENV) == "full"
+
+
+def hermitian_part(rho: ComplexMatrix) -> ComplexMatrix:
+    """(rho + rho^dagger) / 2, whose spectrum stands for that of a matrix off by rounding."""
+    part: ComplexMatrix = (rho + rho.conj().T) / 2
+    return part
+
+
+def purity(rho: ComplexMatrix) -> float:
+    """Re Tr(rho^2), summed a block of rows at a time."""
+    return _deviation_and_purity(rho)[1]
 
 
 def _deviation_and_purity(rho: ComplexMatrix) -> tuple[float, float]:

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from ..errors import InvalidInput, InvalidState
 from ..jsonvalues import dumps, json_object, to_json_data
-from ..run import Run, RunRow
+from ..run import Run
 from ..store.paths import ARTIFACTS_DIR, RESULTS_DIR
+from ..store.tables import RunRow
 from ..timeutil import run_timestamp
 from .names import check_name
 

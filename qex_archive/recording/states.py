@@ -4,15 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-from ..errors import InvalidState
-
-if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
-
-    ComplexMatrix = npt.NDArray[np.complex128]
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -41,93 +33,23 @@ def coerce_state(state: object, dims: Sequence[int] | None = None) -> ArchivedSt
     state vector, taken as the pure state). NaN/Inf, non-numeric data and shapes that are not
     a register of the given (or inferred qubit) ``dims`` are refused.
     """
-    import numpy as np
+    # imported here: numpy loads only for commands that record or read states
+    from ..physics.states import canonical_state
 
     converted = state if isinstance(state, ArchivedState) else ArchivedState(state)
-    try:
-        array = np.asarray(converted.rho)
-    except (ValueError, TypeError) as exc:
-        raise InvalidState(f"state is not a numeric array ({exc})") from None
-    if array.dtype.kind not in "iufc":
-        raise InvalidState(
-            f"state has dtype {array.dtype}, expected numbers (a real or complex matrix)"
-        )
-    kind = "density_matrix"
-    if array.ndim == 1:
-        kind = "state_vector"
-    elif array.ndim != 2 or array.shape[0] != array.shape[1]:
-        raise InvalidState(
-            f"state has shape {array.shape}; expected a square matrix (d, d) or a vector (d,)"
-        )
-    if array.shape[0] < 2:
-        raise InvalidState(f"state has dimension {array.shape[0]}; a system needs at least 2")
-    if not np.isfinite(array).all():
-        raise InvalidState("state contains NaN or infinite entries")
-    norm = None
-    if kind == "state_vector":
-        vector, norm = _normalised(array)
-        rho = np.outer(vector, vector.conj())
-    else:
-        # no copy when the input is already canonical: nothing here writes to it
-        with np.errstate(over="ignore"):
-            rho = np.ascontiguousarray(array, dtype=np.complex128)
-        if not np.isfinite(rho).all():  # a long double beyond the range of a double
-            raise InvalidState("state has entries too large for complex128 (overflow to inf)")
-    subsystem_dims = _subsystem_dims(rho.shape[0], dims if dims is not None else converted.dims)
+    canonical = canonical_state(converted.rho, dims if dims is not None else converted.dims)
     labels = converted.subsystem_labels
-    if labels is None or len(labels) != len(subsystem_dims):
-        labels = list(range(len(subsystem_dims)))
+    if labels is None or len(labels) != len(canonical.dims):
+        labels = list(range(len(canonical.dims)))
     return ArchivedState(
-        rho=rho,
-        dims=subsystem_dims,
+        rho=canonical.rho,
+        dims=canonical.dims,
         subsystem_labels=list(labels),
         source_ordering=converted.source_ordering,
-        source_kind=converted.source_kind or kind,
-        source_dtype=str(array.dtype),
-        source_norm=norm,
+        source_kind=converted.source_kind or canonical.kind,
+        source_dtype=canonical.source_dtype,
+        source_norm=canonical.source_norm,
     )
-
-
-def _normalised(array: Any) -> tuple[Any, float]:
-    """A state vector scaled to norm 1, and its norm before: scaled by its largest entry
-    first, so that neither the norm nor the outer product overflows (``[1e200, 0]`` is |0>)."""
-    import numpy as np
-
-    with np.errstate(over="ignore"):
-        vector = array.astype(np.complex128)
-    largest = float(np.max(np.abs(vector))) if vector.size else 0.0
-    if not np.isfinite(largest):
-        raise InvalidState("state has entries too large for complex128 (overflow to inf)")
-    if largest == 0.0:
-        raise InvalidState("state vector is zero; a pure state needs a non-zero vector")
-    scaled = vector / largest
-    length = float(np.linalg.norm(scaled))
-    return scaled / length, largest * length
-
-
-def _subsystem_dims(d: int, dims: Sequence[int] | None) -> list[int]:
-    if dims is None:
-        if d & (d - 1):
-            raise InvalidState(
-                f"a {d}x{d} state is not a qubit register ({d} is not a power of two); "
-                f"pass dims=[...] with the subsystem dimensions, e.g. dims=[{d}] for one qudit"
-            )
-        return [2] * (d.bit_length() - 1)
-    if isinstance(dims, (str, bytes)) or not isinstance(dims, Sequence):
-        raise InvalidState(f"dims must be a list of integers, not {type(dims).__name__}")
-    checked: list[int] = []
-    for n in dims:
-        if isinstance(n, bool) or not hasattr(n, "__index__") or n < 2:
-            raise InvalidState(f"dims must be integers of at least 2, got {list(dims)!r}")
-        checked.append(int(n))
-    if not checked:
-        raise InvalidState("dims is empty; give one dimension per subsystem")
-    product = 1
-    for n in checked:
-        product *= n
-    if product != d:
-        raise InvalidState(f"dims {checked} multiply to {product}, but the state has dimension {d}")
-    return checked
 
 
 def state_summary_problem(

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInput, QexError
-from ..query import RunFilter
 from ..store import tables
+from ..store.query import RunFilter
 from .transfer import TRANSFER_PART, _copy, _filesystem, is_url
 
 if TYPE_CHECKING:
@@ -60,14 +60,14 @@ def add_remote(archive: Archive, name: str, url: str, options: dict[str, Any]) -
             f"storage option {secret[0]!r} looks like a secret; qex never stores secrets: "
             "set it in the environment or the AWS config files instead"
         )
-    with archive._writing("add a remote"):
+    with archive.writer.unit("add a remote"):
         if tables.remote(archive.conn, name) is not None:
             raise InvalidInput(f"a remote named {name!r} exists; remove it first")
         tables.add_remote(archive.conn, name, url.rstrip("/"), json.dumps(options))
 
 
 def remove_remote(archive: Archive, name: str) -> None:
-    with archive._writing("remove a remote"):
+    with archive.writer.unit("remove a remote"):
         if not tables.remove_remote(archive.conn, name):
             raise InvalidInput(
                 f"no remote named {name!r}; list them with 'qex-archive remote list'"

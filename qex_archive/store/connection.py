@@ -1,21 +1,26 @@
-"""The SQLite connection: pragmas and write transactions."""
+"""The SQLite connection: pragmas, read-only opening and read transactions (writes go through
+:mod:`qex_archive.store.writer`)."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from ..errors import ArchiveError
+
 BUSY_TIMEOUT_SECONDS = 60.0
+Connection = sqlite3.Connection  # for the modules outside the store, which never import sqlite3
 
 
 def connect(db_path: Path) -> sqlite3.Connection:
     """Open ``db_path`` in WAL mode with foreign keys on and a generous busy timeout.
 
     ``isolation_level=None`` hands transaction control to us: every write happens inside
-    :func:`write_transaction`, i.e. ``BEGIN IMMEDIATE``, so concurrent writers queue on the
-    busy timeout instead of failing half-way with "database is locked".
+    a unit of :class:`~qex_archive.store.writer.Writer`, i.e. ``BEGIN IMMEDIATE``, so
+    concurrent writers queue on the busy timeout instead of failing half-way with "database is
+    locked".
     """
     conn = sqlite3.connect(db_path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
     conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
@@ -45,25 +50,47 @@ def connect_read_only(db_path: Path) -> sqlite3.Connection:
 
 
 @contextmanager
-def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-        conn.execute("COMMIT")
-    except BaseException:
-        # A failed COMMIT (disk full) may leave the transaction open: end it, changing nothing.
-        if conn.in_transaction:
-            with suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-        raise
-
-
-@contextmanager
 def read_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One consistent snapshot for several reads."""
+    """One consistent snapshot for several reads (inside a transaction already open on
+    ``conn``, that transaction's)."""
+    nested = conn.in_transaction
+    if nested:
+        yield conn
+        return
     conn.execute("BEGIN")
     try:
         yield conn
     finally:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
+
+
+def open_database(db_path: Path, *, read_only: bool) -> sqlite3.Connection:
+    """The archive's database, its schema brought up to date (``read_only``: opened for
+    reading, and refused when it needs upgrading); one :class:`ArchiveError` line when the
+    file is not a usable SQLite database."""
+    from .migrations import migrate, refuse_stale
+
+    try:
+        if read_only:
+            conn = connect_read_only(db_path)
+            refuse_stale(conn, db_path.parent)
+        else:
+            conn = connect(db_path)
+            migrate(conn)
+    except sqlite3.DatabaseError as exc:
+        raise ArchiveError(f"{db_path} is not a usable SQLite database ({exc})") from None
+    return conn
+
+
+def peek(db_path: Path, lookup: Callable[[sqlite3.Connection], list[str]]) -> list[str]:
+    """``lookup`` on a database opened read-only for at most a second, or nothing: for shell
+    completion, which must never fail or wait."""
+    try:
+        conn = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True, timeout=1)
+        try:
+            return lookup(conn)
+        finally:
+            conn.close()
+    except (sqlite3.Error, OSError, ValueError):
+        return []

@@ -213,11 +213,15 @@ class PendingFiles:
     lock. ``check`` and ``gc``, which look at the files under that lock, so never see a named
     file whose row is still to come, and leave the temporary files of a live process alone.
 
+    A file that replaces one of the same name (a page rendered again) keeps its temporary name
+    until :meth:`flush`, when it is durable: it is renamed over the old file just before the
+    commit, and a second name of the old file is kept until :meth:`committed`, so that a
+    failed transaction puts the old file back.
+
     The files are flushed together at the end, which the file system commits in one journal
-    transaction (for a run with its Bloch page, 1.48 against 1.64 ms a record when the matrix
-    was flushed first). A file written with ``early=True`` (a large density matrix) starts
-    flushing on a thread at once, so that the disk works while the run is computed; handing a
-    file to a thread costs about 0.1 ms, more than a small file's flush gains."""
+    transaction. A file written with ``early=True`` (a large density matrix) starts flushing
+    on a thread at once, so that the disk works while the run is computed; handing a file to
+    a thread costs more than a small file's flush gains (see benchmarks/README.md)."""
 
     def __init__(self, *, gathered: bool = False) -> None:
         self.paths: list[Path] = []
@@ -225,6 +229,8 @@ class PendingFiles:
         self._gathered = gathered
         self._published = False  # whether the write lock is held: files get their names
         self._unnamed: dict[Path, Path] = {}  # name -> temporary name, until published
+        self._replacements: dict[Path, Path] = {}  # name -> temporary name, until flushed
+        self._backups: dict[Path, Path] = {}  # replaced name -> its old file, until committed
         self._unflushed: list[Path] = []
         self._unsynced_directories: set[Path] = set()
         self._flushing: list[Future[None]] = []
@@ -233,10 +239,19 @@ class PendingFiles:
         return path in self._names
 
     def write(
-        self, path: Path, chunks: Iterable[bytes | memoryview], *, early: bool = False
+        self,
+        path: Path,
+        chunks: Iterable[bytes | memoryview],
+        *,
+        early: bool = False,
+        replaces: bool = False,
     ) -> None:
+        """Write a new file to be named ``path``; with ``replaces``, over the file of that
+        name, which comes back if the transaction fails."""
         written = write_unnamed(path, chunks)
-        if self._published:
+        if replaces:
+            self._replacements[path] = written
+        elif self._published:
             try:
                 os.replace(written, path)
             except BaseException:
@@ -251,7 +266,7 @@ class PendingFiles:
         if early and not self._gathered:
             self._flushing.append(_start_fsyncs([written]))  # its directory once it is named
         else:
-            self._unflushed.append(path)
+            self._unflushed.append(written if replaces else path)
 
     def publish(self) -> None:
         """Give the files written so far their names; those written from now on get theirs
@@ -261,6 +276,14 @@ class PendingFiles:
             del self._unnamed[path]
         self._published = True
 
+    def adopt(self, path: Path) -> None:
+        """Count a file already durable and named ``path`` (a staged file moved into place
+        under the write lock) among this transaction's: its name is flushed with the others,
+        and it is removed if the transaction fails."""
+        self.paths.append(path)
+        self._names.add(path)
+        self._unsynced_directories.add(path.parent)
+
     def flush(self) -> None:
         self.publish()
         for future in self._flushing:
@@ -269,20 +292,55 @@ class PendingFiles:
         make_durable(self._unflushed, self._unsynced_directories)
         self._unflushed = []
         self._unsynced_directories = set()
+        if self._replacements:
+            directories = {path.parent for path in self._replacements}
+            for path, temp in list(self._replacements.items()):
+                self._replace(temp, path)
+                del self._replacements[path]
+            fsync_all(directories)
+
+    def committed(self) -> None:
+        """The rows are committed: the old files of replaced names are not needed again."""
+        for backup in self._backups.values():
+            remove_quietly(backup)
+        self._backups = {}
 
     def discard(self, keep: int = 0) -> None:
-        """Remove the files written after the first ``keep`` (all of them by default)."""
+        """Remove the files written after the first ``keep`` (all of them by default); a
+        replaced file comes back under its name."""
         if self._flushing:
             from concurrent.futures import wait
 
             wait(self._flushing)  # none still flushing a file about to be removed
+        gone = set(self.paths[keep:])
+        gone.update(temp for path, temp in self._replacements.items() if path in gone)
         for path in self.paths[keep:]:
             self._names.discard(path)
+            backup = self._backups.pop(path, None)
+            replacement = self._replacements.pop(path, None)
             with contextlib.suppress(OSError):
-                self._unnamed.pop(path, path).unlink()
-        gone = set(self.paths[keep:])
+                if backup is not None:
+                    os.replace(backup, path)
+                    # a rename between two links of one file does nothing: the old file was
+                    # not replaced yet, and its second name goes
+                    remove_quietly(backup)
+                elif replacement is None:
+                    self._unnamed.pop(path, path).unlink()
+            if replacement is not None:
+                remove_quietly(replacement)
         self._unflushed = [path for path in self._unflushed if path not in gone]
         del self.paths[keep:]
+
+    def _replace(self, temp: Path, path: Path) -> None:
+        # a second name for the old file first, so that a failed commit can put it back
+        backup = temp_name_for(path)
+        try:
+            os.link(path, backup)
+        except FileNotFoundError:
+            pass  # nothing to replace
+        else:
+            self._backups[path] = backup
+        os.replace(temp, path)
 
 
 class StagingDirectory:

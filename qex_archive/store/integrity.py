@@ -17,13 +17,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ..archive import Archive
 from ..jsonvalues import stored_json
-from ..recording.states import state_summary_problem
 from ..timeutil import timestamp_problem
 from . import tables
-from .connection import connect, read_transaction, write_transaction
+from .connection import connect, read_transaction
 from .files import is_temp_name, sha256_of_stream, temp_name_owner
 from .npyfile import NpyFormatError, check_data_size, check_density_matrix_header
 from .npyfile import read_header as read_npy_header
@@ -35,6 +34,9 @@ from .paths import (
     open_checked_path,
     remove_data_file,
 )
+
+if TYPE_CHECKING:
+    from ..archive import Archive
 
 STAGING_DIR = ".staging"
 
@@ -67,15 +69,20 @@ def _snapshot(archive: Archive) -> Iterator[tuple[sqlite3.Connection, Listing]]:
     consistent picture: writers name files only while they hold the write lock, so while it
     is held here no file is named and no row committed. The lock is held only for the listing;
     the database is read afterwards from a read transaction begun under it, while writers go
-    on (in WAL mode a reader keeps its snapshot). A read-only archive has no writers."""
-    if archive.read_only:
+    on (in WAL mode a reader keeps its snapshot). A read-only archive has no writers. Inside
+    a write unit of this archive (a batch) the lock is held already, and the archive's own
+    connection sees that unit's rows as well as everyone's."""
+    if archive.read_only or archive.writer.active:
         with read_transaction(archive.conn):
-            yield archive.conn, list_data_files(archive.root)
+            listing = list_data_files(archive.root)
+            # files of the unit's deleted runs: named for others until it commits, then gone
+            listing.files.difference_update(archive.writer.pending_removals())
+            yield archive.conn, listing
         return
     reader = connect(archive.db_path)
     try:
         with read_transaction(reader):
-            with write_transaction(archive.conn):
+            with archive.writer.unit("list the archive's files"):
                 reader.execute("SELECT count(*) FROM sqlite_master").fetchone()  # begins it
                 listing = list_data_files(archive.root)
             yield reader, listing
@@ -179,12 +186,12 @@ def collect_garbage(archive: Archive, *, dry_run: bool = False) -> list[str]:
     The candidates are found from a snapshot (see :func:`_snapshot`: the write lock is held
     only while the files are listed) and confirmed under the write lock, with an index
     look-up each, just before they are removed."""
-    archive._refuse_read_only("remove files")
+    archive.writer.refuse_read_only("remove files")
     with _snapshot(archive) as (conn, listing):
         referenced = {path for path, _ in tables.references(conn)}
     candidates = sorted(listing.files - referenced)
     del referenced, listing
-    with write_transaction(archive.conn):
+    with archive.writer.unit("remove unreferenced files"):
         # A run committed since the snapshot may name a candidate (an import over an orphan of
         # the same name); files are named only under this lock, so what no row names now stays
         # unnamed while it is held.
@@ -320,3 +327,33 @@ def _check_row(
             Finding("QEX-C008", "warning", None, run_id, f"non-physical state: {reasons}")
         )
     return findings
+
+
+def state_summary_problem(
+    state: Any, shape: tuple[int, ...] | None, sha256: str | None
+) -> str | None:
+    """What in a run's ``metadata.state`` contradicts its ``.npy`` (``shape`` from the header,
+    ``sha256`` of the file), or ``None``. Fields that are absent are not required."""
+    if not isinstance(state, dict):
+        return "is not an object"
+    dims, stated_shape = state.get("dims"), state.get("shape")
+    if "dtype" in state and state["dtype"] != "complex128":
+        return f"says dtype {str(state['dtype'])[:40]!r}, the file holds complex128"
+    if stated_shape is not None and shape is not None and list(shape) != stated_shape:
+        return f"says shape {str(stated_shape)[:60]}, the file holds {list(shape)}"
+    if dims is not None:
+        if not isinstance(dims, list) or not all(
+            type(n) is int and 2 <= n <= 1 << 31 for n in dims
+        ):
+            return "dims is not a list of integers of at least 2"
+        product = 1
+        for n in dims:
+            product *= n
+        d = shape[0] if shape is not None else None
+        if isinstance(stated_shape, list) and stated_shape and d is None:
+            d = stated_shape[0]
+        if d is not None and product != d:
+            return f"says dims {str(dims)[:60]} (dimension {product}), the matrix is {d}x{d}"
+    if sha256 is not None and "sha256" in state and state["sha256"] != sha256:
+        return "sha256 differs from the file's recorded checksum"
+    return None

@@ -13,9 +13,10 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-from ..errors import SchemaTooNew
-from .connection import write_transaction
+from ..errors import ArchiveError, SchemaTooNew
+from .writer import Writer
 
 Migration = Callable[[sqlite3.Connection], None]
 
@@ -155,7 +156,7 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     if schema_version(conn) == LATEST_VERSION:
         return []
     applied: list[str] = []
-    with write_transaction(conn):
+    with Writer(conn).unit("upgrade the archive's schema", faults=False):
         # Another process may have migrated while we waited for the write lock.
         version = schema_version(conn)
         _refuse_newer(version)
@@ -186,3 +187,18 @@ def _refuse_newer(version: int) -> None:
             f"understands up to version {LATEST_VERSION}; upgrade with "
             "'pip install --upgrade qex-archive'"
         )
+
+
+def refuse_stale(conn: sqlite3.Connection, root: Path) -> None:
+    """Refuse a database opened read-only whose schema is not the latest: an older one cannot
+    be upgraded there, a newer one is not understood."""
+    version = schema_version(conn)
+    if version < LATEST_VERSION:
+        conn.close()
+        raise ArchiveError(
+            f"the archive at {root} was written by an older qex-archive and needs upgrading, "
+            "which cannot be done while it is read-only; open it once where it can be written"
+        )
+    if version > LATEST_VERSION:
+        conn.close()
+        _refuse_newer(version)

@@ -29,6 +29,8 @@ DB_NAME = "qex.db"
 RESULTS_DIR = "results"
 ARTIFACTS_DIR = "artifacts"
 DATA_DIRS = (RESULTS_DIR, ARTIFACTS_DIR)
+DEFAULT_DIR = "qex_data"  # the archive directory when none is named
+ENV_VAR = "QEX_DATA"
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _READ_FLAGS = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
 
@@ -233,3 +235,10 @@ def _require_regular(mode: int, relative: object) -> None:
         NOT_REGULAR,
         f"{relative} is {what}; qex reads and deletes only regular files inside the archive",
     )
+
+
+def resolve_data_dir(path: str | os.PathLike[str] | None = None) -> Path:
+    """The archive directory: ``path`` if given, else ``$QEX_DATA``, else ``./qex_data``."""
+    if path is None or str(path) == "":
+        path = os.environ.get(ENV_VAR) or DEFAULT_DIR
+    return Path(path).expanduser()

@@ -13,7 +13,17 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from ..run import RUN_COLUMNS, RunRow
+# the seed's columns of ``runs``, in the order every query reads them
+RUN_COLUMNS = (
+    "run_id",
+    "experiment_name",
+    "params",
+    "backend_name",
+    "timestamp",
+    "density_matrix_path",
+    "metadata",
+)
+RunRow = tuple[str, str, str, str, float, str, "str | None"]
 
 SELECT_RUNS = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
 _CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
@@ -103,7 +113,7 @@ def _successor(prefix: str) -> str | None:
 def select_runs(
     conn: sqlite3.Connection, where: str, order: str, args: Sequence[Any], batch: int = 1000
 ) -> Iterator[list[RunRow]]:
-    """Runs matching a WHERE clause, in an ORDER BY (both from :mod:`qex_archive.query`),
+    """Runs matching a WHERE clause, in an ORDER BY (both from :mod:`qex_archive.store.query`),
     ``batch`` rows at a time; ``args`` ends with the LIMIT and OFFSET values."""
     cursor = conn.execute(f"{SELECT_RUNS}{where}{order} LIMIT ? OFFSET ?", list(args))
     while rows := cursor.fetchmany(batch):
@@ -111,7 +121,7 @@ def select_runs(
 
 
 def select_run_ids(conn: sqlite3.Connection, where: str, args: Sequence[Any]) -> list[str]:
-    """IDs of the runs matching a WHERE clause (from :mod:`qex_archive.query`), sorted."""
+    """IDs of the runs matching a WHERE clause (from :mod:`qex_archive.store.query`), sorted."""
     return [
         run_id
         for (run_id,) in conn.execute(f"SELECT run_id FROM runs{where} ORDER BY run_id", list(args))

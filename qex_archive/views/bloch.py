@@ -9,16 +9,19 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from ..physics.measures import bloch_vector, reduced_state
 from ..physics.measures import purity as state_purity
-from ..run import Run
 from ..timeutil import iso_local
 from .html import esc, page
+from .values import format_tags, number, params_text
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 ComplexMatrix = npt.NDArray[np.complex128]
 MAX_SPHERES = 10
@@ -134,10 +137,6 @@ figcaption{font-variant-numeric:tabular-nums;font-size:13px}
 """
 
 
-def _fmt(value: object, spec: str = ".4f") -> str:
-    return format(value, spec) if isinstance(value, (int, float)) else "?"
-
-
 def bloch_page(run: Run, rho: ComplexMatrix) -> bytes:
     """The Bloch-sphere HTML page of a run."""
     state = run.state_info
@@ -160,7 +159,7 @@ def bloch_page(run: Run, rho: ComplexMatrix) -> bytes:
         "subsystems": subsystems,
     }
     title = f"{run.experiment_name} · {run.run_id[:8]}"
-    params, tags = _params_and_tags(run)
+    params, tags = params_text(run, empty="(none)"), format_tags(run.tags)
     attached = run.attachment_names
     out = [
         f"<h1>{esc(run.experiment_name)}</h1>",
@@ -173,8 +172,8 @@ def bloch_page(run: Run, rho: ComplexMatrix) -> bytes:
         f"<dt>dims</dt><dd>{esc(str(dims))}</dd>",
         f"<dt>ordering</dt><dd>{esc(str(state.get('ordering')))} (subsystem 0 is the leftmost "
         "kron factor)</dd>",
-        f"<dt>purity</dt><dd>{_fmt(validation.get('purity'))}</dd>",
-        f"<dt>entropy</dt><dd>{_fmt(validation.get('von_neumann_entropy_bits'))} bits</dd>",
+        f"<dt>purity</dt><dd>{number(validation.get('purity'))}</dd>",
+        f"<dt>entropy</dt><dd>{number(validation.get('von_neumann_entropy_bits'))} bits</dd>",
         "</dl>",
     ]
     findings = validation.get("findings") or []
@@ -212,14 +211,3 @@ def bloch_page(run: Run, rho: ComplexMatrix) -> bytes:
             )
         out.append("</div>")
     return page(title, out, style=STYLE, data=data)
-
-
-def _params_and_tags(run: Run) -> tuple[str, str]:
-    from ..errors import ArchiveError
-    from .text import format_params, format_tags
-
-    try:
-        params = format_params(run.params) or "(none)"
-    except ArchiveError:
-        params = "(damaged: not a JSON object)"
-    return params, format_tags(run.tags)

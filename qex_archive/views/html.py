@@ -22,6 +22,8 @@ th,td{border:1px solid #dde2e8;padding:3px 8px;text-align:right}
 
 
 def esc(value: object) -> str:
+    """``value`` as HTML text, quotes included, so that it is safe in an element and in an
+    attribute: the one escaping function of every page and view qex writes."""
     return html.escape(str(value), quote=True)
 
 

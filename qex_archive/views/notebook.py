@@ -6,12 +6,12 @@ Plain HTML tables and the Bloch page's inline SVG spheres; no scripts, every tex
 
 from __future__ import annotations
 
-import html
 from typing import TYPE_CHECKING
 
 from ..errors import ArchiveError
-from ..jsonvalues import dumps
 from ..timeutil import iso_local
+from .html import esc
+from .values import number, params_text, verdict
 
 if TYPE_CHECKING:
     from ..archive import Archive
@@ -26,45 +26,26 @@ STYLE = (
 )
 
 
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _number(value: object, spec: str = ".4f") -> str:
-    return format(value, spec) if isinstance(value, (int, float)) else "?"
-
-
-def _verdict(value: object, yes: str, no: str) -> str:
-    return "?" if value is None else yes if value else no
-
-
-def _params_text(run: Run) -> str:
-    try:
-        return " ".join(f"{key}={dumps(value)}" for key, value in run.params.items())
-    except ArchiveError:
-        return "(damaged)"
-
-
 def run_html(run: Run) -> str:
     """A compact table of the run and its per-qubit Bloch spheres."""
     from .bloch import MAX_SPHERES, sphere_svg, subsystem_summaries
 
     validation = run.validation
-    verdict = _verdict(validation.get("is_valid"), "physical", "NOT PHYSICAL")
+    physical = verdict(validation.get("is_valid"), "physical", "NOT PHYSICAL")
     rows = [
         ("run", run.run_id),
         ("experiment", run.experiment_name),
         ("backend", run.backend_name),
         ("time", iso_local(run.timestamp)),
-        ("params", _params_text(run)),
+        ("params", params_text(run, empty="(none)")),
         ("dims", run.dims),
         (
             "validation",
-            f"{verdict}; purity {_number(validation.get('purity'))}, entropy "
-            f"{_number(validation.get('von_neumann_entropy_bits'))} bits",
+            f"{physical}; purity {number(validation.get('purity'))}, entropy "
+            f"{number(validation.get('von_neumann_entropy_bits'))} bits",
         ),
     ]
-    table = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
+    table = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
     spheres = ""
     dims = run.dims
     if dims and len(dims) <= MAX_SPHERES:
@@ -75,7 +56,7 @@ def run_html(run: Run) -> str:
             summaries = subsystem_summaries(np.asarray(run.rho), dims, labels)
             spheres = "".join(sphere_svg(s) for s in summaries if "bloch" in s)
         except ArchiveError as exc:
-            spheres = f"<p>{_e(exc)}</p>"
+            spheres = f"<p>{esc(exc)}</p>"
     return (
         f'<div class="qex-view">{STYLE}<table>{table}</table>'
         f'<div class="qex-spheres">{spheres}</div></div>'
@@ -88,23 +69,22 @@ def selection_html(selection: Selection) -> str:
     body = []
     for run in selection[:SELECTION_ROWS]:
         validation = run.validation
-        valid = _verdict(validation.get("is_valid"), "yes", "NO")
         cells = [
             run.run_id[:8],
             iso_local(run.timestamp),
             run.experiment_name,
             run.backend_name,
             run.dims,
-            _number(validation.get("purity")),
-            valid,
-            _params_text(run),
+            number(validation.get("purity")),
+            verdict(validation.get("is_valid")),
+            params_text(run),
         ]
-        body.append("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>")
+        body.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
     more = len(selection) - SELECTION_ROWS
     caption = f"{len(selection)} runs" + (f", first {SELECTION_ROWS} shown" if more > 0 else "")
-    header = "".join(f"<th>{_e(h)}</th>" for h in head)
+    header = "".join(f"<th>{esc(h)}</th>" for h in head)
     return (
-        f'<div class="qex-view">{STYLE}<p>{_e(caption)}</p><table><tr>{header}</tr>'
+        f'<div class="qex-view">{STYLE}<p>{esc(caption)}</p><table><tr>{header}</tr>'
         f"{''.join(body)}</table></div>"
     )
 
@@ -115,13 +95,13 @@ def archive_html(archive: Archive) -> str:
 
     rows = experiment_summary(archive.conn)
     body = "".join(
-        f"<tr><td>{_e(name)}</td><td>{count}</td><td>{_e(iso_local(first))}</td>"
-        f"<td>{_e(iso_local(last))}</td></tr>"
+        f"<tr><td>{esc(name)}</td><td>{count}</td><td>{esc(iso_local(first))}</td>"
+        f"<td>{esc(iso_local(last))}</td></tr>"
         for name, count, first, last in rows
     )
     total = sum(row[1] for row in rows)
     return (
-        f'<div class="qex-view">{STYLE}<p>{_e(f"Archive at {archive.root}: {total} runs")}</p>'
+        f'<div class="qex-view">{STYLE}<p>{esc(f"Archive at {archive.root}: {total} runs")}</p>'
         "<table><tr><th>experiment</th><th>runs</th><th>first</th><th>last</th></tr>"
         f"{body}</table></div>"
     )

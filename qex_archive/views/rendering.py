@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+# an artifact's name and extension follow the same rule as an attachment's: both are files
+# artifacts/{run_id}_{name}.{extension} of the run
+from ..recording.attachments import EXTENSION, NAME
 
 if TYPE_CHECKING:
     import numpy as np
@@ -14,8 +17,6 @@ if TYPE_CHECKING:
     from ..run import Run
 
 RenderFunction = Callable[["Run", "npt.NDArray[np.complex128]"], bytes]
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-_EXTENSION = re.compile(r"^[a-z0-9]{1,10}$")
 
 
 @dataclass(frozen=True)
@@ -32,9 +33,9 @@ class Renderer:
     description: str = ""
 
     def __post_init__(self) -> None:
-        if not _NAME.match(self.name):
+        if not NAME.match(self.name):
             raise ValueError(f"renderer name {self.name!r} must be lowercase letters, digits and _")
-        if not _EXTENSION.match(self.extension):
+        if not EXTENSION.match(self.extension):
             raise ValueError(f"renderer extension {self.extension!r} must be short alphanumeric")
         if "/" not in self.media_type:
             raise ValueError(f"renderer media type {self.media_type!r} is not a MIME type")

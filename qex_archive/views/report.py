@@ -4,8 +4,8 @@ safety as the Bloch page (no scripts, no network, every text escaped).
 A header (experiments, backends, run count, time span, which parameters vary), plots as inline
 SVG (purity, entropy and fidelity to a reference run, against the parameter that varies,
 grouped by a second one), and a table of the runs linking to their Bloch pages. Up to
-:data:`TABLE_MAX` runs are listed (the plots show every run); a report of 10,000 runs stays a
-few MB.
+:data:`TABLE_MAX` runs are listed (the plots show every run), so that a report of many runs
+stays small enough to mail (sizes measured in benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -17,13 +17,16 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ArchiveError, InvalidInput
 from ..jsonvalues import dumps
-from ..run import Run
 from ..timeutil import iso_local
 from .html import esc, page
+from .values import format_tags, number, run_params, verdict
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 TABLE_MAX = 1000
 LABELLED_POINTS = 2000
@@ -66,7 +69,7 @@ def report_page(
     runs = list(runs)
     if not runs:
         raise InvalidInput("no runs to report on; check the filters with 'qex-archive runs'")
-    params = [_params(run) for run in runs]
+    params = [run_params(run) or {} for run in runs]
     varying = _varying(params)
     x_key = x if x is not None else _default_x(params, varying, by)
     if x_key is not None and all(x_key not in p for p in params):
@@ -165,13 +168,6 @@ def _title(runs: Sequence[Run]) -> str:
     return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
-def _params(run: Run) -> dict[str, Any]:
-    try:
-        return run.params
-    except ArchiveError:
-        return {}
-
-
 def _varying(params: Sequence[dict[str, Any]]) -> list[str]:
     keys = sorted({key for p in params for key in p})
     return [key for key in keys if len({dumps(p.get(key)) for p in params}) > 1]
@@ -182,12 +178,13 @@ def _default_x(params: Sequence[dict[str, Any]], varying: list[str], by: str | N
     candidates = []
     for key in varying:
         values = [p.get(key) for p in params]
-        if key != by and all(_number(v) is not None for v in values if v is not None):
+        if key != by and all(_plot_value(v) is not None for v in values if v is not None):
             candidates.append((len({dumps(v) for v in values}), key))
     return max(candidates)[1] if candidates else None
 
 
-def _number(value: object) -> float | None:
+def _plot_value(value: object) -> float | None:
+    """A param value as a place on an axis: finite numbers only (not booleans)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
@@ -202,7 +199,7 @@ def _x_values(
         position = {index: float(rank) for rank, index in enumerate(order)}
         return [position[i] for i in range(len(runs))], None
     values = [p.get(key) for p in params]
-    numbers = [_number(v) for v in values]
+    numbers = [_plot_value(v) for v in values]
     if all(n is not None or v is None for n, v in zip(numbers, values, strict=True)):
         return numbers, None
     names = sorted({dumps(v) for v in values if v is not None})
@@ -251,10 +248,6 @@ def _ticks(low: float, high: float, count: int = 5) -> list[float]:
     return ticks
 
 
-def _fmt(value: float) -> str:
-    return f"{value:.6g}"
-
-
 def _figure(
     title: str, points: list[Point], x_label: str, categories: list[str] | None, by: str | None
 ) -> str:
@@ -292,12 +285,12 @@ def _figure(
         )
         svg.append(
             f'<text class="tick" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{_fmt(tick)}</text>"
+            f"{number(tick, '.6g')}</text>"
         )
     x_ticks = (
         [(float(i), name) for i, name in enumerate(categories)]
         if categories is not None
-        else [(t, _fmt(t)) for t in _ticks(x_low, x_high)]
+        else [(t, number(t, ".6g")) for t in _ticks(x_low, x_high)]
     )
     for value, text in x_ticks[:12]:
         x = sx(value)
@@ -311,9 +304,10 @@ def _figure(
         f'<text class="label" x="{left + plot_w / 2}" y="{bottom + 36}">{esc(x_label)}</text>'
     )
     color = {group: COLORS[i % len(COLORS)] for i, group in enumerate(groups)}
-    labelled = len(points) <= LABELLED_POINTS  # hover labels cost 40 bytes a point
+    # a hover label costs bytes on every point: a large plot goes without, to keep the page small
+    labelled = len(points) <= LABELLED_POINTS
     for point in points:
-        label = f"<title>{point.run_id[:8]}: {_fmt(point.y)}</title>" if labelled else ""
+        label = f"<title>{point.run_id[:8]}: {number(point.y, '.6g')}</title>" if labelled else ""
         svg.append(
             f'<circle class="pt" cx="{sx(point.x):.1f}" cy="{sy(point.y):.1f}" r="3.2" '
             f'fill="{color[point.group]}">{label}</circle>'
@@ -334,8 +328,6 @@ def _table(
     fidelities: dict[str, float | None],
     link: Callable[[Run], str | None],
 ) -> str:
-    from .text import format_tags
-
     order = sorted(range(len(runs)), key=lambda i: (runs[i].timestamp, runs[i].run_id))
     head = ["run", "time", *varying, "purity", "entropy", "physical", "fidelity", "tags", "page"]
     rows = []
@@ -348,10 +340,10 @@ def _table(
             f'<td class="text">{esc(run.run_id[:8])}</td>',
             f'<td class="text">{esc(iso_local(run.timestamp))}</td>',
             *(f"<td>{esc(dumps(params[index].get(key)))}</td>" for key in varying),
-            f"<td>{_cell(validation.get('purity'))}</td>",
-            f"<td>{_cell(validation.get('von_neumann_entropy_bits'))}</td>",
-            f"<td>{_verdict(validation.get('is_valid'))}</td>",
-            f"<td>{_cell(fidelities.get(run.run_id))}</td>",
+            f"<td>{number(validation.get('purity'))}</td>",
+            f"<td>{number(validation.get('von_neumann_entropy_bits'))}</td>",
+            f"<td>{verdict(validation.get('is_valid'))}</td>",
+            f"<td>{number(fidelities.get(run.run_id))}</td>",
             f'<td class="text">{esc(format_tags(run.tags))}</td>',
             f"<td>{anchor}</td>",
         ]
@@ -364,10 +356,6 @@ def _table(
             "time order; the plots show them all. Narrow the selection for the rest.</p>"
         )
     return f"<h2>Runs</h2>{more}<table>{header}{''.join(rows)}</table>"
-
-
-def _verdict(value: object) -> str:
-    return "?" if value is None else "yes" if value else "NO"
 
 
 def _archive_link(page_dir: Path | None) -> Callable[[Run], str | None]:
@@ -388,10 +376,6 @@ def _archive_link(page_dir: Path | None) -> Callable[[Run], str | None]:
         return os.path.relpath(artifact.path, page_dir).replace(os.sep, "/")
 
     return link
-
-
-def _cell(value: object) -> str:
-    return f"{value:.4f}" if isinstance(value, (int, float)) else "?"
 
 
 def _slug(name: str) -> str:

@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ArchiveError
 from ..jsonvalues import dumps
-from ..run import Run
 from ..timeutil import iso_local, short_time
 from .terminal import visible
+from .values import DAMAGED, format_params, format_tags, number, params_text, run_params, verdict
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 MIN_PARAMS_WIDTH = 20
-DAMAGED = "(damaged: not a JSON object; see 'qex-archive check')"
-
-
-def format_params(params: dict[str, Any], *, short: bool = False) -> str:
-    """``key=value`` pairs; with ``short``, numbers to 6 significant digits (for tables)."""
-    show = _short if short else dumps
-    return " ".join(f"{key}={show(value)}" for key, value in params.items())
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, float):
-        return format(value, ".6g")
-    if isinstance(value, list):
-        return "[" + ",".join(_short(item) for item in value) + "]"
-    return dumps(value)
 
 
 def _clip(text: str, width: int) -> str:
@@ -59,17 +46,11 @@ def _context_lines(run: Run, metadata: dict[str, Any]) -> list[tuple[str, str]]:
                 else ""
             )
             lines.append(("environment", f"Python {environment.get('python')} {shown}".strip()))
-    params: Any = {}
-    with contextlib.suppress(ArchiveError):
-        params = run.params
+    params = run_params(run) or {}
     seed = params.get("seed", metadata.get("seed"))
     if seed is not None:
         lines.append(("seed", dumps(seed)))
     return lines
-
-
-def format_tags(tags: dict[str, str]) -> str:
-    return " ".join(f"{key}={value}" if value else key for key, value in tags.items())
 
 
 def format_dims(dims: Sequence[int] | None) -> str:
@@ -78,10 +59,6 @@ def format_dims(dims: Sequence[int] | None) -> str:
     if all(d == 2 for d in dims):
         return f"{len(dims)}q"
     return "x".join(str(d) for d in dims)
-
-
-def _number(value: object, spec: str = ".4f") -> str:
-    return format(value, spec) if isinstance(value, (int, float)) else "?"
 
 
 def run_line(run: Run) -> str:
@@ -104,12 +81,6 @@ def runs_table(
             validation, dims = run.validation, format_dims(run.dims)
         except ArchiveError:
             validation, dims = {}, "?"
-        is_valid = validation.get("is_valid")
-        valid = "?" if is_valid is None else "yes" if is_valid else "NO"
-        try:
-            params = format_params(run.params, short=True)
-        except ArchiveError:
-            params = DAMAGED
         rows.append(
             (
                 run.run_id[:8],
@@ -117,10 +88,10 @@ def runs_table(
                 run.experiment_name,
                 run.backend_name,
                 dims,
-                _number(validation.get("purity")),
-                valid,
+                number(validation.get("purity")),
+                verdict(validation.get("is_valid")),
                 *([format_tags(tags[run.run_id])] if with_tags and tags else []),
-                params,
+                params_text(run, short=True),
             )
         )
     if len(rows) == 1:
@@ -139,6 +110,8 @@ def runs_table(
 
 
 def run_details(run: Run) -> str:
+    from ..recording.prepare import RESERVED_METADATA_KEYS
+
     problems: list[str] = []
     try:
         params = format_params(run.params) or "(none)"
@@ -174,15 +147,15 @@ def run_details(run: Run) -> str:
             )
         )
     if validation:
-        verdict = "physical" if validation.get("is_valid") else "NOT PHYSICAL"
+        physical = verdict(validation.get("is_valid"), "physical", "NOT PHYSICAL")
         lines.append(
             (
                 "validation",
-                f"{verdict}: trace {_number(validation.get('trace'), '.6g')}, "
-                f"purity {_number(validation.get('purity'))}, "
-                f"entropy {_number(validation.get('von_neumann_entropy_bits'))} bits, "
-                f"eigenvalues [{_number(validation.get('min_eigenvalue'), '.4g')}, "
-                f"{_number(validation.get('max_eigenvalue'), '.4g')}]",
+                f"{physical}: trace {number(validation.get('trace'), '.6g')}, "
+                f"purity {number(validation.get('purity'))}, "
+                f"entropy {number(validation.get('von_neumann_entropy_bits'))} bits, "
+                f"eigenvalues [{number(validation.get('min_eigenvalue'), '.4g')}, "
+                f"{number(validation.get('max_eigenvalue'), '.4g')}]",
             )
         )
         lines.extend(("finding", text) for text in validation.get("findings") or [])
@@ -199,8 +172,7 @@ def run_details(run: Run) -> str:
         )
     else:
         lines.append(("artifacts", "(none)"))
-    reserved = {"state", "validation", "backend", "qex", "context"}
-    extra = {k: v for k, v in metadata.items() if k not in reserved}
+    extra = {k: v for k, v in metadata.items() if k not in RESERVED_METADATA_KEYS}
     if extra:
         lines.append(("metadata", dumps(extra)))
     provenance = run.provenance

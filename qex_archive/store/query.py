@@ -13,9 +13,9 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InvalidFilter
-from .jsonvalues import dumps, is_text, parse_loose
-from .timeutil import to_timestamp
+from ..errors import InvalidFilter
+from ..jsonvalues import dumps, is_text, parse_loose
+from ..timeutil import to_timestamp
 
 OPERATORS = {
     "=": "=",
@@ -178,7 +178,7 @@ class RunFilter:
             clauses.append(text)
             args.extend(more)
         for key, value in self.tags:
-            from .store.tables import HAS_TAG, HAS_TAG_VALUE, TAGGED, TAGGED_VALUE
+            from .tables import HAS_TAG, HAS_TAG_VALUE, TAGGED, TAGGED_VALUE
 
             if (key, value) in rare_tags:
                 clauses.append(TAGGED if value is None else TAGGED_VALUE)

@@ -11,12 +11,12 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidInput
-from .jsonvalues import is_text
-from .store import tables
+from ..errors import InvalidInput
+from ..jsonvalues import is_text
+from . import tables
 
 if TYPE_CHECKING:
-    from .archive import Archive
+    from ..archive import Archive
 
 MAX_KEY = 100
 MAX_VALUE = 1000
@@ -65,7 +65,7 @@ def tag_runs(
     removed = [check_tag_key(key) for key in remove]
     if not checked and not removed:
         raise InvalidInput("give tags to set (key=value) or to remove")
-    with archive._writing("tag runs"):
+    with archive.writer.unit("tag runs"):
         tables.set_tags(
             archive.conn, [(run_id, k, v) for run_id in run_ids for k, v in checked.items()]
         )
@@ -77,7 +77,7 @@ def tag_runs(
 def add_note(archive: Archive, run_id: str, text: str, *, edit: bool = False) -> None:
     """Append a note dated now, or with ``edit`` replace the run's last note."""
     checked = check_note(text)
-    with archive._writing("add a note"):
+    with archive.writer.unit("add a note"):
         if edit:
             if not tables.replace_last_note(archive.conn, run_id, time.time(), checked):
                 raise InvalidInput(f"run {run_id[:8]} has no note to edit; add one first")
