@@ -44,12 +44,12 @@ _EXPORTS = {
     "import_bundle": "bundle",
     "unpack_bundle": "opening",
     "BundleError": "bundle",
-    "fidelity": "physics.measures",
-    "trace_distance": "physics.measures",
-    "partial_trace": "physics.measures",
-    "expectation": "physics.measures",
-    "bloch_vectors": "physics.measures",
-    "NonPhysicalWarning": "physics.measures",
+    "fidelity": "measures",
+    "trace_distance": "measures",
+    "partial_trace": "measures",
+    "expectation": "measures",
+    "bloch_vectors": "measures",
+    "NonPhysicalWarning": "measures",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -71,15 +71,15 @@ if TYPE_CHECKING:
     from .errors import RunNotFound as RunNotFound
     from .errors import SchemaTooNew as SchemaTooNew
     from .hookspecs import hookimpl as hookimpl
+    from .measures import NonPhysicalWarning as NonPhysicalWarning
+    from .measures import bloch_vectors as bloch_vectors
+    from .measures import expectation as expectation
+    from .measures import fidelity as fidelity
+    from .measures import partial_trace as partial_trace
+    from .measures import trace_distance as trace_distance
     from .opening import open_archive as open_archive
     from .opening import resolve_data_dir as resolve_data_dir
     from .opening import unpack_bundle as unpack_bundle
-    from .physics.measures import NonPhysicalWarning as NonPhysicalWarning
-    from .physics.measures import bloch_vectors as bloch_vectors
-    from .physics.measures import expectation as expectation
-    from .physics.measures import fidelity as fidelity
-    from .physics.measures import partial_trace as partial_trace
-    from .physics.measures import trace_distance as trace_distance
     from .plugins import PluginError as PluginError
     from .plugins import PluginWarning as PluginWarning
     from .plugins import make_plugin_manager as make_plugin_manager

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
 RENDERERS_ENV = "QEX_ARCHIVE_RENDERERS"
 # A density matrix this large (9 qubits and up) is flushed on a thread while its run is
-# computed: 10 qubits (16 MiB), 251 against 265 ms a record; below, flushing every file of the
-# run together at the end is as fast or faster (6 qubits: 1.73 against 2.10 ms).
+# computed; below, flushing every file of the run together at the end is as fast or faster
+# (benchmarks/README.md, "Figures behind the code's choices").
 EARLY_FLUSH_BYTES = 4 * 1024**2
 
 
@@ -158,7 +158,9 @@ class Archive:
 
         try:
             prepared, problems = prepare_run(
-                self,
+                self._hooks,
+                partial(Run.draft, self),
+                self.capture,
                 experiment,
                 params,
                 backend,

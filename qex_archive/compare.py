@@ -59,7 +59,6 @@ class Comparison:
 def compare_runs(runs: Sequence[Run]) -> Comparison:
     """Compare two or more runs. States of different dimensions are compared by their
     parameters only, and ``problems`` says why."""
-    import numpy as np
 
     from .physics.measures import (
         NonPhysicalWarning,
@@ -102,7 +101,7 @@ def compare_runs(runs: Sequence[Run]) -> Comparison:
                     comparison.trace_distance[i][j] = comparison.trace_distance[j][i] = t
             comparison.bloch = [bloch_vectors(run) for run in runs]
             comparison.non_physical = [
-                run.run_id for run in runs if physical_problem(np.asarray(run.rho))
+                run.run_id for run in runs if physical_problem(run)
             ]
     except ArchiveError as exc:  # a damaged or missing .npy
         comparison.fidelity = comparison.trace_distance = comparison.bloch = None

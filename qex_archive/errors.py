@@ -1,6 +1,40 @@
-"""The exceptions qex-archive raises.
+"""Every exception and warning qex-archive raises, defined here and nowhere else.
 
 Every message is one line that says what is wrong and what to do; the CLI prints it as is.
+The hierarchy (``code`` is one of the stable codes of :mod:`qex_archive.codes`)::
+
+    QexError                  anything qex-archive refuses or fails at on purpose
+    ├── ArchiveError          the archive on disk cannot be used as it is
+    │   ├── ArchiveNotFound   there is no archive where one was expected
+    │   ├── SchemaTooNew      the archive was written by a newer qex-archive
+    │   ├── StorageError      the disk or the database failed while writing
+    │   ├── ReadOnlyArchive   a change was asked of an archive that can only be read
+    │   └── ForeignFile       a stored path is not one of the archive's own files (``code``:
+    │                         the QEX-C code ``check`` reports it under)
+    ├── RunNotFound           no run matches an ID or prefix (also a LookupError)
+    ├── AmbiguousRunId        an ID prefix matches several runs (also a LookupError)
+    ├── InvalidInput          an argument is not acceptable (also a ValueError)
+    │   ├── InvalidState      a density matrix or state vector cannot be archived
+    │   ├── InvalidJSON       params, metadata or a filter value is not plain, finite JSON
+    │   └── InvalidFilter     a query filter cannot be understood
+    ├── PluginError           a plugin cannot be loaded or breaks the hook contracts
+    └── BundleError           a bundle is malformed, unsafe or inconsistent (``code``: QEX-B)
+
+    Outside QexError, on purpose:
+    NpyFormatError(ValueError)  bytes that are not a .npy file qex accepts (the store's reader;
+                                callers turn it into a finding, a BundleError or a message)
+    SinkError(Exception)        read_bundle's ``sink`` failed to take the payload: the
+                                caller's disk is at fault, not the bundle (``cause``: the
+                                OSError); the importer re-raises it as a StorageError
+
+    Warnings (UserWarning):
+    PluginWarning               a plugin failed while a run was recorded; the run was kept
+    NonPhysicalWarning          a quantity was computed on a state that is not physical
+
+The modules that raise them re-export them (``qex_archive.plugins.PluginError``,
+``qex_archive.bundle.BundleError``, ``qex_archive.store.paths.ForeignFile``, ...), and the
+public ones are exported by ``qex_archive``. This module imports nothing of the package and no
+third-party module: everything imports it.
 """
 
 from __future__ import annotations
@@ -20,6 +54,23 @@ class ArchiveNotFound(ArchiveError):
 
 class SchemaTooNew(ArchiveError):
     """The archive was written by a newer qex-archive than this one."""
+
+
+class StorageError(ArchiveError):
+    """The disk or the database failed while writing (full, read-only, I/O error, locked)."""
+
+
+class ReadOnlyArchive(ArchiveError):
+    """A change was asked of an archive that can only be read."""
+
+
+class ForeignFile(ArchiveError):
+    """A stored path that is not one of the archive's own files. ``code`` is the ``check``
+    code that reports it."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message)
 
 
 class RunNotFound(QexError, LookupError):
@@ -46,9 +97,39 @@ class InvalidFilter(InvalidInput):
     """A query filter cannot be understood."""
 
 
-class StorageError(ArchiveError):
-    """The disk or the database failed while writing (full, read-only, I/O error, locked)."""
+class PluginError(QexError):
+    """A plugin could not be loaded or does not follow the hook contracts."""
 
 
-class ReadOnlyArchive(ArchiveError):
-    """A change was asked of an archive that can only be read."""
+class BundleError(QexError):
+    """A bundle is malformed, unsafe or inconsistent. ``code`` is stable (``QEX-Bnnn``)."""
+
+    def __init__(self, code: str, message: str, member: str | None = None) -> None:
+        self.code = code
+        self.member = member
+        # Every problem found when reading went on past the first (read_bundle's
+        # all_problems=True); this error itself when there was just one.
+        self.problems: list[BundleError] = [self]
+        where = f"{member}: " if member else ""
+        super().__init__(f"{code} {where}{message}")
+
+
+class NpyFormatError(ValueError):
+    """The bytes are not a ``.npy`` file :mod:`qex_archive.store.npyfile` accepts."""
+
+
+class SinkError(Exception):
+    """Writing a payload member to read_bundle's ``sink`` failed: the archive's disk, not the
+    bundle, is at fault (``cause`` holds the OSError)."""
+
+    def __init__(self, cause: OSError) -> None:
+        self.cause = cause
+        super().__init__(str(cause))
+
+
+class PluginWarning(UserWarning):
+    """A plugin failed while a run was recorded; the run was kept without its contribution."""
+
+
+class NonPhysicalWarning(UserWarning):
+    """A quantity was computed on a state that is not physical, as it is stored."""

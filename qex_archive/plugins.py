@@ -18,7 +18,8 @@ from typing import NamedTuple
 import pluggy
 
 from . import __version__, hookspecs
-from .errors import QexError
+from .errors import PluginError as PluginError
+from .errors import PluginWarning as PluginWarning
 
 ENTRY_POINT_GROUP = "qex_archive"
 LOAD_PLUGINS_ENV = "QEX_ARCHIVE_LOAD_PLUGINS"
@@ -28,14 +29,6 @@ DEFAULT_PLUGINS = (
     "qex_archive.default_plugins.bloch",
     "qex_archive.default_plugins.attachments",
 )
-
-
-class PluginError(QexError):
-    """A plugin could not be loaded or does not follow the hook contracts."""
-
-
-class PluginWarning(UserWarning):
-    """A plugin failed while a run was recorded; the run was kept without its contribution."""
 
 
 class PluginInfo(NamedTuple):

@@ -180,37 +180,37 @@ class Run:
                 "(or pass --force to use it anyway)"
             )
 
-    # -- physics of the stored state (see qex_archive.physics.measures) --------------------------
+    # -- physics of the stored state (see qex_archive.measures) -----------------------------------
 
     def fidelity(self, other: object) -> float:
         """Uhlmann fidelity with another run, array or framework state (Qiskit's convention)."""
-        from .physics.measures import fidelity
+        from .measures import fidelity
 
-        return fidelity(self, other)
+        return fidelity(self, other, plugins=self._archive.plugins)
 
     def trace_distance(self, other: object) -> float:
         """1/2 Tr|rho - sigma| with another run, array or framework state."""
-        from .physics.measures import trace_distance
+        from .measures import trace_distance
 
-        return trace_distance(self, other)
+        return trace_distance(self, other, plugins=self._archive.plugins)
 
     def reduced(self, keep: Sequence[int]) -> npt.NDArray[np.complex128]:
         """The reduced density matrix of the subsystems ``keep``, the others traced out."""
-        from .physics.measures import partial_trace
+        from .measures import partial_trace
 
-        return partial_trace(self, keep)
+        return partial_trace(self, keep, plugins=self._archive.plugins)
 
     def expectation(self, pauli: str) -> float:
         """Tr(rho P) for a Pauli string such as ``"ZZ"`` (first letter: qubit 0)."""
-        from .physics.measures import expectation
+        from .measures import expectation
 
-        return expectation(self, pauli)
+        return expectation(self, pauli, plugins=self._archive.plugins)
 
     def bloch_vectors(self) -> list[list[float] | None]:
         """(x, y, z) of each qubit's reduced state (``None`` for qudits)."""
-        from .physics.measures import bloch_vectors
+        from .measures import bloch_vectors
 
-        return bloch_vectors(self)
+        return bloch_vectors(self, plugins=self._archive.plugins)
 
     @cached_property
     def artifacts(self) -> list[Artifact]:

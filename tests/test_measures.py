@@ -225,6 +225,10 @@ def test_framework_objects_are_converted_through_the_plugins_given(tmp_path: Pat
         assert measures.trace_distance(zero, run) == pytest.approx(0.0, abs=1e-15)
         with pytest.raises(qa.InvalidState, match="no installed plugin can convert"):
             measures.fidelity(run, zero, plugins=bare)
+        # and so do the run's own methods, and the top-level names
+        assert run.fidelity(zero) == pytest.approx(1.0)
+        assert run.trace_distance(Qubits([0, 1])) == pytest.approx(1.0)
+        assert qa.fidelity(zero, run) == pytest.approx(1.0)
 
 
 def test_without_plugins_a_manager_is_built_for_each_call(monkeypatch: pytest.MonkeyPatch) -> None:

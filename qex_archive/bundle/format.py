@@ -1,5 +1,9 @@
 """The exchange bundle's format (versions 1 and 2): names, limits, error codes, the schema and
-strict JSON."""
+strict JSON.
+
+The error codes and :class:`BundleError` are defined in :mod:`qex_archive.codes` and
+:mod:`qex_archive.errors` and re-exported here, under the names the bundle modules import.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,32 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from ..codes import BAD_BAG_INFO as BAD_BAG_INFO
+from ..codes import BAD_BAGIT as BAD_BAGIT
+from ..codes import BAD_JSON as BAD_JSON
+from ..codes import BAD_MANIFEST as BAD_MANIFEST
+from ..codes import BAD_NAME as BAD_NAME
+from ..codes import BAD_NPY as BAD_NPY
+from ..codes import CHECKSUM as CHECKSUM
+from ..codes import CONFLICT as CONFLICT
+from ..codes import DUPLICATE_NAME as DUPLICATE_NAME
+from ..codes import EXTRA as EXTRA
+from ..codes import INCONSISTENT as INCONSISTENT
+from ..codes import MISSING as MISSING
+from ..codes import NOT_A_ZIP as NOT_A_ZIP
+from ..codes import NOT_REGULAR as NOT_REGULAR
+from ..codes import OVERLAP as OVERLAP
+from ..codes import OXUM as OXUM
+from ..codes import RATIO as RATIO
+from ..codes import SCHEMA as SCHEMA
+from ..codes import SIZE_MISMATCH as SIZE_MISMATCH
+from ..codes import TAGMANIFEST_MISMATCH as TAGMANIFEST_MISMATCH
+from ..codes import TOO_LARGE as TOO_LARGE
+from ..codes import TOO_MANY_MEMBERS as TOO_MANY_MEMBERS
+from ..codes import TRAILING_DATA as TRAILING_DATA
+from ..codes import UNSUPPORTED_ZIP as UNSUPPORTED_ZIP
+from ..codes import VERSION as VERSION
+from ..errors import BundleError as BundleError
 from ..errors import QexError
 
 FORMAT_VERSION = 2  # the newest this qex-archive writes and reads
@@ -48,47 +78,6 @@ MEDIA_TYPES = {
     "qasm": "text/x-openqasm",
     "qpy": "application/x-qpy",
 }
-
-
-class BundleError(QexError):
-    """A bundle is malformed, unsafe or inconsistent. ``code`` is stable (``QEX-Bnnn``)."""
-
-    def __init__(self, code: str, message: str, member: str | None = None) -> None:
-        self.code = code
-        self.member = member
-        # Every problem found when reading went on past the first (read_bundle's
-        # all_problems=True); this error itself when there was just one.
-        self.problems: list[BundleError] = [self]
-        where = f"{member}: " if member else ""
-        super().__init__(f"{code} {where}{message}")
-
-
-# Stable codes; tests and users may rely on them.
-NOT_A_ZIP = "QEX-B001"
-TRAILING_DATA = "QEX-B002"
-TOO_MANY_MEMBERS = "QEX-B003"
-BAD_NAME = "QEX-B004"
-DUPLICATE_NAME = "QEX-B005"
-NOT_REGULAR = "QEX-B006"
-UNSUPPORTED_ZIP = "QEX-B007"
-TOO_LARGE = "QEX-B008"
-RATIO = "QEX-B009"
-OVERLAP = "QEX-B010"
-SIZE_MISMATCH = "QEX-B011"
-CHECKSUM = "QEX-B012"
-MISSING = "QEX-B013"
-EXTRA = "QEX-B014"
-BAD_BAGIT = "QEX-B015"
-BAD_BAG_INFO = "QEX-B016"
-OXUM = "QEX-B017"
-BAD_MANIFEST = "QEX-B018"
-TAGMANIFEST_MISMATCH = "QEX-B019"
-BAD_JSON = "QEX-B020"
-SCHEMA = "QEX-B021"
-BAD_NPY = "QEX-B022"
-INCONSISTENT = "QEX-B023"
-VERSION = "QEX-B024"
-CONFLICT = "QEX-B025"
 
 
 @dataclass(frozen=True)

@@ -17,15 +17,14 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from ..errors import InvalidInput, InvalidState
 from ..jsonvalues import dumps, json_object, to_json_data
-from ..run import Run
 from ..store.paths import ARTIFACTS_DIR, RESULTS_DIR
 from ..store.tables import RunRow
 from ..timeutil import run_timestamp
 from .names import check_name
 
 if TYPE_CHECKING:
-    from ..archive import Archive
-    from ..plugin_calls import PluginProblem
+    from ..plugin_calls import PluginCalls, PluginProblem
+    from ..run import Run
     from ..views.rendering import Renderer
 
 RESERVED_METADATA_KEYS = ("state", "validation", "backend", "qex", "context")
@@ -70,8 +69,14 @@ def artifact_files(
     return files, artifacts
 
 
+# a run not stored yet, as plugins see it: (row, params, metadata, rho) -> Run
+DraftRun = Callable[[RunRow, dict[str, Any], dict[str, Any], Any], "Run"]
+
+
 def prepare_run(
-    archive: Archive,
+    hooks: PluginCalls,
+    draft_run: DraftRun,
+    capture: bool,
     experiment: object,
     params: object,
     backend: object,
@@ -100,7 +105,6 @@ def prepare_run(
     from ..store.npyfile import header_bytes
     from .states import coerce_state
 
-    hooks = archive._hooks
     attached = []
     if attach:
         from .attachments import serialize
@@ -135,7 +139,7 @@ def prepare_run(
         full_metadata["state"]["source_norm"] = archived.source_norm
     if backend_info:
         full_metadata["backend"] = backend_info
-    if archive.capture:
+    if capture:
         from .context import run_context
 
         full_metadata["context"] = run_context()
@@ -157,7 +161,7 @@ def prepare_run(
         )
 
     def draft() -> Run:
-        return Run.draft(archive, row(), params_clean, full_metadata, rho)
+        return draft_run(row(), params_clean, full_metadata, rho)
 
     validation, more = hooks.validate(draft(), rho)
     problems += more

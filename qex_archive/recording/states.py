@@ -50,33 +50,3 @@ def coerce_state(state: object, dims: Sequence[int] | None = None) -> ArchivedSt
         source_dtype=canonical.source_dtype,
         source_norm=canonical.source_norm,
     )
-
-
-def state_summary_problem(
-    state: Any, shape: tuple[int, ...] | None, sha256: str | None
-) -> str | None:
-    """What in a run's ``metadata.state`` contradicts its ``.npy`` (``shape`` from the header,
-    ``sha256`` of the file), or ``None``. Fields that are absent are not required."""
-    if not isinstance(state, dict):
-        return "is not an object"
-    dims, stated_shape = state.get("dims"), state.get("shape")
-    if "dtype" in state and state["dtype"] != "complex128":
-        return f"says dtype {str(state['dtype'])[:40]!r}, the file holds complex128"
-    if stated_shape is not None and shape is not None and list(shape) != stated_shape:
-        return f"says shape {str(stated_shape)[:60]}, the file holds {list(shape)}"
-    if dims is not None:
-        if not isinstance(dims, list) or not all(
-            type(n) is int and 2 <= n <= 1 << 31 for n in dims
-        ):
-            return "dims is not a list of integers of at least 2"
-        product = 1
-        for n in dims:
-            product *= n
-        d = shape[0] if shape is not None else None
-        if isinstance(stated_shape, list) and stated_shape and d is None:
-            d = stated_shape[0]
-        if d is not None and product != d:
-            return f"says dims {str(dims)[:60]} (dimension {product}), the matrix is {d}x{d}"
-    if sha256 is not None and "sha256" in state and state["sha256"] != sha256:
-        return "sha256 differs from the file's recorded checksum"
-    return None

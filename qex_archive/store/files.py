@@ -99,13 +99,13 @@ def make_durable(paths: Iterable[Path], directories: Iterable[Path] = ()) -> Non
     those in ``directories``).
 
     A handful of files (a record's one to three) are fsynced with their directories all at
-    once, so that the file system commits them together: for a run's .npy and HTML page, 0.37 ms
-    against 0.95 ms for the four fsyncs one after another on the disk measured here, and, unlike
-    a ``syncfs``, no waiting for what other programs have written to the same disk. More files
-    (a batch) are flushed by one ``syncfs(2)`` of their file system on Linux (for thousands of
-    small files ten times faster than an fsync each; since Linux 5.8 it also reports any
-    write-back error met since the files were opened), elsewhere by an fsync each, many in
-    flight at once; then each directory is fsynced."""
+    once, so that the file system commits them together (faster than one after another) and,
+    unlike a ``syncfs``, without waiting for what other programs have written to the same
+    disk. More files (a batch) are flushed by one ``syncfs(2)`` of their file system on Linux
+    (for thousands of small files much faster than an fsync each; since Linux 5.8 it also
+    reports any write-back error met since the files were opened), elsewhere by an fsync each,
+    many in flight at once; then each directory is fsynced. The figures are in
+    benchmarks/README.md ("Figures behind the code's choices")."""
     files = list(paths)
     folders = sorted({*directories, *(path.parent for path in files)})
     if len(files) <= FEW_FILES:

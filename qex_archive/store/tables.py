@@ -366,9 +366,8 @@ def provenance(conn: sqlite3.Connection, run_ids: Sequence[str]) -> dict[str, di
 # "The run has the tag KEY (with the value VALUE)", the fragment query.py puts in a WHERE
 # clause, in two forms that SQLite plans differently. Asked of each run, it suits a tag many
 # runs carry when a few are wanted: "newest 50" stops after 50 matches. A tag few runs carry is
-# better read from the tags index, the runs looked up after: at 1,000,000 runs, "newest 50
-# tagged figure=3" (one run) took 530 ms asked of each run and 0.2 ms from the index; for a
-# tag on 900,000 runs, the index took 5 s and asking each run 0.4 ms.
+# better read from the tags index, the runs looked up after (the figures at a million runs are
+# in benchmarks/README.md, "Figures behind the code's choices").
 HAS_TAG = "EXISTS (SELECT 1 FROM qex_tags t WHERE t.run_id = runs.run_id AND t.key = ?)"
 HAS_TAG_VALUE = (
     "EXISTS (SELECT 1 FROM qex_tags t WHERE t.run_id = runs.run_id AND t.key = ? AND t.value = ?)"

@@ -1,6 +1,7 @@
 """The bundle schema's checks, compiled ahead of time by ``fastjsonschema``: ``run.py`` checks
-one run record, ``head.py`` the description without its runs. Compiling them in each process
-that reads or writes a bundle took 17 ms here, an eighth of verifying 1,000 runs.
+one run record, ``head.py`` the description without its runs (both generated: never edit them
+by hand). Compiling them in each process that reads or writes a bundle costs a noticeable part
+of verifying a thousand runs (benchmarks/README.md, "Figures behind the code's choices").
 
 Each module records the SHA-256 of the schema it was made from; a module made
 from another schema is not used (the schema is compiled when first needed instead). After
