@@ -37,13 +37,13 @@ _EXPORTS = {
     "Renderer": "views.rendering",
     "ArchivedState": "recording.states",
     "make_plugin_manager": "plugins",
-    "PluginError": "plugins",
-    "PluginWarning": "plugins",
+    "PluginError": "errors",
+    "PluginWarning": "errors",
     "pack_bundle": "bundle",
     "read_bundle": "bundle",
     "import_bundle": "bundle",
     "unpack_bundle": "opening",
-    "BundleError": "bundle",
+    "BundleError": "errors",
     "fidelity": "measures",
     "trace_distance": "measures",
     "partial_trace": "measures",
@@ -56,17 +56,19 @@ __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
     from .archive import Archive as Archive
-    from .bundle import BundleError as BundleError
     from .bundle import import_bundle as import_bundle
     from .bundle import pack_bundle as pack_bundle
     from .bundle import read_bundle as read_bundle
     from .errors import AmbiguousRunId as AmbiguousRunId
     from .errors import ArchiveError as ArchiveError
     from .errors import ArchiveNotFound as ArchiveNotFound
+    from .errors import BundleError as BundleError
     from .errors import InvalidFilter as InvalidFilter
     from .errors import InvalidInput as InvalidInput
     from .errors import InvalidJSON as InvalidJSON
     from .errors import InvalidState as InvalidState
+    from .errors import PluginError as PluginError
+    from .errors import PluginWarning as PluginWarning
     from .errors import QexError as QexError
     from .errors import RunNotFound as RunNotFound
     from .errors import SchemaTooNew as SchemaTooNew
@@ -80,8 +82,6 @@ if TYPE_CHECKING:
     from .opening import open_archive as open_archive
     from .opening import resolve_data_dir as resolve_data_dir
     from .opening import unpack_bundle as unpack_bundle
-    from .plugins import PluginError as PluginError
-    from .plugins import PluginWarning as PluginWarning
     from .plugins import make_plugin_manager as make_plugin_manager
     from .recording.states import ArchivedState as ArchivedState
     from .run import Artifact as Artifact

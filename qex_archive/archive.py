@@ -430,9 +430,40 @@ class Archive:
         )
         return ([Run(self, row) for row in rows] for rows in batches)
 
-    def run_ids(self, selection: RunFilter) -> list[str]:
-        """IDs of the runs matching ``selection``, sorted (no run is read: for a million)."""
-        return selecting.run_ids(self.conn, selection)
+    def run_ids(self, selection: RunFilter | None = None, *, refs: Sequence[str] = ()) -> list[str]:
+        """IDs of the runs matching ``selection``, sorted (no run is read: for a million).
+        With ``refs`` (IDs or unique prefixes, each of which must name a run), the runs they
+        name that the selection also matches."""
+        if isinstance(refs, str):
+            refs = [refs]
+        if not refs:
+            return selecting.run_ids(self.conn, selection or RunFilter())
+        named = {self.get(ref).run_id for ref in refs}
+        if selection is not None and selection != RunFilter():
+            named &= set(selecting.run_ids(self.conn, selection))
+        return sorted(named)
+
+    def runs_by_ids(self, run_ids: Sequence[str]) -> list[Run]:
+        """The runs with these full IDs (those that exist), in the order given."""
+        return [Run(self, row) for row in tables.runs_by_ids(self.conn, list(run_ids))]
+
+    def tag(
+        self,
+        runs: RunFilter | Sequence[str],
+        tags: Mapping[str, str | None] | None = None,
+        *,
+        remove: Sequence[str] = (),
+    ) -> list[str]:
+        """Set ``tags`` on (and take the keys ``remove`` off) the runs a :class:`RunFilter`
+        selects, or the runs named by ID or unique prefix, in one transaction; their IDs."""
+        from .store.annotations import tag_runs
+
+        if isinstance(runs, RunFilter):
+            run_ids = self.run_ids(runs)
+        else:
+            run_ids = self.run_ids(refs=[runs] if isinstance(runs, str) else list(runs))
+        tag_runs(self, run_ids, tags, remove)
+        return run_ids
 
     def count(self, selection: RunFilter | None = None) -> int:
         return selecting.count(self.conn, selection or RunFilter())

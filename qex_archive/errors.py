@@ -1,35 +1,39 @@
 """Every exception and warning qex-archive raises, defined here and nowhere else.
 
 Every message is one line that says what is wrong and what to do; the CLI prints it as is.
-The hierarchy (``code`` is one of the stable codes of :mod:`qex_archive.codes`)::
+The hierarchy (``code`` is one of the stable codes of :mod:`qex_archive.codes`; a class with
+two bases is drawn under the first)::
 
-    QexError                  anything qex-archive refuses or fails at on purpose
-    ├── ArchiveError          the archive on disk cannot be used as it is
-    │   ├── ArchiveNotFound   there is no archive where one was expected
-    │   ├── SchemaTooNew      the archive was written by a newer qex-archive
-    │   ├── StorageError      the disk or the database failed while writing
-    │   ├── ReadOnlyArchive   a change was asked of an archive that can only be read
-    │   └── ForeignFile       a stored path is not one of the archive's own files (``code``:
-    │                         the QEX-C code ``check`` reports it under)
-    ├── RunNotFound           no run matches an ID or prefix (also a LookupError)
-    ├── AmbiguousRunId        an ID prefix matches several runs (also a LookupError)
-    ├── InvalidInput          an argument is not acceptable (also a ValueError)
-    │   ├── InvalidState      a density matrix or state vector cannot be archived
-    │   ├── InvalidJSON       params, metadata or a filter value is not plain, finite JSON
-    │   └── InvalidFilter     a query filter cannot be understood
-    ├── PluginError           a plugin cannot be loaded or breaks the hook contracts
-    └── BundleError           a bundle is malformed, unsafe or inconsistent (``code``: QEX-B)
+    Exception
+    ├── QexError                    anything qex-archive refuses or fails at on purpose
+    │   ├── ArchiveError            the archive on disk cannot be used as it is
+    │   │   ├── ArchiveNotFound     there is no archive where one was expected
+    │   │   ├── SchemaTooNew        the archive was written by a newer qex-archive
+    │   │   ├── StorageError        the disk or the database failed while writing
+    │   │   ├── ReadOnlyArchive     a change was asked of an archive that can only be read
+    │   │   └── ForeignFile         a stored path is not the archive's own (``code``: QEX-C)
+    │   ├── RunNotFound             no run matches an ID or prefix (also a LookupError)
+    │   ├── AmbiguousRunId          an ID prefix matches several runs (also a LookupError)
+    │   ├── InvalidInput            an argument is not acceptable (also a ValueError)
+    │   │   ├── InvalidState        a density matrix or state vector cannot be archived
+    │   │   ├── InvalidJSON         params, metadata or a filter value is not plain, finite JSON
+    │   │   └── InvalidFilter       a query filter cannot be understood
+    │   ├── PluginError             a plugin cannot be loaded or breaks the hook contracts
+    │   └── BundleError             a bundle is malformed, unsafe or inconsistent (``code``)
+    ├── SinkError                   read_bundle's ``sink`` failed: the disk, not the bundle
+    ├── ValueError
+    │   └── NpyFormatError          bytes that are not a .npy file the store's reader accepts
+    └── Warning
+        └── UserWarning
+            ├── PluginWarning       a plugin failed while a run was recorded; the run was kept
+            └── NonPhysicalWarning  a quantity was computed on a state that is not physical
 
-    Outside QexError, on purpose:
-    NpyFormatError(ValueError)  bytes that are not a .npy file qex accepts (the store's reader;
-                                callers turn it into a finding, a BundleError or a message)
-    SinkError(Exception)        read_bundle's ``sink`` failed to take the payload: the
-                                caller's disk is at fault, not the bundle (``cause``: the
-                                OSError); the importer re-raises it as a StorageError
-
-    Warnings (UserWarning):
-    PluginWarning               a plugin failed while a run was recorded; the run was kept
-    NonPhysicalWarning          a quantity was computed on a state that is not physical
+SinkError and NpyFormatError are outside QexError on purpose: neither says what is wrong
+with the user's input. A SinkError (read_bundle raises it only when given a ``sink``) means the
+caller's own writes failed; the importer re-raises its ``cause`` (the OSError) as a
+StorageError, and no handler of QexError may take a full disk for a bad bundle. An
+NpyFormatError comes from the store's ``.npy`` reader; its callers turn it into a ``check``
+finding, a BundleError or an ArchiveError naming the file.
 
 The modules that raise them re-export them (``qex_archive.plugins.PluginError``,
 ``qex_archive.bundle.BundleError``, ``qex_archive.store.paths.ForeignFile``, ...), and the

@@ -9,6 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .codes import FILE_CONTENT_CHANGED, FILE_MISSING
 from .errors import ArchiveError
 from .jsonvalues import stored_json
 from .store.tables import RunRow
@@ -168,7 +169,7 @@ class Run:
                 _, actual = sha256_of_stream(stream)
         except FileNotFoundError:
             raise ArchiveError(
-                f"QEX-C001 {where}: file is missing; run 'qex-archive check'"
+                f"{FILE_MISSING} {where}: file is missing; run 'qex-archive check'"
             ) from None
         except OSError as exc:
             raise ArchiveError(
@@ -176,8 +177,8 @@ class Run:
             ) from None
         if actual != recorded:
             raise ArchiveError(
-                f"QEX-C003 {where}: differs from its recorded checksum; run 'qex-archive check' "
-                "(or pass --force to use it anyway)"
+                f"{FILE_CONTENT_CHANGED} {where}: differs from its recorded checksum; "
+                "run 'qex-archive check' (or pass --force to use it anyway)"
             )
 
     # -- physics of the stored state (see qex_archive.measures) -----------------------------------

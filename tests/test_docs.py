@@ -119,29 +119,191 @@ def test_every_hook_is_documented() -> None:
         assert f"def {hook}({', '.join(signature.parameters)})" in docs, hook
 
 
-def test_every_bundle_error_code_is_documented() -> None:
-    from qex_archive.bundle import format as bundle_format
+def stable_codes() -> dict[str, str]:
+    """Every stable code, by value: ``{"QEX-C001": "FILE_MISSING", ...}`` from qex_archive.codes."""
+    from qex_archive import codes
 
-    codes = {
-        value
-        for value in vars(bundle_format).values()
-        if isinstance(value, str) and value.startswith("QEX-B")
-    }
-    documented = set(
-        re.findall(
-            r"^\| (QEX-B\d{3}) \|", (REPO / "docs" / "bundle-format.md").read_text(), flags=re.M
-        )
-    )
-    assert codes == documented
+    found: dict[str, str] = {}
+    for name, value in vars(codes).items():
+        if isinstance(value, str) and value.startswith("QEX-"):
+            assert name.isupper(), name
+            assert re.fullmatch(r"QEX-[BC]\d{3}", value), (name, value)
+            assert value not in found, f"{name} and {found.get(value)} are both {value}"
+            found[value] = name
+    return found
+
+
+def codes_of(family: str) -> set[str]:
+    return {code for code in stable_codes() if code.startswith(f"QEX-{family}")}
+
+
+def documented_codes(doc: str, family: str) -> set[str]:
+    """The codes of one family that have a row in ``doc``'s table (``| QEX-Xnnn | ...``)."""
+    text = (REPO / "docs" / doc).read_text()
+    rows = re.findall(rf"^\| (QEX-{family}\d{{3}}) \|", text, flags=re.M)
+    assert len(rows) == len(set(rows)), f"a code has two rows in docs/{doc}"
+    return set(rows)
+
+
+@pytest.mark.parametrize(("family", "doc"), [("B", "bundle-format.md"), ("C", "checks.md")])
+def test_every_code_is_documented_and_every_documented_code_exists(family: str, doc: str) -> None:
+    codes = codes_of(family)
+    documented = documented_codes(doc, family)
+    assert codes, family
+    assert not codes - documented, f"codes missing from docs/{doc}'s table"
+    assert not documented - codes, f"docs/{doc} documents codes that do not exist"
 
 
 def test_every_check_code_is_documented() -> None:
-    source = "".join(
-        (REPO / "qex_archive" / name).read_text()
-        for name in ("store/integrity.py", "store/paths.py")
-    )
-    codes = set(re.findall(r'"(QEX-C\d{3})"', source))
-    documented = set(
-        re.findall(r"^\| (QEX-C\d{3}) \|", (REPO / "docs" / "checks.md").read_text(), flags=re.M)
-    )
-    assert codes == documented
+    assert codes_of("C") == documented_codes("checks.md", "C")
+
+
+def test_every_bundle_error_code_is_documented() -> None:
+    assert codes_of("B") == documented_codes("bundle-format.md", "B")
+
+
+def test_the_docs_name_only_codes_that_exist() -> None:
+    codes = set(stable_codes())
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        named = set(re.findall(r"QEX-[BC]\d{3}", page.read_text()))
+        assert named <= codes, f"{page.name} names {sorted(named - codes)}"
+
+
+def string_constants(path: Path) -> list[tuple[int, str]]:
+    """``(line, text)`` of every string in a module: literals, f-string parts and docstrings."""
+    import ast
+
+    tree = ast.parse(path.read_text(), str(path))
+    return [
+        (node.lineno, node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    ]
+
+
+def test_codes_are_written_only_in_the_codes_module() -> None:
+    package = REPO / "qex_archive"
+    written = [
+        f"{path.relative_to(REPO)}:{line}: {code}"
+        for path in sorted(package.rglob("*.py"))
+        if path != package / "codes.py"
+        for line, text in string_constants(path)
+        for code in re.findall(r"QEX-[BC]\d{3}", text)
+    ]
+    assert not written, "use the constant of qex_archive/codes.py instead"
+
+
+def test_codes_module_and_errors_module_import_nothing() -> None:
+    """Every layer imports them, so they import only ``__future__``."""
+    import ast
+
+    for name in ("codes.py", "errors.py"):
+        tree = ast.parse((REPO / "qex_archive" / name).read_text())
+        imported = {
+            node.module if isinstance(node, ast.ImportFrom) else alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+            for alias in node.names
+        }
+        assert imported <= {"__future__"}, (name, imported)
+
+
+def drawn_hierarchy() -> dict[str, str]:
+    """``{class: parent}`` as drawn in errors.py's docstring."""
+    from qex_archive import errors
+
+    assert errors.__doc__ is not None
+    tree = errors.__doc__.split("::\n\n", 1)[1].split("\n\n", 1)[0]
+    parents: dict[str, str] = {}
+    stack: list[str] = []  # the last class drawn at each depth
+    for line in tree.splitlines():
+        match = re.match(r"^    ([│├└─ ]*)(\w+)", line)
+        assert match, line
+        depth = len(match.group(1)) // 4
+        del stack[depth:]
+        if stack:
+            parents[match.group(2)] = stack[-1]
+        stack.append(match.group(2))
+    return parents
+
+
+def test_errors_docstring_draws_every_exception_under_its_base() -> None:
+    import builtins
+    import inspect
+
+    from qex_archive import errors
+
+    classes = {
+        name: cls
+        for name, cls in inspect.getmembers(errors, inspect.isclass)
+        if cls.__module__ == errors.__name__
+    }
+    drawn = drawn_hierarchy()
+    assert set(classes) <= set(drawn), "classes of errors.py missing from its docstring"
+    for name, parent in drawn.items():
+        cls = classes.get(name) or getattr(builtins, name)
+        assert cls.__bases__[0] is (classes.get(parent) or getattr(builtins, parent)), name
+    for name, cls in classes.items():
+        assert cls.__doc__, name
+
+
+# Exception classes still defined outside errors.py, each waiting for a one-line change of a
+# module being edited elsewhere (``from ..errors import X`` in place of its class).
+NOT_YET_IN_ERRORS = {("physics/measures.py", "NonPhysicalWarning")}
+
+
+def test_every_exception_class_is_defined_in_errors() -> None:
+    import ast
+    import builtins
+
+    from qex_archive import errors
+
+    exception_names = {
+        name
+        for name in [*dir(builtins), *vars(errors)]
+        if isinstance(getattr(builtins, name, None) or getattr(errors, name, None), type)
+        and issubclass(getattr(builtins, name, None) or getattr(errors, name), BaseException)
+    }
+    package = REPO / "qex_archive"
+    elsewhere = {
+        (str(path.relative_to(package)), node.name)
+        for path in sorted(package.rglob("*.py"))
+        if path != package / "errors.py"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ClassDef)
+        and any(ast.unparse(base).rpartition(".")[2] in exception_names for base in node.bases)
+    }
+    assert elsewhere <= NOT_YET_IN_ERRORS
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        ("qex_archive", "QexError"),
+        ("qex_archive", "PluginError"),
+        ("qex_archive", "PluginWarning"),
+        ("qex_archive", "BundleError"),
+        ("qex_archive.plugins", "PluginError"),
+        ("qex_archive.plugins", "PluginWarning"),
+        ("qex_archive.bundle", "BundleError"),
+        ("qex_archive.bundle.format", "BundleError"),
+        ("qex_archive.bundle.reader", "SinkError"),
+        ("qex_archive.store.paths", "ForeignFile"),
+        ("qex_archive.store.npyfile", "NpyFormatError"),
+    ],
+)
+def test_every_old_import_path_reaches_the_one_class(module: str, name: str) -> None:
+    import importlib
+
+    from qex_archive import errors
+
+    assert getattr(importlib.import_module(module), name) is getattr(errors, name)
+
+
+def test_the_bundle_codes_keep_their_names_in_the_bundle_format() -> None:
+    from qex_archive import codes
+    from qex_archive.bundle import format as bundle_format
+
+    for code, name in stable_codes().items():
+        if code.startswith("QEX-B"):
+            assert getattr(bundle_format, name) == getattr(codes, name) == code

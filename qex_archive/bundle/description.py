@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import QexError
-from ..jsonvalues import dumps
+from ..jsonvalues import dumps, is_text
 from ..recording.names import check_name
 from ..store.annotations import check_note, check_tag_key, check_tag_value
 from ..store.integrity import state_summary_problem
@@ -390,8 +390,6 @@ def source_name_of(path: str | os.PathLike[str]) -> str:
 
 
 def _utf8(text: str, run_id: str, what: str) -> str:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise QexError(f"run {run_id}: {what} hold a lone surrogate, which is not text") from None
+    if not is_text(text):
+        raise QexError(f"run {run_id}: {what} hold a lone surrogate, which is not text")
     return text

@@ -43,6 +43,7 @@ from ..codes import UNSUPPORTED_ZIP as UNSUPPORTED_ZIP
 from ..codes import VERSION as VERSION
 from ..errors import BundleError as BundleError
 from ..errors import QexError
+from ..jsonvalues import is_text
 
 FORMAT_VERSION = 2  # the newest this qex-archive writes and reads
 READABLE_VERSIONS = (1, 2)  # 2 adds each run's tags and notes; 1 is read forever
@@ -202,13 +203,10 @@ def strict_decoder(member: str, keep: bool = True) -> json.JSONDecoder:
 
 
 def _check_surrogates(text: str, value: Any, member: str) -> None:
-    if _SURROGATE_ESCAPE.search(text):
-        try:
-            json.dumps(value, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            raise BundleError(
-                BAD_JSON, "a string holds a lone surrogate (\\udXXX), which is not text", member
-            ) from None
+    if _SURROGATE_ESCAPE.search(text) and not is_text(json.dumps(value, ensure_ascii=False)):
+        raise BundleError(
+            BAD_JSON, "a string holds a lone surrogate (\\udXXX), which is not text", member
+        )
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")

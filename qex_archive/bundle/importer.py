@@ -20,18 +20,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ArchiveError, InvalidInput
+from ..errors import ArchiveError, InvalidInput, SinkError
 from ..jsonvalues import stored_json
 from ..store import tables
 from ..store.files import PendingFiles, StagingDirectory, storage_faults
 from ..store.integrity import STAGING_DIR
 from ..store.paths import DataPaths, resolve_data_dir
+from ..store.query import RunFilter
 from .description import ImportRows, rows_of, source_name_of
 from .format import CONFLICT, BundleError, Limits
-from .reader import BundleContents, SinkError, read_bundle
+from .reader import BundleContents, read_bundle
 
 if TYPE_CHECKING:
     from ..archive import Archive
+    from ..store.scratch import ScratchSelection
 
 CONFLICT_POLICIES = ("error", "skip")
 
@@ -49,6 +51,8 @@ class ImportReport:
     tags_added: list[tuple[str, str, str]] = field(default_factory=list)
     notes_added: list[tuple[str, float, str]] = field(default_factory=list)
     tag_conflicts: list[tuple[str, str, str, str]] = field(default_factory=list)
+    # runs of the bundle the selection does not match: left out (their files stay out too)
+    not_selected: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +68,7 @@ class ImportReport:
                 {"run_id": r, "tag": k, "here": here, "bundle": theirs}
                 for r, k, here, theirs in self.tag_conflicts
             ],
+            "not_selected": self.not_selected,
         }
 
 
@@ -76,9 +81,14 @@ def import_bundle(
     limits: Limits | None = None,
     progress: Callable[[int], None] | None = None,
     storage_options: dict[str, Any] | None = None,
+    selection: RunFilter | None = None,
 ) -> ImportReport:
     """Merge the runs of a bundle into ``archive``, keeping their run IDs; ``path`` may be a
     URL (see :mod:`qex_archive.remote.transfer`).
+
+    ``selection`` imports only the bundle's runs it matches, as :meth:`Archive.runs` would
+    select them were they in the archive (the whole bundle is still verified; the runs left
+    out are listed in the report's ``not_selected``, and their files are not imported).
 
     Everything is verified before the archive is touched. Runs already present with the same
     content are left alone (importing a bundle twice changes nothing); a run ID present with
@@ -93,10 +103,14 @@ def import_bundle(
         raise InvalidInput(
             f"on_conflict must be one of {', '.join(CONFLICT_POLICIES)}, not {on_conflict!r}"
         )
+    if selection is not None and not isinstance(selection, RunFilter):
+        raise InvalidInput(f"selection must be a RunFilter, not {type(selection).__name__}")
+    if selection == RunFilter():
+        selection = None  # every run: no need to ask
     from ..remote.transfer import fetched
 
     with fetched(path, storage_options) as local:
-        report = _import_local(archive, local, on_conflict, dry_run, limits, progress)
+        report = _import_local(archive, local, on_conflict, dry_run, limits, progress, selection)
     return report
 
 
@@ -107,10 +121,13 @@ def _import_local(
     dry_run: bool,
     limits: Limits | None,
     progress: Callable[[int], None] | None,
+    selection: RunFilter | None = None,
 ) -> ImportReport:
     if dry_run:
         contents = read_bundle(path, limits, progress=progress)
-        report = _Merge(archive, contents, on_conflict, progress=progress).run()
+        report = _Merge(
+            archive, contents, on_conflict, progress=progress, selection=selection
+        ).run()
         report.dry_run = True
         _refuse_conflicts(report, on_conflict, dry_run=True)
         return report
@@ -118,7 +135,13 @@ def _import_local(
     with _staging_dir(archive) as staging:
         contents = _stage(staging, path, limits, progress)
         merge = _Merge(
-            archive, contents, on_conflict, staging, source_name_of(path), progress=progress
+            archive,
+            contents,
+            on_conflict,
+            staging,
+            source_name_of(path),
+            progress=progress,
+            selection=selection,
         )
         # one write unit (inside a batch, a part of it): if it fails, the rows are rolled
         # back and the files moved into place removed
@@ -223,8 +246,10 @@ class _Merge:
         source: str = "",
         *,
         progress: Callable[[int], None] | None = None,
+        selection: RunFilter | None = None,
     ) -> None:
         self.archive, self.contents, self.on_conflict = archive, contents, on_conflict
+        self.selection = selection
         self.staging, self.source, self.progress = staging, source, progress
         self.report = ImportReport(contents.bundle_id, contents.sha256)
         self.files: PendingFiles | None = None  # the write unit's, to which moved files belong
@@ -232,6 +257,19 @@ class _Merge:
         self.now = time.time()
 
     def run(self) -> ImportReport:
+        with contextlib.ExitStack() as stack:
+            if self.selection is not None:
+                from ..store.scratch import ScratchSelection
+
+                self.scratch = stack.enter_context(ScratchSelection(self.selection))
+            self._run()
+        return self.report
+
+    scratch: ScratchSelection | None = (
+        None  # the selection, asked of each batch of the bundle's runs
+    )
+
+    def _run(self) -> None:
         batch: list[dict[str, Any]] = []
         extend = getattr(self.progress, "extend", None)
         if extend is not None:
@@ -239,11 +277,24 @@ class _Merge:
         for run in self.contents.iter_runs(self.progress):
             batch.append(run)
             if len(batch) == self.BATCH:
-                self._batch(batch)
+                self._batch(self._selected(batch))
                 batch = []
         if batch:
-            self._batch(batch)
-        return self.report
+            self._batch(self._selected(batch))
+
+    def _selected(self, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The runs the selection matches, judged by the rows importing them would insert;
+        the others are noted in the report as left out."""
+        if self.scratch is None:
+            return runs
+        rows = ImportRows()
+        for run in runs:
+            rows.extend(rows_of(run, self.contents.bundle_id))
+        chosen = self.scratch.matching(rows.runs, rows.tags)
+        self.report.not_selected.extend(
+            run["run_id"] for run in runs if run["run_id"] not in chosen
+        )
+        return [run for run in runs if run["run_id"] in chosen]
 
     def _batch(self, runs: list[dict[str, Any]]) -> None:
         report, bundle_id = self.report, self.contents.bundle_id

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import QexError
+from ..errors import SinkError as SinkError
 from ..store.files import failure_reason
 from ..store.npyfile import (
     MAX_HEADER_BYTES,
@@ -49,15 +50,6 @@ from .format import (
 )
 
 Sink = Callable[[str], "BinaryIO | None"]
-
-
-class SinkError(Exception):
-    """Writing a payload member to the importer's sink failed: the archive's disk, not the
-    bundle, is at fault (``cause`` holds the OSError)."""
-
-    def __init__(self, cause: OSError) -> None:
-        self.cause = cause
-        super().__init__(str(cause))
 
 
 @dataclass

@@ -13,12 +13,10 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from ..archive import Archive
 from ..errors import ArchiveError, InvalidInput, StorageError
 from ..recording.names import check_name
-from ..run import Run
 from ..store import tables
 from ..store.files import failure_reason, sha256_of_stream
 from ..store.npyfile import NpyFormatError, check_density_matrix_header, read_header
@@ -33,6 +31,10 @@ from .format import (
     canonical_json,
     schema_problem,
 )
+
+if TYPE_CHECKING:
+    from ..archive import Archive
+    from ..run import Run
 
 BATCH = 500  # runs read from the archive at a time
 
@@ -184,25 +186,17 @@ class Gathered:
 def select_run_ids(archive: Archive, refs: Sequence[str], selection: RunFilter | None) -> list[str]:
     """IDs of the runs named by ``refs`` (IDs or prefixes) and/or matching ``selection``,
     sorted."""
-    if refs:
-        chosen = {archive.get(ref).run_id for ref in refs}
-        if selection is not None and selection != RunFilter():
-            chosen &= set(archive.run_ids(selection))
-    else:
-        chosen = set(archive.run_ids(selection or RunFilter()))
+    chosen = archive.run_ids(selection, refs=refs)
     if not chosen:
         raise InvalidInput(
             "no runs match; nothing to pack (check the filters with 'qex-archive runs')"
         )
-    return sorted(chosen)
+    return chosen
 
 
 def runs_in_batches(archive: Archive, run_ids: Sequence[str]) -> Iterator[list[Run]]:
     for start in range(0, len(run_ids), BATCH):
-        yield [
-            Run(archive, row)
-            for row in tables.runs_by_ids(archive.conn, run_ids[start : start + BATCH])
-        ]
+        yield archive.runs_by_ids(run_ids[start : start + BATCH])
 
 
 @dataclass(frozen=True)

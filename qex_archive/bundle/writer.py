@@ -17,9 +17,8 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from itertools import chain
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from ..archive import Archive
 from ..errors import ArchiveError, InvalidInput
 from ..jsonvalues import is_text
 from ..store.files import atomic_output
@@ -54,6 +53,9 @@ from .records import (
 )
 from .zipwriter import ZipWriter, deflate
 
+if TYPE_CHECKING:
+    from ..archive import Archive
+
 IN_MEMORY_MEMBER = CHUNK  # larger files are streamed chunk by chunk
 Progress = Callable[[int], None]
 
@@ -77,7 +79,10 @@ def pack_bundle(
     backend: str | None = None,
     since: object = None,
     until: object = None,
-    where: Mapping[str, Any] | None = None,
+    where: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+    meta: Mapping[str, Any] | None = None,
+    valid: bool | None = None,
+    tags: Mapping[str, str | None] | None = None,
     selection: RunFilter | None = None,
     include_artifacts: bool = True,
     include_attachments: bool = True,
@@ -89,8 +94,9 @@ def pack_bundle(
     """Write the selected runs to ``output`` (a ``.qexb`` file) and describe what was written.
 
     Runs are chosen as by :meth:`Archive.runs` (``experiment``, ``backend``, ``since``,
-    ``until``, ``where``), or by a prepared ``selection``, and/or named by ID or unique
-    prefix in ``runs``; with none of these, every run is packed.
+    ``until``, ``where``, ``meta``, ``valid``, ``tags``), or by a prepared ``selection`` (a
+    :class:`RunFilter`, not both), and/or named by ID or unique prefix in ``runs`` (then the
+    named runs the filter matches); with none of these, every run is packed.
 
     ``include_artifacts=False`` leaves out the rendered artifacts (the Bloch page, and any
     page a renderer can make again); ``include_attachments=False`` leaves out the attachments
@@ -107,8 +113,17 @@ def pack_bundle(
     if isinstance(runs, str):
         runs = [runs]
     criteria = RunFilter.build(
-        experiment=experiment, backend=backend, since=since, until=until, where=where
+        experiment=experiment,
+        backend=backend,
+        since=since,
+        until=until,
+        where=where,
+        meta=meta,
+        valid=valid,
+        tags=tags,
     )
+    if selection is not None and not isinstance(selection, RunFilter):
+        raise InvalidInput(f"selection must be a RunFilter, not {type(selection).__name__}")
     if criteria != RunFilter():
         if selection is not None:
             raise InvalidInput("give either a selection or filter keywords, not both")

@@ -104,6 +104,11 @@ class QexGroup(click.Group):
             with warnings.catch_warnings():
                 warnings.showwarning = _show_warning
                 return super().invoke(ctx)
+        except click.NoSuchOption as exc:
+            refused = unhonoured_option(exc)
+            if refused is None:
+                raise
+            raise click.ClickException(refused) from None
         except QexError as exc:
             raise click.ClickException(str(exc)) from None
         except UnicodeEncodeError as exc:
@@ -259,6 +264,23 @@ def output_options(command: F) -> F:
     return command
 
 
+# The order and paging of the selection vocabulary: a selecting command without them (the order
+# of what pack, pull or tag select means nothing) refuses them in one line, not as a typo.
+ORDER_OPTIONS = ("--sort", "--reverse", "--limit", "--offset", "--all", "--oldest-first")
+
+
+def unhonoured_option(exc: click.NoSuchOption) -> str | None:
+    """The one-line refusal of an order option given to a selecting command that has none."""
+    command = exc.ctx.command if exc.ctx is not None else None
+    if exc.option_name not in ORDER_OPTIONS or not getattr(command, "selects_runs", False):
+        return None
+    assert command is not None
+    return (
+        f"'{command.name}' cannot honour {exc.option_name}: the order of the runs it selects "
+        "means nothing there; it takes the filters -e -b --since --until -p -w -t --valid"
+    )
+
+
 FILTER_PARAMETERS = (
     "experiment",
     "backend",
@@ -272,8 +294,9 @@ FILTER_PARAMETERS = (
 
 
 def filter_options(command: F) -> F:
-    """The run selection shared by ``runs``, ``pack``, ``export`` and ``report``: the options,
-    and the command receives them as one ``selection`` (a RunFilter)."""
+    """The run selection shared by every command that selects runs (runs, pack, export,
+    report, compare, tag, rm, import, push, pull): the options, and the command receives them
+    as one ``selection`` (a RunFilter). Apply it below ``@cli.command()``."""
 
     @functools.wraps(command)
     def with_selection(*args: Any, **kwargs: Any) -> Any:
@@ -331,7 +354,22 @@ def filter_options(command: F) -> F:
     wrapped: Any = with_selection
     for option in reversed(options):
         wrapped = option(wrapped)
+    wrapped.selects_runs = True  # see SelectingCommand
     return wrapped  # type: ignore[no-any-return]
+
+
+class SelectingCommand(click.Command):
+    """A command whose callback takes the shared filters (:func:`filter_options`)."""
+
+    @property
+    def selects_runs(self) -> bool:
+        return bool(getattr(self.callback, "selects_runs", False))
+
+
+def has_filters(selection: RunFilter) -> bool:
+    from ..store.query import RunFilter
+
+    return selection != RunFilter()
 
 
 def build_filter(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import InvalidInput
+from ..jsonvalues import is_text
 
 MAX_NAME_LENGTH = 256
 
@@ -20,8 +21,6 @@ def check_name(value: object, what: str) -> str:
         )
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise InvalidInput(f"{what} {value!r} contains control characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInput(f"{what} {value!r} is not valid UTF-8 text") from None
+    if not is_text(value):
+        raise InvalidInput(f"{what} {value!r} is not valid UTF-8 text")
     return value

@@ -19,6 +19,25 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..codes import (
+    DATABASE_DAMAGED,
+    FILE_CONTENT_CHANGED,
+    FILE_MISSING,
+    FILE_SIZE_CHANGED,
+    INVALID_TIMESTAMP,
+    LINKED_DIR,
+    METADATA_NOT_OBJECT,
+    NO_CHECKSUM,
+    NON_PHYSICAL_STATE,
+    NOT_REGULAR_FILE,
+    NPY_DAMAGED,
+    ORPHAN_FILE,
+    PARAMS_NOT_OBJECT,
+    SHARED_FILE,
+    STAGING_LEFT,
+    STATE_MISMATCH,
+    TEMPORARY_FILE_LEFT,
+)
 from ..jsonvalues import stored_json
 from ..timeutil import timestamp_problem
 from . import tables
@@ -101,7 +120,7 @@ def check_archive(archive: Archive, *, verify_checksums: bool = True) -> list[Fi
     with _snapshot(archive) as (conn, listing):
         quick = conn.execute("PRAGMA quick_check").fetchone()[0]
         if quick != "ok":
-            findings.append(Finding("QEX-C009", "error", "qex.db", None, f"SQLite: {quick}"))
+            findings.append(Finding(DATABASE_DAMAGED, "error", "qex.db", None, f"SQLite: {quick}"))
         references = tables.references(conn)
         checksums = tables.file_checksums(conn)
         matrices = tables.density_matrix_paths(conn)
@@ -118,7 +137,7 @@ def check_archive(archive: Archive, *, verify_checksums: bool = True) -> list[Fi
                 problem = timestamp_problem(timestamp)
                 if problem:
                     message = f"timestamp {problem}"
-                    findings.append(Finding("QEX-C014", "error", None, run_id, message))
+                    findings.append(Finding(INVALID_TIMESTAMP, "error", None, run_id, message))
                 findings.extend(
                     _check_row(
                         run_id, params, metadata, shapes.get(rho_path), checksums.get(rho_path)
@@ -147,25 +166,25 @@ def _check_files(
             continue  # a record of a live process, its rows still to come
         if is_temp_name(Path(relative).name):
             message = "unfinished write left by an interrupted process; 'qex-archive gc' removes it"
-            findings.append(Finding("QEX-C006", "error", relative, None, message))
+            findings.append(Finding(TEMPORARY_FILE_LEFT, "error", relative, None, message))
         else:
             message = "file not referenced by any run; 'qex-archive gc' removes it"
-            findings.append(Finding("QEX-C005", "error", relative, None, message))
+            findings.append(Finding(ORPHAN_FILE, "error", relative, None, message))
     for relative, why in listing.strange:
         if relative not in owners:
-            code = "QEX-C017" if relative.endswith("/") else "QEX-C015"
+            code = LINKED_DIR if relative.endswith("/") else NOT_REGULAR_FILE
             findings.append(Finding(code, "error", relative, None, f"{why}; remove or replace it"))
     for directory in _stale_staging(archive):
         message = "left by an interrupted import; 'qex-archive gc' removes it"
         findings.append(
-            Finding("QEX-C012", "error", f"{STAGING_DIR}/{directory.name}/", None, message)
+            Finding(STAGING_LEFT, "error", f"{STAGING_DIR}/{directory.name}/", None, message)
         )
     paths = DataPaths(archive.root)
     for relative, run_ids in sorted(owners.items()):
         if len(set(run_ids)) > 1:
             shared = ", ".join(sorted(set(run_ids)))
             message = f"one file referenced by several runs ({shared}); correct the rows"
-            findings.append(Finding("QEX-C016", "error", relative, None, message))
+            findings.append(Finding(SHARED_FILE, "error", relative, None, message))
         findings.extend(
             _check_file(
                 paths,
@@ -271,29 +290,30 @@ def _check_file(
     except ForeignFile as exc:
         return finding(exc.code, str(exc))
     except FileNotFoundError:
-        return finding("QEX-C001", "file is missing")
+        return finding(FILE_MISSING, "file is missing")
     except OSError as exc:
-        return finding("QEX-C001", f"file cannot be read ({exc.strerror})")
+        return finding(FILE_MISSING, f"file cannot be read ({exc.strerror})")
     with stream:
         size = os.fstat(stream.fileno()).st_size
         expected = checksums.get(relative)
         if expected is not None and size != expected[0]:
-            return finding("QEX-C002", f"size is {size} bytes, recorded {expected[0]}")
+            return finding(FILE_SIZE_CHANGED, f"size is {size} bytes, recorded {expected[0]}")
         if shapes is not None:
             try:
                 header = read_npy_header(stream)
                 check_density_matrix_header(header)
                 check_data_size(header, size)
             except NpyFormatError as exc:
-                return finding("QEX-C004", str(exc))
+                return finding(NPY_DAMAGED, str(exc))
             shapes[relative] = header.shape
         if expected is None:
-            return [Finding("QEX-C007", "warning", relative, run_id, "no checksum recorded")]
+            return [Finding(NO_CHECKSUM, "warning", relative, run_id, "no checksum recorded")]
         if verify_checksums:
             stream.seek(0)
             if sha256_of_stream(stream)[1] != expected[1]:
                 return finding(
-                    "QEX-C003", "SHA-256 differs from the one recorded: the file was changed"
+                    FILE_CONTENT_CHANGED,
+                    "SHA-256 differs from the one recorded: the file was changed",
                 )
     return []
 
@@ -307,24 +327,28 @@ def _check_row(
 ) -> list[Finding]:
     findings = []
     if not isinstance(stored_json(params_json), dict):
-        findings.append(Finding("QEX-C013", "error", None, run_id, "params is not a JSON object"))
+        findings.append(
+            Finding(PARAMS_NOT_OBJECT, "error", None, run_id, "params is not a JSON object")
+        )
     metadata = {} if metadata_json is None else stored_json(metadata_json)
     if not isinstance(metadata, dict):
-        findings.append(Finding("QEX-C011", "error", None, run_id, "metadata is not a JSON object"))
+        findings.append(
+            Finding(METADATA_NOT_OBJECT, "error", None, run_id, "metadata is not a JSON object")
+        )
         return findings
     state = metadata.get("state")
     if state is not None:
         problem = state_summary_problem(state, shape, rho_checksum and rho_checksum[1])
         if problem:
             message = f"metadata.state {problem}; correct the row or restore the file"
-            findings.append(Finding("QEX-C018", "error", None, run_id, message))
+            findings.append(Finding(STATE_MISMATCH, "error", None, run_id, message))
     validation = metadata.get("validation")
     if isinstance(validation, dict) and validation.get("is_valid") is False:
         listed = validation.get("findings")
         reasons = "; ".join(map(str, listed)) if isinstance(listed, list) else ""
         reasons = reasons or "flagged at record time"
         findings.append(
-            Finding("QEX-C008", "warning", None, run_id, f"non-physical state: {reasons}")
+            Finding(NON_PHYSICAL_STATE, "warning", None, run_id, f"non-physical state: {reasons}")
         )
     return findings
 

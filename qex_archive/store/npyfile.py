@@ -14,15 +14,13 @@ import struct
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from ..errors import NpyFormatError as NpyFormatError
+
 MAGIC = b"\x93NUMPY"
 ALIGNMENT = 64
 MAX_HEADER_BYTES = 4096
 COMPLEX128 = "<c16"
 ITEM_SIZES = {"<c16": 16, "<c8": 8, "<f8": 8, "<f4": 4}
-
-
-class NpyFormatError(ValueError):
-    """The bytes are not a ``.npy`` file this module accepts."""
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ArchiveError
+from ..codes import LINKED_DIR, NOT_OWN_PATH, NOT_REGULAR_FILE
+from ..errors import ForeignFile as ForeignFile
 from .files import is_temp_name
 
 DB_NAME = "qex.db"
@@ -33,20 +34,6 @@ DEFAULT_DIR = "qex_data"  # the archive directory when none is named
 ENV_VAR = "QEX_DATA"
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _READ_FLAGS = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
-
-
-class ForeignFile(ArchiveError):
-    """A stored path that is not one of the archive's own files. ``code`` is the ``check``
-    code that reports it."""
-
-    def __init__(self, code: str, message: str) -> None:
-        self.code = code
-        super().__init__(message)
-
-
-NOT_OWN_PATH = "QEX-C010"
-NOT_REGULAR = "QEX-C015"
-LINKED_DIR = "QEX-C017"
 
 
 def split_relative(relative: object, *, temporary: bool = False) -> tuple[str, str]:
@@ -232,7 +219,7 @@ def _require_regular(mode: int, relative: object) -> None:
         else "not a regular file"
     )
     raise ForeignFile(
-        NOT_REGULAR,
+        NOT_REGULAR_FILE,
         f"{relative} is {what}; qex reads and deletes only regular files inside the archive",
     )
 
