@@ -124,5 +124,5 @@ def _plugins_of_a_run(values: list[object]) -> pluggy.PluginManager | None:
 
     for value in values:
         if isinstance(value, Run):
-            return value._archive.plugins
+            return value.archive.plugins
     return None

@@ -85,6 +85,11 @@ class Run:
         run._recording = True
         return run
 
+    @property
+    def archive(self) -> Archive:
+        """The archive the run is stored in."""
+        return self._archive
+
     @cached_property
     def params(self) -> dict[str, Any]:
         """The parameters; :class:`ArchiveError` if the stored text is not a JSON object."""

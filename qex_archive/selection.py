@@ -217,7 +217,7 @@ def _read_into(run: Run, target: Any) -> None:
 
     where = run.density_matrix_path
     try:
-        with open_data_file(run._archive.root, where) as stream:
+        with open_data_file(run.archive.root, where) as stream:
             header = read_header(stream)
             check_density_matrix_header(header)
             check_data_size(header, os.fstat(stream.fileno()).st_size)

@@ -56,7 +56,7 @@ class StoredAttachment:
         from ..store.paths import open_data_file
 
         try:
-            with open_data_file(self.run._archive.root, self.relative_path) as stream:
+            with open_data_file(self.run.archive.root, self.relative_path) as stream:
                 return stream.read()
         except FileNotFoundError:
             raise ArchiveError(
@@ -65,7 +65,7 @@ class StoredAttachment:
 
     @property
     def path(self) -> Any:
-        return self.run._archive.root / self.relative_path
+        return self.run.archive.root / self.relative_path
 
 
 def serialize(

@@ -368,7 +368,7 @@ def _archive_link(page_dir: Path | None) -> Callable[[Run], str | None]:
         if page_dir is None or artifact is None:
             return None
         try:
-            present = stat_data_file(run._archive.root, artifact.relative_path)
+            present = stat_data_file(run.archive.root, artifact.relative_path)
         except ForeignFile:
             return None
         if present is None:
