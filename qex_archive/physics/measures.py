@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import InvalidInput, InvalidState
+from ..errors import InvalidInput, InvalidState, NonPhysicalWarning
 from .states import State, as_state
 from .validation import hermitian_part, tolerances_for, validation_summary
 from .validation import purity as purity
@@ -54,10 +54,6 @@ __all__ = [
     "reduced_state",
     "trace_distance",
 ]
-
-
-class NonPhysicalWarning(UserWarning):
-    """A quantity was computed on a state that is not physical, as it is stored."""
 
 
 def fidelity(a: object, b: object, *, dims: Sequence[int] | None = None) -> float:

@@ -30,8 +30,9 @@ def tolerances_for(source_dtype: str | None) -> dict[str, float]:
 
 
 # The full spectrum (eigenvalue range, positivity, entropy) is computed up to this dimension
-# (11 qubits; ~1 s here). Above it, by default, positivity is only checked on the diagonal and
-# the entropy is not computed: the spectrum of a 12-qubit state takes ~22 s on one core.
+# (11 qubits). Above it, by default, positivity is only checked on the diagonal and the entropy
+# is not computed: the spectrum grows as d^3, and at 12 qubits it would cost many times the
+# rest of a record (benchmarks/README.md, "Figures behind the code's choices").
 SPECTRUM_MAX_DIM = 2048
 SPECTRUM_ENV = "QEX_ARCHIVE_SPECTRUM"  # "full": always compute it
 _BLOCK_ELEMENTS = 1 << 18  # row blocks of this many entries keep temporaries at 4 MiB

@@ -1,14 +1,14 @@
-"""What a new user trips over in the first hour: each stumble, fixed and kept fixed."""
+"""What a new user trips over in the first hour: open, the demo run twice, the missing-archive
+hint, plugins switched off, tables that fit the terminal, inspect's times, shell completion."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 import qex_archive as qa
 from qex_archive.bundle import pack_bundle
@@ -16,11 +16,8 @@ from qex_archive.cli import cli
 from qex_archive.plugins import PluginEntryPoint, make_plugin_manager
 from qex_archive.views.text import runs_table
 
-from .conftest import bell_state
-
-
-def invoke(data_dir: Path, *args: str, **kwargs: object) -> Result:
-    return CliRunner().invoke(cli, ["--data-dir", str(data_dir), *args], **kwargs)  # type: ignore[arg-type]
+from ..cli_tools import invoke
+from ..conftest import bell_state
 
 
 def test_open_shows_the_bloch_page_even_when_another_renderer_comes_first(
@@ -131,38 +128,3 @@ def test_shell_completion_offers_runs_experiments_and_backends(data_dir: Path) -
     assert _complete(data_dir, "runs -e r") == ["rabi"]
     assert _complete(data_dir, "pack -b a") == ["aer"]
     assert _complete(data_dir / "missing", "show 1") == []
-
-
-def test_a_failing_backend_attribute_is_noted_not_hidden(data_dir: Path) -> None:
-    pytest.importorskip("qex_qiskit")
-    import qex_qiskit
-    from qiskit.providers.fake_provider import GenericBackendV2
-
-    class Flaky(GenericBackendV2):  # type: ignore[misc]
-        @property
-        def dt(self) -> float:
-            raise RuntimeError("calibration service unreachable")
-
-    plugins = make_plugin_manager(extra_plugins=[qex_qiskit])
-    with (
-        qa.open_archive(data_dir, plugins=plugins) as arch,
-        pytest.warns(qa.PluginWarning, match="calibration service unreachable"),
-    ):
-        run = arch.record("e", backend=Flaky(num_qubits=2, seed=1), state=bell_state())
-    assert run.metadata is not None
-    info = run.metadata["backend"]["qiskit"]
-    assert info["dt_s"] is None and "qex_errors" not in info and info["num_qubits"] == 2
-    (error,) = run.metadata["qex"]["plugin_errors"]
-    assert (
-        error["hook"] == "qex_backend_metadata"
-        and "backend.dt raised RuntimeError" in (error["error"])
-    )
-
-
-def test_completion_script_is_what_the_readme_says(tmp_path: Path) -> None:
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    for shell in ("bash", "zsh", "fish"):
-        assert f"_QEX_ARCHIVE_COMPLETE={shell}_source qex-archive" in readme
-    env = {**os.environ, "_QEX_ARCHIVE_COMPLETE": "bash_source"}
-    result = CliRunner().invoke(cli, [], env=env, prog_name="qex-archive")
-    assert "_qex_archive_completion" in result.output
