@@ -16,7 +16,7 @@ import qex_archive as qa
 from qex_archive.views.html import esc
 from qex_archive.views.values import DAMAGED, number, params_text, run_params, verdict
 
-from .conftest import bell_state
+from ..conftest import bell_state
 
 VIEWS = Path(qa.__file__).parent / "views"
 # What a view may not import at runtime: the layers above it, and the facade's modules.

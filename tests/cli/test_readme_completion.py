@@ -13,7 +13,7 @@ from qex_archive.cli import cli
 
 
 def test_completion_script_is_what_the_readme_says(tmp_path: Path) -> None:
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
     for shell in ("bash", "zsh", "fish"):
         assert f"_QEX_ARCHIVE_COMPLETE={shell}_source qex-archive" in readme
     env = {**os.environ, "_QEX_ARCHIVE_COMPLETE": "bash_source"}

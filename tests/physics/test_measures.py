@@ -15,7 +15,7 @@ import qex_archive as qa
 from qex_archive.physics import validation
 from qex_archive.physics.measures import NonPhysicalWarning, physical_problem
 
-from .conftest import bell_state, random_density_matrix
+from ..conftest import bell_state, random_density_matrix
 
 DIMS = [[2], [2, 2], [2, 2, 2], [2, 2, 2, 2], [2] * 5, [2] * 6, [3], [3, 2], [2, 3, 2], [3, 3]]
 

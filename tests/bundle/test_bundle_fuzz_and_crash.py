@@ -18,9 +18,9 @@ import qex_archive as qa
 from qex_archive.bundle import BundleError, import_bundle, pack_bundle
 from qex_archive.store.integrity import check_archive, collect_garbage
 
-from .bundle_tools import read_members, write_zip
-from .conftest import bell_state, snapshot
-from .kill_points import PRELUDE
+from ..bundle_tools import read_members, write_zip
+from ..conftest import bell_state, snapshot
+from ..kill_points import PRELUDE
 
 
 @pytest.fixture(scope="module")

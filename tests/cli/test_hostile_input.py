@@ -19,7 +19,7 @@ import qex_archive as qa
 from qex_archive.bundle import pack_bundle
 from qex_archive.cli import cli
 
-from .conftest import bell_state, snapshot
+from ..conftest import bell_state, snapshot
 
 READING = ["runs", "show", "check", "inspect", "verify", "plugins"]
 

@@ -22,8 +22,8 @@ import qex_archive as qa
 from qex_archive.bundle import BundleError, import_bundle, pack_bundle, read_bundle
 from qex_archive.bundle.format import DESCRIPTION
 
-from .bundle_tools import read_members, rebag, write_zip
-from .conftest import bell_state, snapshot
+from ..bundle_tools import read_members, rebag, write_zip
+from ..conftest import bell_state, snapshot
 
 LOCAL = struct.Struct("<4sHHHHHIIIHH")
 CENTRAL = struct.Struct("<4sHHHHHHIIIHHHHHII")

@@ -11,7 +11,7 @@ import pytest
 import qex_archive as qa
 from qex_archive.store.migrations import LATEST_VERSION, MIGRATIONS
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SPEC = REPO / "docs" / "sqlite-schema.md"
 SHARED_SPEC = REPO.parent / "shared" / "spec" / "sqlite-schema.md"
 

@@ -11,7 +11,7 @@ import pytest
 
 import qex_archive as qa
 
-OLD = Path(__file__).parent / "data" / "format1-qex-0.1.0.qexb"
+OLD = Path(__file__).parents[1] / "data" / "format1-qex-0.1.0.qexb"
 
 
 def test_a_bundle_from_an_earlier_version_imports_and_packs_again_identically(

@@ -16,7 +16,7 @@ import pytest
 import qex_archive as qa
 from qex_archive.store.integrity import check_archive, collect_garbage
 
-from .kill_points import PRELUDE
+from ..kill_points import PRELUDE
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from qex_archive.cli import cli
 from qex_archive.demo import fill_demo_archive
 from qex_archive.views.report import report_page, write_reports
 
-from .conftest import bell_state
+from ..conftest import bell_state
 
 
 def points(html: str) -> list[int]:

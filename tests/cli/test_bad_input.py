@@ -9,7 +9,7 @@ import pytest
 
 import qex_archive as qa
 
-from .conftest import bell_state, snapshot
+from ..conftest import bell_state, snapshot
 
 
 def deep(n: int) -> Any:

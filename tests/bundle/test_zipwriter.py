@@ -18,7 +18,7 @@ from qex_archive.bundle import import_bundle, pack_bundle, read_bundle, writer, 
 from qex_archive.bundle.format import DESCRIPTION, canonical_json
 from qex_archive.bundle.zipwriter import ZipWriter, deflate
 
-from .conftest import bell_state
+from ..conftest import bell_state
 
 MEMBERS = {
     "bagit.txt": b"BagIt-Version: 1.0\n",

@@ -16,7 +16,7 @@ from qex_archive.demo import fill_demo_archive
 pytestmark = pytest.mark.slow
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-DOCS_SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "bloch-demo.png"
+DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "bloch-demo.png"
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,7 @@ def test_demo_screenshot_for_the_docs(browser, tmp_path: Path) -> None:  # type:
         context.close()
 
 
-REPORT_SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "report.png"
+REPORT_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "report.png"
 
 
 def test_report_in_chromium(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -15,7 +15,7 @@ import qex_archive as qa
 
 
 def _benchmark() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bundle.py"
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bundle.py"
     spec = importlib.util.spec_from_file_location("bundle_benchmark", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

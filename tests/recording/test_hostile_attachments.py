@@ -17,12 +17,12 @@ from qex_archive.bundle import import_bundle, pack_bundle, read_bundle
 from qex_archive.bundle.format import DESCRIPTION
 from qex_archive.store.integrity import check_archive
 
-from .bundle_tools import rebag, write_zip
-from .conftest import bell_state
+from ..bundle_tools import rebag, write_zip
+from ..conftest import bell_state
 
 
 def test_hostile_attachments_are_refused_or_stored_inert(tmp_path: Path) -> None:
-    from .bundle_tools import read_members
+    from ..bundle_tools import read_members
 
     with qa.open_archive(tmp_path / "src") as arch:
         run = arch.record(

@@ -13,7 +13,7 @@ from qex_archive.bundle import import_bundle, pack_bundle
 from qex_archive.store import files as storage
 from qex_archive.store.files import StagingDirectory
 
-from .conftest import bell_state, snapshot
+from ..conftest import bell_state, snapshot
 
 
 def test_staged_files_are_new_files_only(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ nbformat = pytest.importorskip("nbformat")
 pytest.importorskip("ipykernel")
 pytest.importorskip("pandas")
 
-TUTORIAL = Path(__file__).parents[1] / "docs" / "tutorial.ipynb"
+TUTORIAL = Path(__file__).parents[2] / "docs" / "tutorial.ipynb"
 
 
 def html_of(cell: dict) -> str:  # type: ignore[type-arg]

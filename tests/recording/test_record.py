@@ -14,7 +14,7 @@ import pytest
 import qex_archive as qa
 from qex_archive.store.files import sha256_of_file
 
-from .conftest import bell_state, random_density_matrix, snapshot
+from ..conftest import bell_state, random_density_matrix, snapshot
 
 
 def test_round_trip_keeps_every_field_and_the_exact_bits(archive: qa.Archive) -> None:

@@ -13,7 +13,7 @@ import qex_archive as qa
 from qex_archive.bundle import import_bundle, importer, pack_bundle
 from qex_archive.store.integrity import check_archive, collect_garbage
 
-from .conftest import bell_state
+from ..conftest import bell_state
 
 
 def _bundle(tmp_path: Path, count: int = 2) -> tuple[Path, list[str]]:

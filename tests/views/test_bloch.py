@@ -13,7 +13,7 @@ import pytest
 
 import qex_archive as qa
 
-from .conftest import bell_state, random_density_matrix
+from ..conftest import bell_state, random_density_matrix
 
 PAULIS = {
     "x": np.array([[0, 1], [1, 0]], dtype=complex),

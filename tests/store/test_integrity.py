@@ -11,7 +11,7 @@ import pytest
 import qex_archive as qa
 from qex_archive.store.integrity import check_archive, collect_garbage
 
-from .conftest import bell_state, snapshot
+from ..conftest import bell_state, snapshot
 
 
 def codes(archive: qa.Archive, **kwargs: bool) -> list[tuple[str, str | None]]:

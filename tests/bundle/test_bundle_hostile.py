@@ -18,8 +18,8 @@ import qex_archive as qa
 from qex_archive.bundle import BundleError, Limits, import_bundle, pack_bundle, read_bundle
 from qex_archive.bundle.format import BAG_INFO, BAGIT, DESCRIPTION, MANIFEST, TAGMANIFEST
 
-from .bundle_tools import Members, npy, patch_central, read_members, rebag, write_zip
-from .conftest import bell_state, snapshot
+from ..bundle_tools import Members, npy, patch_central, read_members, rebag, write_zip
+from ..conftest import bell_state, snapshot
 
 RUN = "0f0e0d0c-0b0a-4090-8070-605040302010"
 pytestmark = pytest.mark.filterwarnings("ignore:Duplicate name")  # built on purpose below
