@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -395,3 +396,115 @@ def test_uploads_and_downloads_report_their_progress(s3: dict[str, str], tmp_pat
     with qa.open_archive(tmp_path / "c") as third:  # outside the block: nobody is told
         qa.import_bundle(third, "s3://lab/progress/big.qexb", storage_options=s3)
     assert events == []
+
+
+def test_pull_brings_exactly_the_runs_its_filters_select(
+    s3: dict[str, str], tmp_path: Path
+) -> None:
+    """pull honours every filter, -t, -p and -w too, not only those the index describes:
+    `pull lab -t figure=2` imports the runs tagged figure=2, not the whole bundle."""
+    from .test_filters_everywhere import fill, listed
+
+    alice_dir = tmp_path / "alice"
+    with qa.open_archive(alice_dir) as alice:
+        fill(alice)  # three experiments, tags, a non-physical state
+    option = f"endpoint_url={s3['endpoint_url']}"
+    runner = CliRunner()
+    for who in ("alice", "bob", "carol"):
+        qa.open_archive(tmp_path / who).close()
+        added = runner.invoke(
+            cli,
+            ["-d", str(tmp_path / who), "remote", "add", "lab", "s3://lab/filtered",
+             "--storage-option", option],
+        )  # fmt: skip
+        assert added.exit_code == 0, added.output
+    pushed = runner.invoke(cli, ["-d", str(alice_dir), "push", "lab", "--json"])
+    assert pushed.exit_code == 0 and json.loads(pushed.stdout)["runs"] == 8, pushed.output
+    for filters in (["-t", "figure=2"], ["-e", "ghz", "-p", "shots=1024"], ["--invalid"]):
+        bob = tmp_path / "bob"
+        wanted = listed(alice_dir, *filters)
+        pulled = runner.invoke(cli, ["-d", str(bob), "pull", "lab", *filters])
+        assert pulled.exit_code == 0, pulled.output
+        assert listed(bob, *filters) == wanted and 0 < len(wanted) < 8
+        assert set(listed(bob)) <= set(listed(alice_dir))
+    # what bob holds: exactly the union of what he asked for
+    union = {
+        *listed(alice_dir, "-t", "figure=2"),
+        *listed(alice_dir, "-e", "ghz", "-p", "shots=1024"),
+        *listed(alice_dir, "--invalid"),
+    }
+    assert listed(tmp_path / "bob") == sorted(union)
+    pulled = runner.invoke(
+        cli, ["-d", str(tmp_path / "carol"), "pull", "lab", "-w", "purity<0.9", "--json"]
+    )
+    assert pulled.exit_code == 0, pulled.output
+    assert listed(tmp_path / "carol") == listed(alice_dir, "-w", "purity<0.9")
+
+
+def test_push_sends_exactly_the_selected_runs(s3: dict[str, str], tmp_path: Path) -> None:
+    from qex_archive.remote.sync import add_remote, push, remote_index
+
+    from .test_filters_everywhere import fill
+
+    with qa.open_archive(tmp_path / "alice") as alice:
+        fill(alice)
+        add_remote(alice, "lab", "s3://lab/selected-push", dict(s3))
+        selection = qa.RunFilter.build(tags={"figure": "2"}, valid=True)
+        pushed = push(alice, "lab", selection)
+        assert pushed is not None
+        (index,) = remote_index("s3://lab/selected-push", dict(s3)).values()
+        assert sorted(run["run_id"] for run in index["runs"]) == alice.run_ids(selection)
+
+
+def test_a_failed_push_leaves_no_object_under_its_name_and_says_so_in_one_line(
+    s3: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import botocore.exceptions
+    import s3fs
+
+    with qa.open_archive(tmp_path / "a") as arch:
+        arch.record("e", backend="b", state=bell_state())
+    data = ["-d", str(tmp_path / "a")]
+    runner = CliRunner()
+    added = runner.invoke(
+        cli,
+        [*data, "remote", "add", "lab", "s3://lab/failing",
+         "--storage-option", f"endpoint_url={s3['endpoint_url']}"],
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+
+    def dropped(self: object, final: bool = False) -> bool:
+        raise botocore.exceptions.ConnectionClosedError(endpoint_url=s3["endpoint_url"])
+
+    monkeypatch.setattr(s3fs.core.S3File, "_upload_chunk", dropped)
+    result = runner.invoke(cli, [*data, "push", "lab"])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("Error: cannot push to lab: cannot write s3://lab/failing/bundles/")
+    assert "ConnectionClosedError" in line and "push again" in line
+    listed = client(s3).list_objects_v2(Bucket="lab", Prefix="failing/").get("Contents", [])
+    assert listed == []  # neither the bundle, its index nor a temporary object
+
+    monkeypatch.undo()
+    moved: list[str] = []
+    original = s3fs.S3FileSystem.mv
+
+    def refused(self: object, source: str, target: str, **kwargs: object) -> None:
+        moved.append(target)
+        if target.endswith(".json"):  # the index: the bundle is already in place
+            raise PermissionError("Access Denied")
+        original(self, source, target, **kwargs)
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "mv", refused)
+    result = runner.invoke(cli, [*data, "push", "lab"])
+    (line,) = result.stderr.strip().splitlines()
+    assert result.exit_code == 1 and "cannot write s3://lab/failing/index/" in line
+    assert "not listed" in line and "push again" in line
+    keys = [
+        o["Key"] for o in client(s3).list_objects_v2(Bucket="lab", Prefix="failing/")["Contents"]
+    ]
+    assert [key.split("/")[1] for key in keys] == ["bundles"]  # no index, no temporary object
+    monkeypatch.undo()
+    retried = runner.invoke(cli, [*data, "push", "lab"])
+    assert retried.exit_code == 0 and "pushed 1 runs" in retried.output, retried.output

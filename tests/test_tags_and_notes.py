@@ -52,9 +52,9 @@ def test_tags_and_notes_from_python(archive: qa.Archive) -> None:
 def test_a_tag_read_from_the_index_or_asked_of_each_run_selects_the_same_runs(
     archive: qa.Archive, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, index_max: int
 ) -> None:
-    from qex_archive.store.annotations import tag_runs
     from qex_archive.export import export_runs
     from qex_archive.store import tables
+    from qex_archive.store.annotations import tag_runs
 
     with archive.batch():
         runs = [

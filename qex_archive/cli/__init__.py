@@ -272,9 +272,9 @@ ORDER_OPTIONS = ("--sort", "--reverse", "--limit", "--offset", "--all", "--oldes
 def unhonoured_option(exc: click.NoSuchOption) -> str | None:
     """The one-line refusal of an order option given to a selecting command that has none."""
     command = exc.ctx.command if exc.ctx is not None else None
-    if exc.option_name not in ORDER_OPTIONS or not getattr(command, "selects_runs", False):
+    selects = getattr(getattr(command, "callback", None), "selects_runs", False)
+    if command is None or exc.option_name not in ORDER_OPTIONS or not selects:
         return None
-    assert command is not None
     return (
         f"'{command.name}' cannot honour {exc.option_name}: the order of the runs it selects "
         "means nothing there; it takes the filters -e -b --since --until -p -w -t --valid"
@@ -354,16 +354,8 @@ def filter_options(command: F) -> F:
     wrapped: Any = with_selection
     for option in reversed(options):
         wrapped = option(wrapped)
-    wrapped.selects_runs = True  # see SelectingCommand
+    wrapped.selects_runs = True  # see unhonoured_option
     return wrapped  # type: ignore[no-any-return]
-
-
-class SelectingCommand(click.Command):
-    """A command whose callback takes the shared filters (:func:`filter_options`)."""
-
-    @property
-    def selects_runs(self) -> bool:
-        return bool(getattr(self.callback, "selects_runs", False))
 
 
 def has_filters(selection: RunFilter) -> bool:

@@ -14,36 +14,58 @@ from . import (
     completes,
     emit_json,
     filter_options,
+    has_filters,
     open_from,
     say,
 )
 
 if TYPE_CHECKING:
+    from ..run import Run
     from ..store.query import RunFilter
 
 
 @cli.command()
-@click.argument("run_refs", metavar="RUN RUN [RUN]...", nargs=-1, shell_complete=completes("run"))
+@click.argument("run_refs", metavar="[RUN]...", nargs=-1, shell_complete=completes("run"))
+@filter_options
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 @click.pass_context
-def compare(ctx: click.Context, run_refs: tuple[str, ...], as_json: bool) -> None:
+def compare(
+    ctx: click.Context, run_refs: tuple[str, ...], selection: RunFilter, as_json: bool
+) -> None:
     """Compare runs side by side: the parameters that differ (the same ones folded into one
     line), validation, pairwise fidelity and trace distance, and each qubit's Bloch vector.
+    The runs are those named (in that order), or those the filters select (the same filters
+    as 'runs', oldest first); given both, the named runs the filters also select.
 
     Example:
 
         qex-archive compare 3f2a 9c01 b7e4
+
+        qex-archive compare -e ghz_depolarizing -p n_qubits=3
     """
     from ..compare import compare_runs, comparison_text
     from ..errors import InvalidInput
 
-    if len(run_refs) < 2:
-        raise InvalidInput("compare needs at least two runs, e.g. 'qex-archive compare 3f2a 9c01'")
+    if len(run_refs) < 2 and not has_filters(selection):
+        raise InvalidInput(
+            "compare needs at least two runs, e.g. 'qex-archive compare 3f2a 9c01' "
+            "or 'qex-archive compare -e ghz'"
+        )
     archive = open_from(ctx)
-    runs = {}
-    for ref in run_refs:
-        run = archive.get(ref)
-        runs[run.run_id] = run
+    runs: dict[str, Run] = {}
+    if run_refs:
+        chosen = set(archive.run_ids(selection, refs=run_refs))
+        for ref in run_refs:
+            run = archive.get(ref)
+            if run.run_id in chosen:
+                runs[run.run_id] = run
+    else:
+        runs = {run.run_id: run for run in archive.select(selection, newest_first=False)}
+    if len(runs) < 2:
+        raise InvalidInput(
+            f"compare needs at least two runs; {len(runs)} selected "
+            "(check the filters with 'qex-archive runs')"
+        )
     comparison = compare_runs(list(runs.values()))
     if as_json:
         emit_json(comparison.to_dict())

@@ -2,36 +2,56 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from . import cli, completes, open_from, say
+from . import cli, completes, filter_options, has_filters, open_from, say
+
+if TYPE_CHECKING:
+    from ..store.query import RunFilter
 
 
 @cli.command()
-@click.argument("items", metavar="RUN... [KEY=VALUE]...", nargs=-1, shell_complete=completes("run"))
+@click.argument("items", metavar="[RUN]... KEY=VALUE...", nargs=-1, shell_complete=completes("run"))
+@filter_options
 @click.option("--remove", "removed", multiple=True, metavar="KEY", help="Remove this tag.")
 @click.pass_context
-def tag(ctx: click.Context, items: tuple[str, ...], removed: tuple[str, ...]) -> None:
+def tag(
+    ctx: click.Context, items: tuple[str, ...], selection: RunFilter, removed: tuple[str, ...]
+) -> None:
     """Tag runs: KEY=VALUE sets a tag (KEY= a plain mark), --remove KEY takes one off.
-    Arguments with '=' are tags, the others run IDs or prefixes.
+    Arguments with '=' are tags, the others run IDs or prefixes. The runs are those named,
+    or those the filters select (the same filters as 'runs'); given both, the named runs
+    the filters also select. Naming no run and giving no filter is refused.
 
     Example:
 
         qex-archive tag 3f2a 9c01 calibration= figure=3 --remove draft
+
+        qex-archive tag -e ghz_depolarizing -p "depolarizing>=0.2" noisy=
     """
     from ..errors import InvalidInput
-    from ..store.annotations import tag_runs
+    from ..store.tables import tags_by_run
 
     refs = [item for item in items if "=" not in item]
     tags = dict(item.split("=", 1) for item in items if "=" in item)
-    if not refs:
-        raise InvalidInput("name at least one run, e.g. 'qex-archive tag 3f2a calibration='")
+    if not refs and not has_filters(selection):
+        raise InvalidInput(
+            "name at least one run or give filters, e.g. 'qex-archive tag 3f2a calibration=' "
+            "or 'qex-archive tag -e ghz calibration='"
+        )
     archive = open_from(ctx)
-    runs = [archive.get(ref) for ref in refs]
-    tag_runs(archive, [run.run_id for run in runs], tags, removed)
-    for run in runs:
-        shown = " ".join(f"{k}={v}" if v else k for k, v in run.tags.items()) or "(no tags)"
-        say(f"{run.run_id[:8]}  {shown}")
+    run_ids = archive.run_ids(selection, refs=refs)
+    if not run_ids:
+        raise InvalidInput(
+            "no runs match; nothing tagged (check the filters with 'qex-archive runs')"
+        )
+    archive.tag(run_ids, tags, remove=removed)
+    shown_tags = tags_by_run(archive.conn, run_ids)
+    for run_id in run_ids:
+        shown = " ".join(f"{k}={v}" if v else k for k, v in shown_tags[run_id].items())
+        say(f"{run_id[:8]}  {shown or '(no tags)'}")
 
 
 @cli.command()

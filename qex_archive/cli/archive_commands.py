@@ -16,6 +16,7 @@ from . import (
     completes,
     emit_json,
     filter_options,
+    has_filters,
     note,
     open_from,
     output_options,
@@ -255,33 +256,50 @@ def show(ctx: click.Context, run_ref: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument(
-    "run_refs", metavar="RUN...", nargs=-1, required=True, shell_complete=completes("run")
-)
+@click.argument("run_refs", metavar="[RUN]...", nargs=-1, shell_complete=completes("run"))
+@filter_options
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_context
-def rm(ctx: click.Context, run_refs: tuple[str, ...], yes: bool) -> None:
-    """Delete runs with their density matrices and artifacts.
+def rm(ctx: click.Context, run_refs: tuple[str, ...], selection: RunFilter, yes: bool) -> None:
+    """Delete runs with their density matrices and artifacts: those named (IDs or unique
+    prefixes), or those the filters select (the same filters as 'runs'); given both, the
+    named runs the filters also select. The runs are listed and you are asked first, unless
+    --yes. Naming no run and giving no filter is refused (nothing is ever removed by
+    accident).
 
     Example:
 
         qex-archive rm 3f2a 91bc --yes
+
+        qex-archive rm -e scratch --until 30d
     """
     from ..views.text import run_line
 
+    if not run_refs and not has_filters(selection):
+        raise InvalidInput(
+            "name the runs to delete or give filters, e.g. 'qex-archive rm 3f2a' or "
+            "'qex-archive rm -e scratch'; rm never removes every run unasked"
+        )
     archive = open_from(ctx)
-    targets: dict[str, Run] = {}
-    for ref in run_refs:
-        run = archive.get(ref)
-        targets[run.run_id] = run
+    run_ids = archive.run_ids(selection, refs=run_refs)
+    if not run_ids:
+        raise InvalidInput(
+            "no runs match; nothing deleted (check the filters with 'qex-archive runs')"
+        )
     if not yes:
-        listing = "\n".join("  " + run_line(run) for run in targets.values())
-        click.confirm(f"Delete {len(targets)} run(s)?\n{listing}\n", abort=True, err=True)
+        shown = archive.runs_by_ids(run_ids[:RM_LISTED])
+        listing = "\n".join("  " + run_line(run) for run in shown)
+        if len(run_ids) > RM_LISTED:
+            listing += f"\n  ... and {len(run_ids) - RM_LISTED} more"
+        click.confirm(f"Delete {len(run_ids)} run(s)?\n{listing}\n", abort=True, err=True)
     with archive.batch():
-        for run_id in targets:
+        for run_id in run_ids:
             archive.delete(run_id)
-    for run_id in targets:
+    for run_id in run_ids:
         say(f"deleted {run_id}")
+
+
+RM_LISTED = 200  # runs listed before rm asks; the rest are counted
 
 
 @cli.command()

@@ -320,6 +320,7 @@ def verify(ctx: click.Context, /, bundle: str, as_json: bool, **limits: Any) -> 
 
 @cli.command(name="import")
 @click.argument("bundle", type=FilePath(dir_okay=False))
+@filter_options
 @click.option(
     "--on-conflict",
     type=click.Choice(["error", "skip"]),
@@ -335,17 +336,22 @@ def import_command(
     ctx: click.Context,
     /,
     bundle: str,
+    selection: RunFilter,
     on_conflict: str,
     dry_run: bool,
     as_json: bool,
     **limits: Any,
 ) -> None:
     """Import a colleague's bundle into this archive, keeping run IDs; verified first,
-    all or nothing, and importing it again changes nothing.
+    all or nothing, and importing it again changes nothing. The filters (the same as
+    'runs', meaning the same) import only the bundle's runs they select; the whole bundle
+    is verified all the same.
 
     Example:
 
         qex-archive import from-ada.qexb --dry-run
+
+        qex-archive import from-ada.qexb -e ghz_depolarizing -t figure=3
     """
     from ..bundle import import_bundle
     from ..bundle.importer import removed_unless_kept
@@ -369,6 +375,7 @@ def import_command(
             limits=build_limits(limits),
             progress=GrowingBar(bar) if bar else None,
             storage_options=storage,
+            selection=selection,
         )
     _print_import(report, as_json)
 
@@ -407,6 +414,8 @@ def _print_import(report: Any, as_json: bool) -> None:
     say(f"{prefix} {len(report.imported)} runs from bundle {report.bundle_id}")
     if report.identical:
         say(f"{len(report.identical)} runs already present, unchanged")
+    if report.not_selected:
+        say(f"left out {len(report.not_selected)} runs the filters do not select")
     if report.conflicts:
         say(f"skipped {len(report.conflicts)} conflicting runs: {', '.join(report.conflicts)}")
     verb = "would add" if report.dry_run else "added"

@@ -6,6 +6,8 @@ no plugins, no migration) and each answer is one indexed lookup per name offered
 
 from __future__ import annotations
 
+import os
+import shlex
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -17,6 +19,7 @@ if TYPE_CHECKING:
     from ..store.connection import Connection
 
 LIMIT = 50
+COMPLETE_VAR = "_QEX_ARCHIVE_COMPLETE"  # click sets it to "bash_complete", "zsh_complete", ...
 
 
 def _names(
@@ -28,9 +31,18 @@ def _names(
 
         db = resolve_data_dir(ctx.find_root().params.get("data_dir")) / DB_NAME
         # no archive there (yet), or one being written: offer nothing
-        return peek(db, lambda conn: lookup(conn, incomplete))
+        return _for_the_shell(peek(db, lambda conn: lookup(conn, incomplete)))
 
     return complete
+
+
+def _for_the_shell(values: list[str]) -> list[str]:
+    """Names from an archive (or a stranger's bundle) as the shell may insert them: bash puts
+    a completion on the command line as it is, where ``ghz $(touch x)`` would run when Enter is
+    pressed, so each is quoted for it; zsh and fish quote what they insert themselves."""
+    if os.environ.get(COMPLETE_VAR, "").startswith("bash"):
+        return [shlex.quote(value) for value in values]
+    return values
 
 
 def _run_ids(conn: Connection, prefix: str) -> list[str]:

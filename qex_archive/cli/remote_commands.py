@@ -112,7 +112,9 @@ def remote_status(ctx: click.Context, name: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print what was pushed as JSON.")
 @click.pass_context
 def push(ctx: click.Context, name: str, selection: RunFilter, as_json: bool) -> None:
-    """Pack the selected runs the remote lacks into one new bundle and upload it.
+    """Pack the runs the filters select (the same filters as 'runs') that the remote lacks
+    into one new bundle and upload it with its index (each under a temporary name, then moved
+    into place; a failed upload leaves nothing under the final name).
 
     Example:
 
@@ -140,8 +142,10 @@ def push(ctx: click.Context, name: str, selection: RunFilter, as_json: bool) -> 
 def pull(
     ctx: click.Context, name: str, selection: RunFilter, on_conflict: str, as_json: bool
 ) -> None:
-    """Import the remote's bundles that bring runs this archive lacks (experiment, backend and
-    time filters are matched against the remote's index before anything is fetched).
+    """Import the runs the filters select (the same filters as 'runs', every one honoured)
+    from the remote's bundles that bring runs this archive lacks. Experiment, backend and time
+    are matched against the remote's index before anything is fetched; the rest against the
+    runs of each fetched bundle, which is verified whole and imported all or nothing.
 
     Example:
 
@@ -154,4 +158,6 @@ def pull(
         emit_json([report.to_dict() for report in reports])
         return
     runs = sum(len(report.imported) for report in reports)
-    say(f"pulled {runs} runs in {len(reports)} bundles from {name}")
+    left_out = sum(len(report.not_selected) for report in reports)
+    unselected = f" (left out {left_out} runs the filters do not select)" if left_out else ""
+    say(f"pulled {runs} runs in {len(reports)} bundles from {name}{unselected}")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InvalidInput, QexError
 from ..store import tables
 from ..store.query import RunFilter
-from .transfer import TRANSFER_PART, _copy, _filesystem, is_url
+from .transfer import _filesystem, _shown, is_url, upload
 
 if TYPE_CHECKING:
     from ..archive import Archive
@@ -96,6 +96,12 @@ def remote_index(url: str, options: dict[str, Any]) -> dict[str, dict[str, Any]]
         names = [path for path in fs.ls(root, detail=False) if path.endswith(".json")]
     except FileNotFoundError:
         return {}
+    except Exception as exc:  # the storage client's own error types (aiohttp, botocore)
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        raise QexError(
+            f"cannot read the index of {_shown(url)} ({reason}); check the remote's URL "
+            "('qex-archive remote list'), the credentials and the network"
+        ) from None
     indexes = {}
     for path in sorted(names):
         try:
@@ -110,25 +116,22 @@ def remote_index(url: str, options: dict[str, Any]) -> dict[str, dict[str, Any]]
 
 def push(archive: Archive, name: str, selection: RunFilter | None = None) -> dict[str, Any] | None:
     """Pack the selected runs the remote does not hold yet into one new bundle and upload it
-    with its index; None when there is nothing to push."""
-    from ..bundle import pack_bundle
+    with its index, each through the one upload path (a temporary object, then moved to its
+    final name: the bundle first, so an index never points at a bundle that is not whole);
+    None when there is nothing to push."""
+    from ..bundle import pack_bundle, read_bundle
 
     url, options = _resolve(archive, name)
     there = {
         run["run_id"] for index in remote_index(url, options).values() for run in index["runs"]
     }
-    candidates = archive.select(selection or RunFilter())
-    new = [run.run_id for run in candidates if run.run_id not in there]
+    new = [run_id for run_id in archive.run_ids(selection) if run_id not in there]
     if not new:
         return None
     with tempfile.TemporaryDirectory(prefix="qex-push-") as directory:
         local = Path(directory) / "push.qexb"
         report = pack_bundle(archive, local, runs=new)
-        from ..bundle import read_bundle
-
         contents = read_bundle(local, verify_payload=False)
-        bundle_url = f"{url}/bundles/{report.bundle_id}.qexb"
-        fs, bundle_path = _filesystem(bundle_url, options)
         index = {
             "bundle_id": report.bundle_id,
             "bundle": f"bundles/{report.bundle_id}.qexb",
@@ -143,29 +146,36 @@ def push(archive: Archive, name: str, selection: RunFilter | None = None) -> dic
                 for run in contents.iter_runs()
             ],
         }
-        index_path = _filesystem(f"{url}/index/{report.bundle_id}.json", options)[1]
         index_file = Path(directory) / "index.json"
         index_file.write_text(json.dumps(index, sort_keys=True, indent=1))
+        check = "check the remote ('qex-archive remote list'), the credentials and the network"
         try:
-            # the bundle first (streamed in parts), then the index that points at it
-            with (
-                local.open("rb") as source,
-                fs.open(bundle_path, "wb", block_size=TRANSFER_PART) as out,
-            ):
-                _copy(source, out, "uploading", local.stat().st_size)
-            fs.put_file(str(index_file), index_path)
-        except (OSError, ValueError) as exc:
-            raise QexError(
-                f"cannot push to {name}: {type(exc).__name__}: {str(exc)[:200]}"
-            ) from None
+            upload(
+                local,
+                f"{url}/bundles/{report.bundle_id}.qexb",
+                options,
+                fix=f"nothing was pushed; {check}, then push again",
+            )
+            upload(
+                index_file,
+                f"{url}/index/{report.bundle_id}.json",
+                options,
+                what="uploading the index",
+                fix=f"the bundle is there but not listed, so nobody pulls it; {check}, "
+                "then push again",
+            )
+        except QexError as exc:
+            raise QexError(f"cannot push to {name}: {exc}") from None
     return {"bundle_id": report.bundle_id, "runs": len(new), "size": report.size}
 
 
 def pull(
     archive: Archive, name: str, selection: RunFilter | None = None, on_conflict: str = "error"
 ) -> list[Any]:
-    """Import every remote bundle that brings runs this archive lacks (matching ``selection``
-    on experiment, backend and time, as the index objects describe them)."""
+    """Import the runs ``selection`` matches from every remote bundle that brings runs this
+    archive lacks. The index objects (which name each run's experiment, backend and time)
+    say which bundles to fetch; each fetched bundle is then imported through ``selection``
+    (:func:`~qex_archive.bundle.import_bundle`), so exactly the selected runs arrive."""
     from ..bundle import import_bundle
 
     url, options = _resolve(archive, name)
@@ -181,6 +191,7 @@ def pull(
                 f"{url}/bundles/{bundle_id}.qexb",
                 on_conflict=on_conflict,
                 storage_options=options,
+                selection=wanted,
             )
         )
     return reports

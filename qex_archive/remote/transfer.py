@@ -200,31 +200,46 @@ def published(
     url: str | os.PathLike[str], options: Mapping[str, Any] | None = None
 ) -> Iterator[Path]:
     """A local path to write the bundle to; when the block succeeds it is uploaded to ``url``
-    under a temporary name and then moved to its final one."""
+    through :func:`upload` (a temporary name, then moved to its final one)."""
     if not is_url(url):
         yield local_path(url)
         return
     text = str(os.fspath(url))
-    fs, path = _filesystem(text, options)
-    import secrets
-
+    _, path = _filesystem(text, options)
     with _scratch_file(path) as local:
         yield local
-        partial = f"{path}.partial-{secrets.token_hex(6)}"
-        try:
-            # one stream of TRANSFER_PART-sized parts: memory stays bounded whatever the size
-            with (
-                local.open("rb") as source,
-                fs.open(partial, "wb", block_size=TRANSFER_PART) as out,
-            ):
-                _copy(source, out, "uploading", local.stat().st_size)
-            fs.mv(partial, path)
-        except Exception as exc:  # the storage client's own error types (aiohttp, botocore)
-            with suppress(Exception):
-                fs.rm(partial)
-            raise QexError(
-                f"cannot write {_shown(text)}: {type(exc).__name__}: {str(exc)[:200]}"
-            ) from None
+        upload(local, text, options)
+
+
+def upload(
+    local: Path,
+    url: str,
+    options: Mapping[str, Any] | None = None,
+    *,
+    what: str = "uploading",
+    fix: str = "check the URL, the credentials and the network, then try again",
+) -> None:
+    """The one upload path: ``local`` is streamed to a temporary object beside ``url`` and
+    then moved to ``url``, so that no object is ever seen under its final name unless it is
+    whole. A failure removes the temporary object and is one :class:`QexError` line saying
+    what could not be written and ``fix``."""
+    import secrets
+
+    fs, path = _filesystem(url, options)
+    partial = f"{path}.partial-{secrets.token_hex(6)}"
+    try:
+        # one stream of TRANSFER_PART-sized parts: memory stays bounded whatever the size
+        with (
+            local.open("rb") as source,
+            fs.open(partial, "wb", block_size=TRANSFER_PART) as out,
+        ):
+            _copy(source, out, what, local.stat().st_size)
+        fs.mv(partial, path)
+    except Exception as exc:  # the storage client's own error types (aiohttp, botocore)
+        with suppress(Exception):
+            fs.rm(partial)
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        raise QexError(f"cannot write {_shown(url)} ({reason}); {fix}") from None
 
 
 @contextmanager

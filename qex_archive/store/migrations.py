@@ -147,13 +147,22 @@ LATEST_VERSION = len(MIGRATIONS)
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
+    """The number of migrations applied. ``PRAGMA user_version`` answers in one read when it is
+    the latest; otherwise the migrations table counts too: a database restored from
+    ``sqlite3 .dump`` has its tables and rows but a ``user_version`` of 0."""
     version: int = conn.execute("PRAGMA user_version").fetchone()[0]
-    return version
+    if version == LATEST_VERSION:
+        return version
+    try:
+        (recorded,) = conn.execute("SELECT max(version) FROM qex_migrations").fetchone()
+    except sqlite3.OperationalError:  # no such table: a new database, or one qex never opened
+        return version
+    return max(version, int(recorded or 0))
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
     """Bring the database to :data:`LATEST_VERSION`; return the names of migrations applied."""
-    if schema_version(conn) == LATEST_VERSION:
+    if conn.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION:
         return []
     applied: list[str] = []
     with Writer(conn).unit("upgrade the archive's schema", faults=False):
