@@ -6,15 +6,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
 import qex_archive as qa
 from qex_archive.cli import cli
-from qex_archive.store.annotations import tag_runs
 
-from .conftest import bell_state, snapshot
+from .cli_tools import invoke
+from .conftest import snapshot
+from .filter_tools import fill, listed
 
 SELECTING_COMMANDS = [
     "runs",
@@ -55,41 +55,12 @@ FILTERS: list[tuple[list[str], dict[str, object]]] = [
 ]
 
 
-def invoke(data_dir: Path, *args: str, input: str | None = None) -> Result:
-    return CliRunner().invoke(cli, ["--data-dir", str(data_dir), *args], input=input)
-
-
 def one_line_error(result: Result, fragment: str) -> None:
     assert result.exit_code != 0, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert fragment in lines[0], lines[0]
-
-
-def fill(archive: qa.Archive) -> dict[str, str]:
-    """Runs of three experiments on two backends, some tagged, one non-physical; by label."""
-    ids = {}
-    for shots in (1024, 2048, 4096):
-        run = archive.record("ghz", params={"shots": shots}, backend="sim", state=bell_state())
-        ids[f"ghz{shots}"] = run.run_id
-    noisy = 0.7 * bell_state() + 0.3 / 4 * np.eye(4)
-    ids["ghz-noisy"] = archive.record(
-        "ghz", params={"shots": 1024}, backend="hw", state=noisy
-    ).run_id
-    for theta in (0.1, 1.5, 3.1):
-        psi = np.array([np.cos(theta / 2), np.sin(theta / 2)])
-        run = archive.record(
-            "rabi", params={"theta": theta}, backend="hw", state=np.outer(psi, psi)
-        )
-        ids[f"rabi{theta}"] = run.run_id
-    ids["tomo"] = archive.record(
-        "tomo", params={"shots": 100}, backend="hw", state=np.diag([1.2, -0.2])
-    ).run_id
-    tag_runs(archive, [ids["ghz1024"], ids["ghz4096"], ids["rabi1.5"]], {"figure": "2"})
-    tag_runs(archive, [ids["ghz2048"]], {"figure": "3"})
-    tag_runs(archive, [ids["tomo"]], {"calibration": ""})
-    return ids
 
 
 @pytest.fixture
@@ -104,12 +75,6 @@ def bundle(source: Path, tmp_path: Path) -> Path:
     with qa.open_archive(source) as archive:
         qa.pack_bundle(archive, tmp_path / "all.qexb")
     return tmp_path / "all.qexb"
-
-
-def listed(data_dir: Path, *filters: str) -> list[str]:
-    result = invoke(data_dir, "runs", "--all", "--json", *filters)
-    assert result.exit_code == 0, result.output
-    return sorted(run["run_id"] for run in json.loads(result.stdout))
 
 
 @pytest.mark.parametrize("command", SELECTING_COMMANDS)

@@ -10,7 +10,7 @@ import pytest
 import qex_archive as qa
 from qex_archive.store.query import Condition, parse_condition
 
-from .conftest import bell_state
+from ..conftest import bell_state
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import qex_archive as qa
 from qex_archive.bundle import import_bundle, pack_bundle, read_bundle
 from qex_archive.cli import cli
 
-from .conftest import bell_state, snapshot
+from ..conftest import bell_state, snapshot
 
 
 def invoke(data_dir: Path, *args: str) -> object:
@@ -198,7 +198,7 @@ def test_import_merges_marks_and_never_overwrites(data_dir: Path, tmp_path: Path
 
 
 def test_format_rules(data_dir: Path, tmp_path: Path) -> None:
-    from .bundle_tools import read_members, rebag, write_zip
+    from ..bundle_tools import read_members, rebag, write_zip
 
     with qa.open_archive(data_dir) as arch:
         run = arch.record("e", backend="b", state=bell_state())
@@ -249,7 +249,7 @@ def test_a_bundle_can_carry_the_report_of_its_runs(data_dir: Path, tmp_path: Pat
     with qa.open_archive(tmp_path / "ada") as ada:
         assert len(import_bundle(ada, tmp_path / "r.qexb").imported) == 2
         assert not (ada.root / ".staging").exists()
-    from .bundle_tools import read_members, rebag, write_zip
+    from ..bundle_tools import read_members, rebag, write_zip
 
     members = read_members(tmp_path / "r.qexb")
     tampered = {**members, "data/report.html": b"<html>something else</html>"}

@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 import qex_archive as qa
 from qex_archive.cli import cli
 
-from .conftest import bell_state, snapshot
+from ..conftest import bell_state, snapshot
 
 
 def invoke(data_dir: Path, *args: str, input: str | None = None) -> Result:

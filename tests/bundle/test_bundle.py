@@ -21,7 +21,7 @@ from qex_archive.cli import cli
 from qex_archive.demo import fill_demo_archive
 from qex_archive.store.integrity import check_archive
 
-from .conftest import bell_state, snapshot
+from ..conftest import bell_state, snapshot
 
 
 @pytest.fixture
@@ -411,7 +411,7 @@ def test_limits_are_options_named_in_the_error(source: qa.Archive, tmp_path: Pat
 
 
 def test_schema_is_one_file_for_checkouts_and_wheels(tmp_path: Path) -> None:
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     assert schema_path() == repo / "schemas" / "bundle.schema.json"
     done = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(repo)],
@@ -461,7 +461,7 @@ def test_imported_artifacts_are_foreign_until_rendered_here(
 
 
 def test_verify_lists_every_damaged_file(source: qa.Archive, tmp_path: Path) -> None:
-    from .bundle_tools import read_members, write_zip
+    from ..bundle_tools import read_members, write_zip
 
     bundle = tmp_path / "b.qexb"
     pack_bundle(source, bundle, selection=qa.RunFilter(experiment="rabi_sweep"))

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 import qex_archive as qa
 from qex_archive.cli import cli
 
-from .conftest import bell_state, snapshot
+from ..conftest import bell_state, snapshot
 
 pytest.importorskip("s3fs")
 moto_server = pytest.importorskip("moto.server")
@@ -229,7 +229,7 @@ def test_a_pack_killed_during_upload_leaves_no_object_under_its_name(
     import sys
     import textwrap
 
-    from .kill_points import PRELUDE
+    from ..kill_points import PRELUDE
 
     child = PRELUDE + textwrap.dedent(
         """
@@ -403,7 +403,7 @@ def test_pull_brings_exactly_the_runs_its_filters_select(
 ) -> None:
     """pull honours every filter, -t, -p and -w too, not only those the index describes:
     `pull lab -t figure=2` imports the runs tagged figure=2, not the whole bundle."""
-    from .test_filters_everywhere import fill, listed
+    from ..filter_tools import fill, listed
 
     alice_dir = tmp_path / "alice"
     with qa.open_archive(alice_dir) as alice:
@@ -444,7 +444,7 @@ def test_pull_brings_exactly_the_runs_its_filters_select(
 def test_push_sends_exactly_the_selected_runs(s3: dict[str, str], tmp_path: Path) -> None:
     from qex_archive.remote.sync import add_remote, push, remote_index
 
-    from .test_filters_everywhere import fill
+    from ..filter_tools import fill
 
     with qa.open_archive(tmp_path / "alice") as alice:
         fill(alice)
