@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import pluggy
 
     from .bundle import ImportReport, Limits
+    from .store.query import RunFilter
 
 
 def open_archive(
@@ -93,9 +94,11 @@ def unpack_bundle(
     limits: Limits | None = None,
     progress: Callable[[int], None] | None = None,
     storage_options: dict[str, Any] | None = None,
+    selection: RunFilter | None = None,
 ) -> ImportReport:
-    """Create a new archive in ``directory`` holding the bundle's runs. If that fails, the
-    directory is left as it was (absent, or empty)."""
+    """Create a new archive in ``directory`` holding the bundle's runs (those ``selection``
+    matches, as for :func:`~qex_archive.bundle.import_bundle`). If that fails, the directory
+    is left as it was (absent, or empty)."""
     from .bundle.importer import import_bundle, removed_unless_kept
 
     target = Path(directory)
@@ -103,5 +106,10 @@ def unpack_bundle(
         raise InvalidInput(f"{target} is not empty; unpack into a new directory, or use 'import'")
     with removed_unless_kept(target), open_archive(target) as archive:
         return import_bundle(
-            archive, path, limits=limits, progress=progress, storage_options=storage_options
+            archive,
+            path,
+            limits=limits,
+            progress=progress,
+            storage_options=storage_options,
+            selection=selection,
         )

@@ -129,6 +129,10 @@ def test_import_takes_exactly_the_runs_the_filters_select(
     again = invoke(target, "import", str(bundle), *options)
     assert again.exit_code == 0 and "nothing changed" in again.stdout, again.output
     assert snapshot(target) == before
+    # unpack into a new archive selects the same runs
+    result = CliRunner().invoke(cli, ["unpack", str(bundle), str(tmp_path / "new"), *options])
+    assert result.exit_code == 0, result.output
+    assert listed(tmp_path / "new") == wanted
 
 
 def test_import_bundle_with_a_selection_is_all_or_nothing_and_reports_what_it_left_out(

@@ -383,14 +383,20 @@ def import_command(
 @cli.command()
 @click.argument("bundle", type=FilePath(dir_okay=False))
 @click.argument("directory", type=FilePath(file_okay=False, path_type=Path))
+@filter_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @limit_options
-def unpack(bundle: str, directory: Path, as_json: bool, **limits: Any) -> None:
-    """Create a new archive in DIRECTORY from a bundle.
+def unpack(
+    bundle: str, directory: Path, selection: RunFilter, as_json: bool, **limits: Any
+) -> None:
+    """Create a new archive in DIRECTORY from a bundle: all its runs, or those the filters
+    (the same as 'runs', meaning the same) select.
 
     Example:
 
         qex-archive unpack from-ada.qexb ada_runs && qex-archive -d ada_runs runs
+
+        qex-archive unpack from-ada.qexb figure3 -t figure=3
     """
     from ..opening import unpack_bundle
 
@@ -402,6 +408,7 @@ def unpack(bundle: str, directory: Path, as_json: bool, **limits: Any) -> None:
             limits=build_limits(limits),
             progress=GrowingBar(bar) if bar else None,
             storage_options=storage,
+            selection=selection,
         )
     _print_import(report, as_json)
 
