@@ -12,7 +12,7 @@ from .terminal import visible
 from .values import DAMAGED, format_params, format_tags, number, params_text, run_params, verdict
 
 if TYPE_CHECKING:
-    from ..run import Run
+    from ..run import Artifact, Run
 
 MIN_PARAMS_WIDTH = 20
 
@@ -109,6 +109,32 @@ def runs_table(
     )
 
 
+# A note a plugin puts in the first lines of a text attachment (say, what an OpenQASM copy of
+# a circuit leaves out), shown by ``show`` beside the attachment's name.
+NOTE_MARKERS = ("// qex-note: ", "# qex-note: ")
+NOTE_LINES, NOTE_BYTES = 5, 4096
+
+
+def _attachment_notes(artifacts: Sequence[Artifact], attached: set[str]) -> list[tuple[str, str]]:
+    from ..store.paths import read_data_file
+
+    notes: list[tuple[str, str]] = []
+    for artifact in artifacts:
+        if artifact.name not in attached or not artifact.media_type.startswith("text/"):
+            continue
+        try:
+            head = read_data_file(artifact.path, artifact.relative_path, NOTE_BYTES)
+        except (ArchiveError, OSError):
+            continue  # a missing or foreign file: the attachment line names it, check reports it
+        for line in head.decode("utf-8", "replace").splitlines()[:NOTE_LINES]:
+            notes.extend(
+                (artifact.name, line[len(marker) :].strip())
+                for marker in NOTE_MARKERS
+                if line.startswith(marker)
+            )
+    return notes
+
+
 def run_details(run: Run) -> str:
     from ..recording.prepare import RESERVED_METADATA_KEYS
 
@@ -170,6 +196,7 @@ def run_details(run: Run) -> str:
             )
             for a in artifacts
         )
+        lines.extend(_attachment_notes(artifacts, attached))
     else:
         lines.append(("artifacts", "(none)"))
     extra = {k: v for k, v in metadata.items() if k not in RESERVED_METADATA_KEYS}
