@@ -124,6 +124,7 @@ class Archive:
         strict: bool = False,
         renderers: Sequence[str] | None = None,
         attach: Mapping[str, object] | None = None,
+        _run_id: str | None = None,
     ) -> Run:
         """Store one run and return it.
 
@@ -142,10 +143,18 @@ class Archive:
         :class:`InvalidState` when ``strict=True``. A plugin that fails does not stop the
         run from being stored: the failure is kept in ``metadata["qex"]["plugin_errors"]``
         and shown as a :class:`~qex_archive.plugins.PluginWarning`.
+
+        ``_run_id`` is for qex's own code (the demo's fixed IDs): a UUID v4 that no run of the
+        archive has; users' runs always get a new random one.
         """
-        from .recording.prepare import prepare_run
+        from .recording.prepare import check_run_id, prepare_run
 
         self.writer.refuse_read_only("record a run")
+        # A given ID (the demo's) may name files a run of that ID, deleted earlier in the same
+        # batch, still has: they are written over, and come back if the batch fails.
+        replaces = _run_id is not None
+        if _run_id is not None:
+            self._refuse_taken(check_run_id(_run_id))
         pending = self.writer.files()  # the batch's, or this run's own
         kept = len(pending.paths)
         renderer_names = self._renderer_names(renderers)
@@ -154,7 +163,9 @@ class Archive:
             # the density matrix, written as soon as it is known (under a temporary name
             # until the write lock is held); a large one is flushed while the run is computed
             with storage_faults("record the run"):
-                self._write_files([file], pending, early=file.size >= EARLY_FLUSH_BYTES)
+                self._write_files(
+                    [file], pending, early=file.size >= EARLY_FLUSH_BYTES, replaces=replaces
+                )
 
         try:
             prepared, problems = prepare_run(
@@ -172,9 +183,12 @@ class Archive:
                 renderer_names,
                 attach,
                 write_early,
+                _run_id,
             )
             with self.writer.unit("record the run", pending):
-                self._store(prepared)
+                if replaces:  # again, now that the write lock is held
+                    self._refuse_taken(prepared.row[0])
+                self._store(prepared, replaces=replaces)
         except BaseException:
             pending.discard(keep=kept)
             raise
@@ -271,9 +285,16 @@ class Archive:
                 raise InvalidInput(f"no renderer named {name!r}; available: {known}")
         return list(dict.fromkeys(chosen))
 
-    def _store(self, prepared: PreparedRun) -> None:
-        """Write the files, then insert the rows; the caller holds the write transaction."""
-        self._write_files(prepared.files)
+    def _refuse_taken(self, run_id: str) -> None:
+        if tables.run_by_id(self.conn, run_id) is not None:
+            raise InvalidInput(
+                f"cannot record run {run_id}: the archive already has a run of this ID"
+            )
+
+    def _store(self, prepared: PreparedRun, *, replaces: bool = False) -> None:
+        """Write the files (``replaces``: over files of the same names), then insert the rows;
+        the caller holds the write transaction."""
+        self._write_files(prepared.files, replaces=replaces)
         tables.insert_runs(self.conn, [prepared.row])
         self._insert_artifacts(prepared.row[0], prepared.files, prepared.artifacts)
 

@@ -3,11 +3,15 @@
 Three families: a Rabi sweep of one damped qubit, GHZ states of 2-4 qubits under
 depolarising noise, and raw single-qubit tomography whose linear-inversion estimates are
 sometimes non-physical (and get flagged, not fixed).
+
+A demo is the same archive every time: its run IDs (UUID v4) and times follow from the seed,
+so the examples of the README paste as written.
 """
 
 from __future__ import annotations
 
-import time
+import hashlib
+import uuid
 from collections import Counter
 from typing import Any
 
@@ -24,6 +28,14 @@ PAULI_Z = np.array([[1, 0], [0, -1]], dtype=np.complex128)
 IDENTITY = np.eye(2, dtype=np.complex128)
 BACKEND = "numpy_density_matrix"
 EXPERIMENTS = ("rabi_sweep", "ghz_depolarizing", "tomography_1q")
+# the demo's clock: the first run is three days before this (2026-11-26 09:00 UTC)
+DEMO_NOW = 1795942800.0
+
+
+def demo_run_id(seed: int, index: int) -> str:
+    """The ID of the demo's ``index``-th run for ``seed``: a UUID v4 from a hash of both."""
+    digest = hashlib.sha256(f"qex-archive demo {seed} {index}".encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
 
 
 def rabi_state(theta: float, damping: float, dephasing: float) -> ComplexMatrix:
@@ -78,15 +90,23 @@ def remove_demo_runs(archive: Archive) -> int:
 
 
 def fill_demo_archive(archive: Archive, *, seed: int = 2, now: float | None = None) -> Counter[str]:
-    """Record the demo runs (one transaction); return how many of each experiment."""
+    """Record the demo runs (one transaction); return how many of each experiment. The IDs
+    follow from ``seed``, the times from ``now`` (by default the fixed :data:`DEMO_NOW`)."""
     rng = np.random.default_rng(seed)
-    start = (time.time() if now is None else now) - 3 * 86400
+    start = (DEMO_NOW if now is None else now) - 3 * 86400
     counts: Counter[str] = Counter()
 
     def record(experiment: str, params: dict[str, Any], rho: ComplexMatrix, **extra: Any) -> None:
-        when = start + sum(counts.values()) * 600.0 + float(rng.uniform(0, 60))
+        index = sum(counts.values())
+        when = start + index * 600.0 + float(rng.uniform(0, 60))
         archive.record(
-            experiment, params=params, backend=BACKEND, state=rho, timestamp=when, **extra
+            experiment,
+            params=params,
+            backend=BACKEND,
+            state=rho,
+            timestamp=when,
+            _run_id=demo_run_id(seed, index),
+            **extra,
         )
         counts[experiment] += 1
 

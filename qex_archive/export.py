@@ -9,14 +9,22 @@ import csv
 import io
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .errors import InvalidInput
-from .selection import FIXED_COLUMNS, SUMMARY_COLUMNS, flat_record, require
+from .selection import (
+    FIXED_COLUMNS,
+    SUMMARY_COLUMNS,
+    annotated_records,
+    annotation_kinds,
+    checked_columns,
+    flat_record,
+    require,
+)
 from .store import tables
 from .store.files import atomic_output
 from .store.query import RunFilter, order_by
@@ -43,9 +51,12 @@ def export_runs(
     format: str | None = None,
     sort: str | None = None,
     reverse: bool = False,
+    columns: Sequence[str] = (),
+    with_notes: bool = False,
 ) -> ExportReport:
     """Write the selected runs to ``output`` (format from ``format`` or the file's suffix).
     The file appears whole or not at all."""
+    wanted = checked_columns(columns)
     target = Path(output)
     chosen = format or target.suffix.lstrip(".").lower()
     if chosen not in FORMATS:
@@ -57,20 +68,22 @@ def export_runs(
         damaged_json=True, rare_tags=tables.rare_tags(archive.conn, selection.tags)
     )
     kinds = _param_kinds(tables.iter_params(archive.conn, where, args))
-    columns = [*FIXED_COLUMNS, *sorted(kinds), *SUMMARY_COLUMNS]
+    extra = annotation_kinds(archive, where, args, columns=wanted, with_notes=with_notes)
+    header = [*FIXED_COLUMNS, *sorted(kinds), *SUMMARY_COLUMNS, *extra]
+    kinds.update(extra)
     rows = tables.iter_summary_rows(archive.conn, where, order_by(sort, reverse), args)
-    records = (flat_record(row) for row in rows)
+    records = annotated_records(archive, rows, columns=wanted, with_notes=with_notes)
     if chosen == "parquet":
         pa = require("pyarrow", "analysis")
         require("pyarrow.parquet", "analysis")
     with atomic_output(target) as stream:
         if chosen == "csv":
-            count = _write_csv(stream, records, columns)
+            count = _write_csv(stream, records, header)
         elif chosen == "jsonl":
             count = _write_jsonl(stream, records)
         else:
-            count = _write_parquet(stream, records, columns, kinds, pa)
-    return ExportReport(target, count, columns)
+            count = _write_parquet(stream, records, header, kinds, pa)
+    return ExportReport(target, count, header)
 
 
 def _param_kinds(params: Iterator[Any]) -> dict[str, set[str]]:

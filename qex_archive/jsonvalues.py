@@ -179,3 +179,83 @@ def _finite_float(text: str) -> float:
 def _check_text(text: str, where: str) -> None:
     if not is_text(text):
         raise InvalidJSON(f"{where} contains a lone surrogate, which is not valid UTF-8")
+
+
+# -- stored data, read-only ------------------------------------------------------------------
+
+READ_ONLY = (
+    "run data is read-only: params and metadata are what the archive stored, and a change "
+    "here would never be saved. Mark a run with tags or notes (run.set_tag, run.add_note) or "
+    "record a new run; copy.deepcopy(...) gives a copy of your own to change"
+)
+
+
+def _read_only(self: object, *args: object, **kwargs: object) -> Any:
+    raise TypeError(READ_ONLY)
+
+
+class FrozenDict(dict[str, Any]):
+    """A JSON object as stored: a ``dict`` (``json.dumps``, ``==`` and ``isinstance(x, dict)``
+    work as for any dict) whose every change raises :class:`TypeError`. ``copy()`` and
+    ``copy.copy`` give a plain dict of the same items, ``copy.deepcopy`` plain data
+    throughout (see :func:`plain_json`)."""
+
+    __slots__ = ()
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only
+
+    def __copy__(self) -> dict[str, Any]:
+        return dict(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return plain_json(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenDict, (dict(self),))
+
+    def __repr__(self) -> str:
+        return dict.__repr__(self)
+
+
+class FrozenList(list[Any]):
+    """A JSON array as stored: a ``list`` whose every change raises :class:`TypeError` (see
+    :class:`FrozenDict`)."""
+
+    __slots__ = ()
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _read_only
+    append = extend = insert = pop = remove = clear = sort = reverse = _read_only
+
+    def __copy__(self) -> list[Any]:
+        return list(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return plain_json(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenList, (list(self),))
+
+    def __repr__(self) -> str:
+        return list.__repr__(self)
+
+
+def frozen_json(value: JSONValue) -> JSONValue:
+    """Parsed JSON data made read-only: every dict a :class:`FrozenDict`, every list a
+    :class:`FrozenList` (numbers, strings, booleans and null are immutable already)."""
+    if isinstance(value, dict):
+        if type(value) is FrozenDict:
+            return value
+        return FrozenDict({key: frozen_json(item) for key, item in value.items()})
+    if isinstance(value, list):
+        if type(value) is FrozenList:
+            return value
+        return FrozenList([frozen_json(item) for item in value])
+    return value
+
+
+def plain_json(value: JSONValue) -> JSONValue:
+    """The same data as plain, changeable dicts and lists (undoes :func:`frozen_json`)."""
+    if isinstance(value, dict):
+        return {key: plain_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain_json(item) for item in value]
+    return value

@@ -7,6 +7,11 @@ the plugin manager given as ``plugins=``; without one, through the manager of th
 run among the arguments; without either, through a manager built for that call by
 :func:`~qex_archive.plugins.make_plugin_manager`. There is no manager of this module's own.
 Runs, arrays and converted states need no plugin and are passed on as they are.
+
+Only the measures that look at subsystems (:func:`partial_trace`, :func:`expectation`,
+:func:`bloch_vectors`) need subsystem dimensions: an array whose dimension is not a power of
+two needs ``dims=`` there; :func:`fidelity` and :func:`trace_distance` compare any two d x d
+states as they are.
 """
 
 from __future__ import annotations
@@ -40,7 +45,9 @@ def fidelity(
     plugins: pluggy.PluginManager | None = None,
 ) -> float:
     """Uhlmann fidelity F = (Tr sqrt(sqrt(a) b sqrt(a)))^2, in [0, 1] for physical states
-    (Qiskit's ``state_fidelity`` convention; QuTiP's ``fidelity`` is its square root)."""
+    (Qiskit's ``state_fidelity`` convention; QuTiP's ``fidelity`` is its square root).
+    No ``dims`` needed for any d x d pair (a 6x6 one too): subsystems play no part; given
+    ``dims`` are checked against the states."""
     first, second = _converted([a, b], plugins)
     return physics.fidelity(first, second, dims=dims)
 
@@ -52,7 +59,8 @@ def trace_distance(
     dims: Sequence[int] | None = None,
     plugins: pluggy.PluginManager | None = None,
 ) -> float:
-    """T = 1/2 Tr|a - b|, in [0, 1] for physical states (QuTiP's ``tracedist``)."""
+    """T = 1/2 Tr|a - b|, in [0, 1] for physical states (QuTiP's ``tracedist``). No ``dims``
+    needed for any d x d pair, as for :func:`fidelity`."""
     first, second = _converted([a, b], plugins)
     return physics.trace_distance(first, second, dims=dims)
 

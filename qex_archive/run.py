@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .codes import FILE_CONTENT_CHANGED, FILE_MISSING
 from .errors import ArchiveError
-from .jsonvalues import stored_json
+from .jsonvalues import frozen_json, stored_json
 from .store.tables import RunRow
 from .timeutil import iso_local
 
@@ -48,8 +48,10 @@ class Artifact:
 
 
 class Run:
-    """One archived run: the seed columns as attributes, JSON columns parsed on first use,
-    and the density matrix loaded lazily, read-only (memory-mapped from a MiB on)."""
+    """One archived run: the seed columns as attributes, JSON columns parsed on first use
+    (read-only: ``run.metadata["fit"] = 42`` raises :class:`TypeError`, as a change there
+    would never be saved), and the density matrix loaded lazily, read-only (memory-mapped
+    from a MiB on)."""
 
     def __init__(
         self, archive: Archive, row: RunRow, *, rho: npt.NDArray[np.complex128] | None = None
@@ -78,10 +80,11 @@ class Run:
         metadata: dict[str, Any],
         rho: npt.NDArray[np.complex128],
     ) -> Run:
-        """A run not stored yet, as plugins see it: parsed fields and the matrix in memory."""
+        """A run not stored yet, as plugins see it: parsed fields (read-only copies, as a
+        stored run's) and the matrix in memory."""
         run = cls(archive, row, rho=rho)
-        run.__dict__["params"] = params
-        run.__dict__["metadata"] = metadata
+        run.__dict__["params"] = frozen_json(params)
+        run.__dict__["metadata"] = frozen_json(metadata)
         run._recording = True
         return run
 
@@ -92,12 +95,15 @@ class Run:
 
     @cached_property
     def params(self) -> dict[str, Any]:
-        """The parameters; :class:`ArchiveError` if the stored text is not a JSON object."""
+        """The parameters, read-only (a :class:`~qex_archive.jsonvalues.FrozenDict`: a dict
+        whose every change, nested ones too, raises :class:`TypeError`, since it would never
+        be saved); :class:`ArchiveError` if the stored text is not a JSON object."""
         return self._json_object(self._params_json, "params")
 
     @cached_property
     def metadata(self) -> dict[str, Any] | None:
-        """The metadata (``None`` if none); :class:`ArchiveError` if not a JSON object."""
+        """The metadata (``None`` if none), read-only as :attr:`params` is;
+        :class:`ArchiveError` if not a JSON object."""
         if self._metadata_json is None:
             return None
         return self._json_object(self._metadata_json, "metadata")
@@ -109,7 +115,8 @@ class Run:
                 f"run {self.run_id}: its {what} in the database is not a JSON object "
                 f"({str(text)[:60]!r}); correct the row, then 'qex-archive check'"
             )
-        return value
+        frozen: dict[str, Any] = frozen_json(value)
+        return frozen
 
     @property
     def time(self) -> datetime:

@@ -92,6 +92,15 @@ def compare(
 )
 @click.option("--sort", metavar="KEY", help="Order of the rows, as for 'runs' (default: newest).")
 @click.option("--reverse", "-r", is_flag=True, help="Reverse the order.")
+@click.option(
+    "--column",
+    "columns",
+    multiple=True,
+    metavar="metadata.PATH",
+    help="Also a column of the runs' metadata at this dotted path (repeatable), e.g. "
+    "metadata.fit.chi2; tags.KEY for a tag column even when no run has that tag.",
+)
+@click.option("--with-notes", is_flag=True, help="Also the notes' text (column notes.text).")
 @click.pass_context
 def export(
     ctx: click.Context,
@@ -100,6 +109,8 @@ def export(
     file_format: str | None,
     sort: str | None,
     reverse: bool,
+    columns: tuple[str, ...],
+    with_notes: bool,
 ) -> None:
     """Write the selected runs as a table (the columns of Selection.to_pandas(): run_id,
     experiment, backend, time, params.*, purity, entropy, is_valid, trace, dims), streamed.
@@ -112,7 +123,14 @@ def export(
     from ..export import export_runs
 
     report = export_runs(
-        open_from(ctx), selection, output, format=file_format, sort=sort, reverse=reverse
+        open_from(ctx),
+        selection,
+        output,
+        format=file_format,
+        sort=sort,
+        reverse=reverse,
+        columns=columns,
+        with_notes=with_notes,
     )
     say(f"exported {report.runs} runs ({len(report.columns)} columns) to {report.path}")
 
@@ -129,9 +147,21 @@ def export(
 @click.option(
     "--x", "x_param", metavar="PARAM", help="The param along x (default: the one that varies)."
 )
-@click.option("--by", metavar="PARAM", help="Group the points by this param, with a legend.")
+@click.option(
+    "--by",
+    metavar="PARAM",
+    help="Group the points by this param, with a legend (default: the other param that "
+    "varies, if it has at most 8 values).",
+)
 @click.option(
     "--ref", metavar="RUN", help="Reference run for the fidelity plot (default: the first)."
+)
+@click.option(
+    "--ref-state",
+    type=FilePath(dir_okay=False, path_type=Path),
+    metavar="STATE.npy",
+    help="A target state (.npy: a state vector or a density matrix) for the fidelity plot, "
+    "instead of a reference run.",
 )
 @click.option("--open", "open_page", is_flag=True, help="Open the (first) page in the browser.")
 @click.pass_context
@@ -142,6 +172,7 @@ def report(
     x_param: str | None,
     by: str | None,
     ref: str | None,
+    ref_state: Path | None,
     open_page: bool,
 ) -> None:
     """Write a self-contained report page per experiment (or one for the selection): which
@@ -151,6 +182,8 @@ def report(
     Example:
 
         qex-archive report -e rabi_sweep --x theta_rad --open
+
+        qex-archive report -e bell --ref-state target.npy
     """
     from ..views.report import write_reports
 
@@ -159,7 +192,9 @@ def report(
     reference = archive.get(ref) if ref else None
     one_page = output is not None and output.suffix.lower() in (".html", ".htm")
     target = output if output is not None else archive.root / "reports"
-    written = write_reports(runs, target, one_page=one_page, x=x_param, by=by, ref=reference)
+    written = write_reports(
+        runs, target, one_page=one_page, x=x_param, by=by, ref=reference, ref_state=ref_state
+    )
     for path in written:
         say(f"wrote {path}")
     if open_page and written:

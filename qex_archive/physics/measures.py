@@ -58,7 +58,8 @@ __all__ = [
 
 def fidelity(a: object, b: object, *, dims: Sequence[int] | None = None) -> float:
     """Uhlmann fidelity F = (Tr sqrt(sqrt(a) b sqrt(a)))^2, in [0, 1] for physical states
-    (Qiskit's ``state_fidelity`` convention; QuTiP's ``fidelity`` is its square root)."""
+    (Qiskit's ``state_fidelity`` convention; QuTiP's ``fidelity`` is its square root).
+    Subsystems play no part: any two d x d states are compared, ``dims`` or not."""
     first, second = _pair(a, b, dims)
     sqrt_a, sqrt_b = _sqrt_hermitian_part(first.rho), _sqrt_hermitian_part(second.rho)
     singular = np.linalg.svd(sqrt_a @ sqrt_b, compute_uv=False)
@@ -66,7 +67,8 @@ def fidelity(a: object, b: object, *, dims: Sequence[int] | None = None) -> floa
 
 
 def trace_distance(a: object, b: object, *, dims: Sequence[int] | None = None) -> float:
-    """T = 1/2 Tr|a - b|, in [0, 1] for physical states (QuTiP's ``tracedist``)."""
+    """T = 1/2 Tr|a - b|, in [0, 1] for physical states (QuTiP's ``tracedist``). Subsystems
+    play no part: any two d x d states are compared, ``dims`` or not."""
     first, second = _pair(a, b, dims)
     difference = first.rho - second.rho
     singular = np.linalg.svd(difference, compute_uv=False)  # |eigenvalues| when Hermitian
@@ -160,7 +162,9 @@ def bloch_vector(reduced: ComplexMatrix) -> tuple[float, float, float]:
 
 
 def _pair(a: object, b: object, dims: Sequence[int] | None) -> tuple[State, State]:
-    first, second = as_state(a, dims, "the first state"), as_state(b, dims, "the second state")
+    # neither measure looks at subsystems: a 6x6 pair needs no dims (given ones are checked)
+    first = as_state(a, dims, "the first state", need_dims=False)
+    second = as_state(b, dims, "the second state", need_dims=False)
     if first.rho.shape != second.rho.shape:
         raise InvalidState(
             f"{first.name} is {first.rho.shape[0]}-dimensional, {second.name} "
@@ -186,8 +190,9 @@ def _sqrt_hermitian_part(rho: ComplexMatrix) -> ComplexMatrix:
 def physical_problem(value: object, tolerances: dict[str, float] | None = None) -> str | None:
     """Why a state is not physical, or ``None``: the archive's validation of it, with the
     tolerances of the precision it was made in unless ``tolerances`` are given. ``value`` is
-    anything :func:`as_state` reads (a bare complex128 matrix: double-precision tolerances)."""
-    state = as_state(value)
+    anything :func:`as_state` reads (a bare complex128 matrix: double-precision tolerances);
+    subsystems play no part, so no ``dims`` are needed."""
+    state = as_state(value, need_dims=False)
     findings = validation_summary(state.rho, tolerances or tolerances_for(state.source_dtype))[
         "findings"
     ]

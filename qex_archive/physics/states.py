@@ -43,12 +43,16 @@ class State:
     source_dtype: str | None = None
 
 
-def canonical_state(value: object, dims: Sequence[int] | None = None) -> CanonicalState:
+def canonical_state(
+    value: object, dims: Sequence[int] | None = None, *, need_dims: bool = True
+) -> CanonicalState:
     """``value`` as a fresh-or-owned complex128 C-ordered square matrix with its ``dims``.
 
     ``value`` is anything numpy can read as a square matrix, or a state vector (taken as the
     pure state). NaN/Inf, non-numeric data and shapes that are not a register of the given
-    (or inferred qubit) ``dims`` are refused.
+    (or inferred qubit) ``dims`` are refused. With ``need_dims=False`` (for a caller that
+    never looks at subsystems: fidelity, trace distance) a dimension that is not a power of
+    two without ``dims`` is taken as one system (``dims=[d]``) instead of refused.
     """
     try:
         array = np.asarray(value)
@@ -79,21 +83,34 @@ def canonical_state(value: object, dims: Sequence[int] | None = None) -> Canonic
             rho = np.ascontiguousarray(array, dtype=np.complex128)
         if not np.isfinite(rho).all():  # a long double beyond the range of a double
             raise InvalidState("state has entries too large for complex128 (overflow to inf)")
-    return CanonicalState(rho, _subsystem_dims(rho.shape[0], dims), kind, str(array.dtype), norm)
+    d = rho.shape[0]
+    if dims is None and not need_dims and d & (d - 1):
+        dims = [d]
+    return CanonicalState(rho, _subsystem_dims(d, dims), kind, str(array.dtype), norm)
 
 
-def as_state(value: object, dims: Sequence[int] | None = None, name: str = "state") -> State:
+def as_state(
+    value: object,
+    dims: Sequence[int] | None = None,
+    name: str = "state",
+    *,
+    need_dims: bool = True,
+) -> State:
     """A :class:`State`, a run, a converted state (anything with ``rho`` and ``dims``, such as
     an ``ArchivedState``) or an array (density matrix or state vector) as a :class:`State`;
-    ``dims`` for qudits (a run knows its own)."""
+    ``dims`` for qudits (a run knows its own). ``need_dims=False``: the caller never looks at
+    subsystems, so an array of a dimension that is not a power of two is one system
+    (``dims=[d]``) rather than refused (see :func:`canonical_state`)."""
     if isinstance(value, State):
         return value
     if isinstance(value, (np.ndarray, list, tuple)):
-        canonical = canonical_state(value, dims)
+        canonical = canonical_state(value, dims, need_dims=need_dims)
         return State(canonical.rho, canonical.dims, name, canonical.source_dtype)
     rho = getattr(value, "rho", None)
     if rho is not None and hasattr(value, "dims"):
-        canonical = canonical_state(rho, dims if dims is not None else value.dims)
+        canonical = canonical_state(
+            rho, dims if dims is not None else value.dims, need_dims=need_dims
+        )
         run_id = getattr(value, "run_id", None)
         if isinstance(run_id, str):  # a run: its stored matrix, made in the precision recorded
             info = getattr(value, "state_info", None)

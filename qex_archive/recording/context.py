@@ -68,13 +68,23 @@ def _code() -> dict[str, Any]:
 
 def _script() -> Path | None:
     """The script this process runs (``python script.py``); None in a notebook, a REPL or
-    ``python -c``."""
+    ``python -c``, and when the process is qex-archive's own command line (the
+    ``qex-archive`` entry point or ``python -m qex_archive``): its runs have no user script."""
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
-    if not path:
+    if not path or _is_qex_command(main):
         return None
     candidate = Path(path)
     return candidate.resolve() if candidate.is_file() else None
+
+
+def _is_qex_command(main: object) -> bool:
+    spec = getattr(main, "__spec__", None)
+    if getattr(spec, "name", "").split(".")[0] == "qex_archive":  # python -m qex_archive
+        return True
+    # the console script pip writes: "from qex_archive.cli import main ... sys.exit(main())"
+    entry = getattr(main, "main", None)
+    return getattr(entry, "__module__", None) == "qex_archive.cli"
 
 
 def _sha256(path: Path) -> str | None:

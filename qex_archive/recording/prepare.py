@@ -88,9 +88,12 @@ def prepare_run(
     renderer_names: Sequence[str],
     attach: Mapping[str, object] | None = None,
     write_early: Callable[[PreparedFile], None] | None = None,
+    run_id: str | None = None,
 ) -> tuple[PreparedRun, list[PluginProblem]]:
     """The files and rows of a run. ``write_early`` is given the density matrix's file as soon
-    as it is known, before validation and rendering: the archive starts writing it then."""
+    as it is known, before validation and rendering: the archive starts writing it then.
+    ``run_id`` (qex's own code only: the demo's fixed IDs) is checked with
+    :func:`check_run_id`; by default the run gets a new random UUID v4."""
     experiment_name = check_name(experiment, "experiment name")
     backend_name = check_name(backend_name_of(backend), "backend")
     params_clean = json_object({} if params is None else params, "params")
@@ -112,7 +115,7 @@ def prepare_run(
         attached = serialize(hooks, attach, list(hooks.renderers))
     archived = coerce_state(hooks.convert_state(state), dims)
     rho = archived.rho
-    run_id = str(uuid.uuid4())
+    run_id = str(uuid.uuid4()) if run_id is None else check_run_id(run_id)
     rho_file = PreparedFile.of(
         f"{RESULTS_DIR}/{run_id}_rho.npy",
         header_bytes(rho.shape),
@@ -181,6 +184,18 @@ def prepare_run(
         files.append(PreparedFile.of(relative, attachment.content))
         artifacts.append((name, relative, attachment.media_type))
     return PreparedRun(row(dumps(full_metadata)), [rho_file, *files], artifacts), problems
+
+
+def check_run_id(run_id: object) -> str:
+    """A run ID given by qex's own code: a UUID v4 in its canonical form (lower-case hex in
+    8-4-4-4-12 groups), as every recorded run has."""
+    try:
+        parsed = uuid.UUID(run_id) if isinstance(run_id, str) else None
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.version != 4 or str(parsed) != run_id:
+        raise InvalidInput(f"run ID {run_id!r} is not a UUID v4 in canonical form")
+    return run_id
 
 
 def backend_name_of(backend: object) -> object:

@@ -253,7 +253,7 @@ class PendingFiles:
             self._replacements[path] = written
         elif self._published:
             try:
-                os.replace(written, path)
+                _name_new(written, path)
             except BaseException:
                 remove_quietly(written)
                 raise
@@ -272,7 +272,7 @@ class PendingFiles:
         """Give the files written so far their names; those written from now on get theirs
         at once. Called with the write lock held."""
         for path, temp in list(self._unnamed.items()):
-            os.replace(temp, path)
+            _name_new(temp, path)
             del self._unnamed[path]
         self._published = True
 
@@ -341,6 +341,15 @@ class PendingFiles:
         else:
             self._backups[path] = backup
         os.replace(temp, path)
+
+
+def _name_new(temp: Path, path: Path) -> None:
+    """Give a new file its name, never the name of a file already there (a run ID that is
+    taken, or a file left by another tool): that one is another run's, or nobody's to lose.
+    Called under the write lock, under which no other writer names files."""
+    if os.path.lexists(path):
+        raise FileExistsError(errno.EEXIST, "a file of this name exists already", str(path))
+    os.replace(temp, path)
 
 
 class StagingDirectory:
@@ -431,6 +440,7 @@ _OS_REASONS = {
     errno.EACCES: "permission denied",
     errno.EPERM: "permission denied",
     errno.EIO: "an input/output error (the disk may be failing)",
+    errno.EEXIST: "a file of that name exists already",
 }
 
 

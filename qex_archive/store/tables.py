@@ -230,6 +230,20 @@ def density_matrix_paths(conn: sqlite3.Connection) -> set[str]:
     return {path for (path,) in conn.execute("SELECT density_matrix_path FROM runs")}
 
 
+def metadata_by_run(conn: sqlite3.Connection, run_ids: Sequence[str]) -> dict[str, Any]:
+    """The ``metadata`` text (or NULL) of each of the runs, by run ID (absent IDs left out)."""
+    sql = "SELECT run_id, metadata FROM runs WHERE run_id IN ({ids})"
+    return dict(_rows_in(conn, sql, run_ids))
+
+
+def iter_metadata(conn: sqlite3.Connection, where: str, args: Sequence[Any]) -> Iterator[Any]:
+    """The ``metadata`` text of the runs matching a WHERE clause, streamed."""
+    cursor = conn.execute(f"SELECT metadata FROM runs{where}", list(args))
+    while rows := cursor.fetchmany(1000):
+        for (metadata,) in rows:
+            yield metadata
+
+
 # -- artifacts ------------------------------------------------------------------------------
 
 
@@ -460,6 +474,24 @@ def replace_last_note(conn: sqlite3.Connection, run_id: str, created: float, tex
         "UPDATE qex_notes SET created = ?, text = ? WHERE note_id = ?", (created, text, row[0])
     )
     return True
+
+
+def note_counts(conn: sqlite3.Connection, run_ids: Sequence[str]) -> dict[str, int]:
+    """How many notes each of the runs has (0 for none), by run ID."""
+    found = dict.fromkeys(run_ids, 0)
+    sql = "SELECT run_id, count(*) FROM qex_notes WHERE run_id IN ({ids}) GROUP BY run_id"
+    for run_id, count in _rows_in(conn, sql, found):
+        found[run_id] = count
+    return found
+
+
+def tag_keys(conn: sqlite3.Connection, where: str, args: Sequence[Any]) -> list[str]:
+    """The tag keys the runs matching a WHERE clause carry, sorted (each key once)."""
+    sql = (
+        f"SELECT DISTINCT key FROM qex_tags WHERE run_id IN (SELECT run_id FROM runs{where}) "
+        "ORDER BY key"
+    )
+    return [key for (key,) in conn.execute(sql, list(args))]
 
 
 # -- qex_remotes ----------------------------------------------------------------------------

@@ -121,7 +121,10 @@ class Writer:
             self._files = None
             removals, self._removals = self._removals, []
         files.committed()
-        self.remove_after_commit(removals)
+        # a file the unit wrote again after deleting its run's rows (the same run ID recorded
+        # anew) is the new run's
+        written = {f"{path.parent.name}/{path.name}" for path in files.paths}
+        self.remove_after_commit(relative for relative in removals if relative not in written)
 
     @contextmanager
     def _savepoint(self, action: str) -> Iterator[PendingFiles]:

@@ -83,6 +83,27 @@ def _equator_paths() -> tuple[str, str]:
     return " ".join(paths[True]), " ".join(paths[False])
 
 
+# How each part of a sphere is painted, as SVG presentation attributes on the elements
+# themselves: the one definition of the sphere's look, so that a sphere is drawn the same on
+# its page, in a notebook (whose HTML output may have its <style> stripped, or none at all)
+# and wherever else its SVG is pasted. A page's style may still override them.
+SPHERE_PAINT = {
+    "ball": 'fill="#eef3fb" stroke="#7d8ca3" stroke-width="1.2"',
+    "equator": 'fill="none" stroke="#7d8ca3" stroke-width="1"',
+    "equator back": 'fill="none" stroke="#7d8ca3" stroke-width="1" stroke-dasharray="3 3" '
+    'opacity="0.6"',
+    "axis": 'stroke="#b4bcc8" stroke-width="1"',
+    "axis-label": 'font-size="11" fill="#3e4754" text-anchor="middle"',
+    "vector": 'stroke="#c2410c" stroke-width="3" stroke-linecap="round"',
+    "tip": 'fill="#c2410c"',
+}
+
+
+def _paint(part: str) -> str:
+    """The class and the presentation attributes of one part of the sphere."""
+    return f'class="{part}" {SPHERE_PAINT[part]}'
+
+
 AXES = (
     ((0, 0, 1), "|0⟩"),
     ((0, 0, -1), "|1⟩"),
@@ -97,15 +118,15 @@ AXES = (
 def _sphere_background() -> str:
     """Ball, equator and labelled axes: the same for every sphere, so drawn once."""
     cx = cy = SIZE / 2
-    parts = [f'<circle cx="{cx}" cy="{cy}" r="{RADIUS}" class="ball"/>']
+    parts = [f'<circle cx="{cx}" cy="{cy}" r="{RADIUS}" {_paint("ball")}/>']
     front, back = _equator_paths()
-    parts.append(f'<path d="{back}" class="equator back"/>')
-    parts.append(f'<path d="{front}" class="equator"/>')
+    parts.append(f'<path d="{back}" {_paint("equator back")}/>')
+    parts.append(f'<path d="{front}" {_paint("equator")}/>')
     for (ax, ay, az), label in AXES:
         u, v = _project(ax, ay, az)
-        parts.append(f'<line x1="{cx}" y1="{cy}" x2="{u:.1f}" y2="{v:.1f}" class="axis"/>')
+        parts.append(f'<line x1="{cx}" y1="{cy}" x2="{u:.1f}" y2="{v:.1f}" {_paint("axis")}/>')
         lu, lv = _project(ax * 1.22, ay * 1.22, az * 1.22)
-        parts.append(f'<text x="{lu:.1f}" y="{lv + 4:.1f}" class="axis-label">{label}</text>')
+        parts.append(f'<text x="{lu:.1f}" y="{lv + 4:.1f}" {_paint("axis-label")}>{label}</text>')
     return "".join(parts)
 
 
@@ -119,21 +140,18 @@ def sphere_svg(summary: dict[str, Any]) -> str:
         _sphere_background(),
     ]
     u, v = _project(x, y, z)
-    parts.append(f'<line x1="{cx}" y1="{cy}" x2="{u:.1f}" y2="{v:.1f}" class="vector"/>')
-    parts.append(f'<circle cx="{u:.1f}" cy="{v:.1f}" r="4" class="tip"/>')
+    parts.append(f'<line x1="{cx}" y1="{cy}" x2="{u:.1f}" y2="{v:.1f}" {_paint("vector")}/>')
+    parts.append(f'<circle cx="{u:.1f}" cy="{v:.1f}" r="4" {_paint("tip")}/>')
     parts.append("</svg>")
     return "".join(parts)
 
 
+# the page around the spheres (the spheres paint themselves: SPHERE_PAINT)
 STYLE = """
 .findings{background:#fff3f0;border-left:3px solid #d0452f;padding:8px 12px;max-width:760px}
 .grid{display:flex;flex-wrap:wrap;gap:18px;margin-top:16px}
 figure{margin:0;border:1px solid #dde2e8;border-radius:6px;padding:8px;text-align:center}
 figcaption{font-variant-numeric:tabular-nums;font-size:13px}
-.ball{fill:#eef3fb;stroke:#7d8ca3;stroke-width:1.2}
-.equator{fill:none;stroke:#7d8ca3;stroke-width:1} .back{stroke-dasharray:3 3;opacity:.6}
-.axis{stroke:#b4bcc8;stroke-width:1} .axis-label{font-size:11px;fill:#3e4754;text-anchor:middle}
-.vector{stroke:#c2410c;stroke-width:3;stroke-linecap:round} .tip{fill:#c2410c}
 """
 
 

@@ -1,7 +1,11 @@
 """Rich views in a notebook: ``_repr_html_`` of a run, a selection and an archive.
 
 Plain HTML tables and the Bloch page's inline SVG spheres; no scripts, every text escaped
-(a notebook renders what a colleague's bundle put in params or metadata).
+(a notebook renders what a colleague's bundle put in params or metadata). The spheres paint
+themselves (:data:`.bloch.SPHERE_PAINT`, presentation attributes on the SVG elements), so they
+are drawn right whether or not the notebook keeps the views' ``<style>``: a viewer that
+sanitises outputs (GitHub, an untrusted notebook) may strip it, and the style here lays out
+the tables only.
 """
 
 from __future__ import annotations

@@ -2,10 +2,10 @@
 safety as the Bloch page (no scripts, no network, every text escaped).
 
 A header (experiments, backends, run count, time span, which parameters vary), plots as inline
-SVG (purity, entropy and fidelity to a reference run, against the parameter that varies,
-grouped by a second one), and a table of the runs linking to their Bloch pages. Up to
-:data:`TABLE_MAX` runs are listed (the plots show every run), so that a report of many runs
-stays small enough to mail (sizes measured in benchmarks/README.md).
+SVG (purity, entropy and fidelity to a reference run or a target state, against the parameter
+that varies, grouped by a second one with a legend), and a table of the runs linking to their
+Bloch pages. Up to :data:`TABLE_MAX` runs are listed (the plots show every run), so that a
+report of many runs stays small enough to mail (sizes measured in benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -23,16 +23,24 @@ from ..errors import ArchiveError, InvalidInput
 from ..jsonvalues import dumps
 from ..timeutil import iso_local
 from .html import esc, page
-from .values import format_tags, number, run_params, verdict
+from .values import format_params, format_tags, number, run_params, short_value, verdict
 
 if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from ..physics.states import State
     from ..run import Run
+
+    # a target state: an array (state vector or density matrix), a .npy file of one, a State
+    TargetState = State | str | os.PathLike[str] | npt.ArrayLike
 
 TABLE_MAX = 1000
 LABELLED_POINTS = 2000
 WIDTH, HEIGHT = 430, 250
 MARGIN = {"left": 58, "right": 14, "top": 14, "bottom": 44}
 COLORS = ("#2563eb", "#c2410c", "#059669", "#7c3aed", "#db2777", "#0891b2", "#65a30d", "#92400e")
+# the default grouping is a param with at most this many values (one colour each)
+DEFAULT_GROUPS_MAX = len(COLORS)
 STYLE = """
 .plots{display:flex;flex-wrap:wrap;gap:18px}
 figure{margin:0;border:1px solid #dde2e8;border-radius:6px;padding:8px}
@@ -58,31 +66,48 @@ def report_page(
     x: str | None = None,
     by: str | None = None,
     ref: Run | None = None,
+    ref_state: TargetState | None = None,
     page_dir: Path | None = None,
     link: Callable[[Run], str | None] | None = None,
 ) -> bytes:
     """The report of ``runs`` as HTML bytes; links to Bloch pages are made relative to
     ``page_dir`` (where the page will be written), or by ``link`` (a run's href, or None),
-    and left out without either."""
+    and left out without either.
+
+    ``x`` is the param along the x axis (default: the varying numeric one with the most
+    values); ``by`` groups the points, in one colour each with a legend (default: another
+    param that varies, the one with the fewest values, if it has at most
+    :data:`DEFAULT_GROUPS_MAX`). The fidelity is to ``ref`` (a run; default: the first), or to
+    ``ref_state``: a target state as an array (state vector or density matrix), the path of a
+    ``.npy`` file holding one (read without pickle), or a physics ``State``."""
     from ..physics.measures import NonPhysicalWarning, fidelity
 
     runs = list(runs)
     if not runs:
         raise InvalidInput("no runs to report on; check the filters with 'qex-archive runs'")
+    if ref is not None and ref_state is not None:
+        raise InvalidInput("give a reference run or a target state for the fidelity, not both")
+    target = None if ref_state is None else target_state(ref_state)
     params = [run_params(run) or {} for run in runs]
     varying = _varying(params)
     x_key = x if x is not None else _default_x(params, varying, by)
     if x_key is not None and all(x_key not in p for p in params):
         raise InvalidInput(f"no run has the param {x_key!r}; params: {', '.join(varying) or '-'}")
+    if by is None:
+        by = _default_by(params, varying, x_key)
     reference = ref or min(runs, key=lambda r: (r.timestamp, r.run_id))  # the first
+    compared_to: object = reference if target is None else target
     fidelities: dict[str, float | None] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NonPhysicalWarning)  # the table says which are invalid
         for run in runs:
+            same = (
+                run.dims == reference.dims
+                if target is None
+                else math.prod(run.dims or [0]) == target.rho.shape[0]
+            )
             try:
-                fidelities[run.run_id] = (
-                    fidelity(run, reference) if run.dims == reference.dims else None
-                )
+                fidelities[run.run_id] = fidelity(run, compared_to) if same else None
             except (ArchiveError, InvalidInput):
                 fidelities[run.run_id] = None
     xs, categories = _x_values(runs, params, x_key)
@@ -101,7 +126,7 @@ def report_page(
             [run.validation.get("von_neumann_entropy_bits") for run in runs],
         ),
         (
-            f"fidelity to {reference.run_id[:8]}"
+            f"fidelity to {reference.run_id[:8] if target is None else target.name}"
             + (" (runs of its dimension)" if None in fidelities.values() else ""),
             [fidelities[run.run_id] for run in runs],
         ),
@@ -128,7 +153,8 @@ def report_page(
         ],
         "x": x_key,
         "by": by,
-        "reference": reference.run_id,
+        "reference": reference.run_id if target is None else None,
+        "reference_state": None if target is None else target.name,
     }
     return page(_title(runs), body, style=STYLE, data=data)
 
@@ -141,10 +167,16 @@ def write_reports(
     x: str | None = None,
     by: str | None = None,
     ref: Run | None = None,
+    ref_state: TargetState | None = None,
 ) -> list[Path]:
     """Write the report of ``runs`` to the file ``output`` (``one_page``), or one report per
-    experiment into the directory ``output``; each page appears whole or not at all."""
+    experiment into the directory ``output``; each page appears whole or not at all. The
+    options are those of :func:`report_page`."""
     from ..store.files import atomic_write, storage_faults
+
+    if ref is not None and ref_state is not None:
+        raise InvalidInput("give a reference run or a target state for the fidelity, not both")
+    target = None if ref_state is None else target_state(ref_state)  # read once for all pages
 
     if one_page:
         pages = {output: list(runs)}
@@ -157,10 +189,27 @@ def write_reports(
     with storage_faults("write the report"):
         for path, group in sorted(pages.items()):
             path.parent.mkdir(parents=True, exist_ok=True)
-            content = report_page(group, x=x, by=by, ref=ref, page_dir=path.parent)
+            content = report_page(
+                group, x=x, by=by, ref=ref, ref_state=target, page_dir=path.parent
+            )
             atomic_write(path, [content])
             written.append(path)
     return written
+
+
+def target_state(value: TargetState) -> State:
+    """A target state for the fidelity: a ``State`` as it is, a path (``str`` or
+    ``os.PathLike``) read as a ``.npy`` file without pickle and named by its file name, or an
+    array (a state vector or a density matrix, of any dimension)."""
+    from ..physics.states import State, as_state
+    from ..store.npyfile import load_user_npy
+
+    if isinstance(value, State):
+        return value
+    if isinstance(value, (str, os.PathLike)):
+        path = Path(value)
+        return as_state(load_user_npy(path), name=path.name, need_dims=False)
+    return as_state(value, name="the target state", need_dims=False)
 
 
 def _title(runs: Sequence[Run]) -> str:
@@ -181,6 +230,20 @@ def _default_x(params: Sequence[dict[str, Any]], varying: list[str], by: str | N
         if key != by and all(_plot_value(v) is not None for v in values if v is not None):
             candidates.append((len({dumps(v) for v in values}), key))
     return max(candidates)[1] if candidates else None
+
+
+def _default_by(
+    params: Sequence[dict[str, Any]], varying: list[str], x_key: str | None
+) -> str | None:
+    """The varying param other than the x axis with the fewest values (the first by name of
+    those as few), when it has few enough for a colour each: what the points are grouped by
+    when ``by`` is not given."""
+    candidates = []
+    for key in varying:
+        count = len({dumps(p.get(key)) for p in params})
+        if key != x_key and count <= DEFAULT_GROUPS_MAX:
+            candidates.append((count, key))
+    return min(candidates)[1] if candidates else None
 
 
 def _plot_value(value: object) -> float | None:
@@ -209,7 +272,7 @@ def _x_values(
 def _group(params: dict[str, Any], by: str | None) -> str:
     if by is None:
         return ""
-    return f"{by}={dumps(params[by])}" if by in params else f"{by} not set"
+    return f"{by}={short_value(params[by])}" if by in params else f"{by} not set"
 
 
 def _header(runs: Sequence[Run], params: Sequence[dict[str, Any]], varying: list[str]) -> str:
@@ -228,7 +291,7 @@ def _header(runs: Sequence[Run], params: Sequence[dict[str, Any]], varying: list
         ("runs", str(len(runs))),
         ("time span", f"{iso_local(first)} .. {iso_local(last)}"),
         ("params that vary", ", ".join(varying) or "none"),
-        ("the same in all", " ".join(f"{k}={dumps(v)}" for k, v in constant.items()) or "-"),
+        ("the same in all", format_params(constant, short=True) or "-"),
     ]
     return "<dl>" + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in rows) + "</dl>"
 
@@ -339,7 +402,7 @@ def _table(
         cells = [
             f'<td class="text">{esc(run.run_id[:8])}</td>',
             f'<td class="text">{esc(iso_local(run.timestamp))}</td>',
-            *(f"<td>{esc(dumps(params[index].get(key)))}</td>" for key in varying),
+            *(f"<td>{esc(short_value(params[index].get(key)))}</td>" for key in varying),
             f"<td>{number(validation.get('purity'))}</td>",
             f"<td>{number(validation.get('von_neumann_entropy_bits'))}</td>",
             f"<td>{verdict(validation.get('is_valid'))}</td>",

@@ -8,6 +8,7 @@ with :func:`.html.esc`, terminal views pass it through :func:`.terminal.visible`
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ArchiveError
@@ -21,10 +22,26 @@ if TYPE_CHECKING:
 DAMAGED = "(damaged: not a JSON object; see 'qex-archive check')"
 
 
+SHORT = ".6g"  # numbers in tables, as the runs table and the report show them
+
+
 def number(value: object, spec: str = ".4f") -> str:
     """``value`` formatted by ``spec``, or ``?`` when it is not a number (not recorded, or
-    recorded by a tool that wrote something else)."""
-    return format(value, spec) if isinstance(value, (int, float)) else "?"
+    recorded by a tool that wrote something else). Never a negative zero: a value that rounds
+    to zero (an entropy of ``-1e-17``) reads ``0.0000``, not ``-0.0000``."""
+    if not isinstance(value, (int, float)):
+        return "?"
+    return _unsigned_zero(value, format(value, spec))
+
+
+def short_value(value: Any) -> str:
+    """A param value as tables show it: numbers to 6 significant digits (``1.309`` for
+    ``1.3089969389957472``, never ``-0``), anything else as JSON."""
+    if isinstance(value, float):
+        return number(value, SHORT)
+    if isinstance(value, list):
+        return "[" + ",".join(short_value(item) for item in value) + "]"
+    return dumps(value)
 
 
 def verdict(is_valid: object, yes: str = "yes", no: str = "NO") -> str:
@@ -53,7 +70,7 @@ def run_validation(run: Run) -> dict[str, Any]:
 
 def format_params(params: dict[str, Any], *, short: bool = False) -> str:
     """``key=value`` pairs; with ``short``, numbers to 6 significant digits (for tables)."""
-    show = _short if short else dumps
+    show = short_value if short else dumps
     return " ".join(f"{key}={show(value)}" for key, value in params.items())
 
 
@@ -70,9 +87,10 @@ def format_tags(tags: dict[str, str]) -> str:
     return " ".join(f"{key}={value}" if value else key for key, value in tags.items())
 
 
-def _short(value: Any) -> str:
-    if isinstance(value, float):
-        return format(value, ".6g")
-    if isinstance(value, list):
-        return "[" + ",".join(_short(item) for item in value) + "]"
-    return dumps(value)
+def _unsigned_zero(value: float, text: str) -> str:
+    """``text`` without its minus sign when the digits it shows are all zero."""
+    if text.startswith("-") and math.isfinite(value):
+        mantissa = text[1:].lower().partition("e")[0]
+        if not any(digit in mantissa for digit in "123456789"):
+            return text[1:]
+    return text

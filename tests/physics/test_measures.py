@@ -291,3 +291,30 @@ def _only_for_type_checking(node: ast.stmt) -> bool:
 def _absolute(module: str | None, level: int) -> str:
     base = ["qex_archive", "physics"][: 2 - (level - 1)] if level else []
     return ".".join(base + ([module] if module else []))
+
+
+def test_fidelity_and_trace_distance_need_no_dims_for_any_dimension() -> None:
+    """A 6x6 pair (a qubit and a qutrit, or one six-level system: the measures do not care)
+    is compared as it is; only the measures that look at subsystems ask for dims."""
+    rng = np.random.default_rng(5)
+    a, b = random_density_matrix(6, rng), random_density_matrix(6, rng)
+    with_dims = qa.fidelity(a, b, dims=[2, 3])
+    assert qa.fidelity(a, b) == pytest.approx(with_dims, abs=1e-12)
+    assert qa.fidelity(a, a) == pytest.approx(1.0, abs=1e-9)
+    distance = qa.trace_distance(a, b)
+    assert distance == pytest.approx(qa.trace_distance(a, b, dims=[3, 2]), abs=1e-12)
+    assert distance == pytest.approx(0.5 * np.abs(np.linalg.eigvalsh(a - b)).sum(), abs=1e-12)
+    pure = np.zeros(6)
+    pure[0] = 1  # a state vector of dimension 6 as well
+    assert qa.fidelity(pure, np.eye(6) / 6) == pytest.approx(1 / 6)
+    assert physical_problem(a) is None
+    with pytest.raises(qa.InvalidState, match="multiply to 4"):
+        qa.fidelity(a, b, dims=[2, 2])  # dims given are still checked
+    for needs_dims in (
+        lambda: qa.partial_trace(a, [0]),
+        lambda: qa.bloch_vectors(a),
+        lambda: qa.expectation(a, "ZZ"),
+    ):
+        with pytest.raises(qa.InvalidState, match=r"not a qubit register.*pass dims"):
+            needs_dims()
+    np.testing.assert_allclose(qa.partial_trace(a, [1], dims=[2, 3]).trace(), 1.0)

@@ -118,3 +118,65 @@ def test_show_and_filter(repo: Path, tmp_path: Path) -> None:
     shown = CliRunner().invoke(cli, ["--data-dir", str(data), "show", run_id]).output
     assert f"git {commit[:12]} (main)" in shown and "experiments/sweep.py" in shown
     assert "seed" in shown
+
+
+CONSOLE_SCRIPT = """
+import re
+import sys
+from qex_archive.cli import main
+if __name__ == "__main__":
+    sys.argv[0] = re.sub(r"(-script\\.pyw|\\.exe)?$", "", sys.argv[0])
+    sys.exit(main())
+"""
+
+
+def qex_command(argv0: list[str], data: Path, *args: str, cwd: Path) -> str:
+    done = subprocess.run(
+        [*argv0, "--data-dir", str(data), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "QEX_ARCHIVE_LOAD_PLUGINS": ""},
+        check=True,
+    )
+    return done.stdout
+
+
+@pytest.mark.parametrize("how", ["python -m qex_archive", "console script"])
+def test_runs_recorded_by_qex_commands_have_no_script(how: str, repo: Path, tmp_path: Path) -> None:
+    """The demo (or `record`) run from qex's own command line: no user script, so no script
+    and no git of wherever the entry point lies (qex's own clone, for python -m)."""
+    if how == "console script":  # what pip writes for the qex-archive entry point
+        entry = repo / "bin" / "qex-archive"
+        entry.parent.mkdir()
+        entry.write_text(CONSOLE_SCRIPT)
+        argv0 = [sys.executable, str(entry)]
+        git(repo, "add", ".")
+        git(repo, "commit", "-qm", "an entry point in a repository")
+    else:
+        argv0 = [sys.executable, "-m", "qex_archive"]
+    data = tmp_path / "d"
+    qex_command(argv0, data, "demo", cwd=repo)
+    run_id = json.loads(qex_command(argv0, data, "runs", "--jsonl", "--limit", "1", cwd=repo))[
+        "run_id"
+    ]
+    import qex_archive as qa
+
+    with qa.open_archive(data) as arch:
+        context = arch.get(run_id).metadata["context"]
+    assert "script" not in context and "git" not in context, context
+    assert context["environment"]["python"]  # the environment is still recorded
+    shown = qex_command(argv0, data, "show", run_id, cwd=repo)
+    assert "script" not in shown and "environment" in shown
+
+
+def test_a_users_script_that_imports_the_cli_is_still_its_script(
+    repo: Path, tmp_path: Path
+) -> None:
+    """Only qex's own entry point is left out: a script importing something else of qex keeps
+    its script and git."""
+    script = repo / "experiments" / "sweep.py"
+    script.write_text("from qex_archive import cli as _cli\n" + SCRIPT)
+    git(repo, "commit", "-qam", "imports the cli module")
+    first, _ = run_script(script, tmp_path / "d")
+    assert first["script"]["path"] == "experiments/sweep.py" and first["git"]["branch"] == "main"

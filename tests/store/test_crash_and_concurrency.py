@@ -58,8 +58,8 @@ CHILD = PRELUDE + textwrap.dedent(
     elif point == "mid-batch":
         count = {"n": 0}
         original = arch._store
-        def store(prepared):
-            original(prepared)
+        def store(prepared, **options):
+            original(prepared, **options)
             count["n"] += 1
             if count["n"] == 5:
                 stop_here()

@@ -3,6 +3,7 @@ the one bad run by name."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -27,7 +28,7 @@ def test_pack_refuses_one_bad_run_by_name(tmp_path: Path, data_dir: Path) -> Non
 def test_check_compares_the_state_summary_with_the_file(data_dir: Path) -> None:
     with qa.open_archive(data_dir) as arch:
         run = arch.record("e", backend="b", state=bell_state())
-        metadata = run.metadata
+        metadata = copy.deepcopy(run.metadata)  # run data is read-only
         assert metadata is not None
         metadata["state"]["dims"] = [4]
         metadata["state"]["shape"] = [2, 2]

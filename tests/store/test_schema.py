@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sqlite3
 from pathlib import Path
@@ -14,6 +15,18 @@ from qex_archive.store.migrations import LATEST_VERSION, MIGRATIONS
 REPO = Path(__file__).resolve().parents[2]
 SPEC = REPO / "docs" / "sqlite-schema.md"
 SHARED_SPEC = REPO.parent / "shared" / "spec" / "sqlite-schema.md"
+# docs/sqlite-schema.md is the user's document (its SHA-256 below, so that the comparison
+# runs everywhere), then qex's own tables after this line
+OWN_PART = "\n<!-- Everything above is the user's schema document, unchanged"
+USERS_DOCUMENT_SHA256 = "29653621856657b879ee326b134c5be31e095286619320a59415ac93f61c1586"
+SEED_INDEXES = {"idx_runs_experiment_name", "idx_runs_timestamp", "idx_artifacts_run_id"}
+
+
+def document_parts() -> tuple[str, str]:
+    """The user's document, and the part about qex's own tables."""
+    seed, marker, own = SPEC.read_text().partition(OWN_PART)
+    assert marker, f"{SPEC} lacks the line that starts qex's own tables"
+    return seed, own
 
 
 def parse_spec(text: str) -> tuple[dict[str, list[tuple[str, str, str]]], list[tuple[str, str]]]:
@@ -34,17 +47,16 @@ def parse_spec(text: str) -> tuple[dict[str, list[tuple[str, str, str]]], list[t
 
 
 def test_spec_copy_is_the_users_document() -> None:
-    if not SHARED_SPEC.exists():
-        pytest.skip(
-            "compares docs/sqlite-schema.md with the user's original, "
-            "shared/spec/sqlite-schema.md, which lies beside the checkout in the project's CI "
-            "(not here); the other schema tests check the database against docs/sqlite-schema.md"
-        )
-    assert SPEC.read_text() == SHARED_SPEC.read_text()
+    """docs/ starts with the user's document byte for byte (and equals the original,
+    shared/spec/sqlite-schema.md, where that lies beside the checkout, as in CI)."""
+    seed, _ = document_parts()
+    assert hashlib.sha256(seed.encode()).hexdigest() == USERS_DOCUMENT_SHA256
+    if SHARED_SPEC.exists():
+        assert seed == SHARED_SPEC.read_text()
 
 
 def test_live_schema_matches_the_document(archive: qa.Archive) -> None:
-    tables, indexes = parse_spec(SPEC.read_text())
+    tables, indexes = parse_spec(document_parts()[0])
     assert set(tables) == {"runs", "artifacts"} and len(indexes) == 3
     conn = archive.conn
     for table, columns in tables.items():
@@ -88,8 +100,56 @@ def test_live_schema_matches_the_document(archive: qa.Archive) -> None:
         name
         for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
         if not name.startswith("sqlite_autoindex")
-    } - {"idx_runs_experiment_name", "idx_runs_timestamp", "idx_artifacts_run_id"}
+    } - SEED_INDEXES
     assert own and all(name.startswith(("qex_", "idx_qex_")) for name in own), own
+
+
+def test_qex_own_tables_are_documented(archive: qa.Archive) -> None:
+    """Every qex_* table of a new archive, column by column, and every index of qex's own, as
+    docs/sqlite-schema.md describes them for SQL users."""
+    tables, _ = parse_spec(document_parts()[1])
+    conn = archive.conn
+    live = {
+        name
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if name not in ("runs", "artifacts", "sqlite_sequence")
+    }
+    assert set(tables) == live
+    for table, columns in tables.items():
+        info = conn.execute(f"PRAGMA table_info({table})").fetchall()
+        assert [row[1] for row in info] == [c[0] for c in columns], table
+        for (_, name, col_type, notnull, default, pk), (_, doc_type, constraints) in zip(
+            info, columns, strict=True
+        ):
+            where = f"{table}.{name}"
+            assert col_type == doc_type, where
+            assert bool(pk) == ("PRIMARY KEY" in constraints), where
+            assert bool(notnull) == ("NOT NULL" in constraints), where
+            documented_default = re.search(r"DEFAULT (\S+)", constraints)
+            assert default == (documented_default and documented_default.group(1)), where
+        table_sql = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type='table' AND name=?", (table,)
+        ).fetchone()[0]
+        assert ("AUTOINCREMENT" in table_sql.upper()) == any(
+            "AUTOINCREMENT" in c[2] for c in columns
+        ), table
+        assert ("UNIQUE" in table_sql.upper()) == any("UNIQUE" in c[2] for c in columns), table
+        expected_fks = sorted(
+            (c[0], *re.search(r"→ (\w+)\((\w+)\)", c[2]).groups())  # type: ignore[union-attr]
+            for c in columns
+            if "FOREIGN KEY" in c[2]
+        )
+        fks = sorted(
+            (row[3], row[2], row[4]) for row in conn.execute(f"PRAGMA foreign_key_list({table})")
+        )
+        assert fks == expected_fks, table
+    documented_indexes = set(re.findall(r"`((?:idx_)?qex_\w+)`\s+\(`", document_parts()[1]))
+    live_indexes = {
+        name
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        if not name.startswith("sqlite_autoindex")
+    } - SEED_INDEXES
+    assert documented_indexes == live_indexes
 
 
 def test_connection_settings(archive: qa.Archive) -> None:

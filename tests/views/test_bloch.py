@@ -166,3 +166,21 @@ def test_qudits_are_noted_and_qubits_still_drawn(arch: qa.Archive) -> None:
     data = embedded(page.encode())
     assert "bloch" not in data["subsystems"][0]
     np.testing.assert_allclose(data["subsystems"][1]["bloch"], [1, 0, 0], atol=1e-15)
+
+
+def test_a_sphere_paints_itself_without_a_style_sheet() -> None:
+    """Each part of a sphere carries its own paint (presentation attributes), defined once in
+    SPHERE_PAINT: the notebook views, whose <style> a viewer may strip, and the page draw the
+    same sphere, never a black disc (SVG's default fill)."""
+    from qex_archive.views import bloch
+
+    summary = {"index": 0, "label": 0, "bloch": [0.0, 0.0, 1.0]}
+    svg = bloch.sphere_svg(summary)
+    parts = re.findall(r'<(circle|path|line|text) [^>]*class="([^"]+)"([^>]*)>', svg)
+    assert {part for _, part, _ in parts} == set(bloch.SPHERE_PAINT)
+    for _, part, attributes in parts:
+        assert bloch.SPHERE_PAINT[part] in attributes
+        assert re.search(r'\b(fill|stroke)="#', attributes), part
+    assert 'class="ball" fill="#eef3fb"' in svg
+    # one definition: the page's style does not paint the sphere's parts again
+    assert not any(f".{part.split()[-1]}{{" in bloch.STYLE for part in bloch.SPHERE_PAINT)

@@ -150,3 +150,89 @@ def test_report_in_chromium(browser, tmp_path: Path) -> None:  # type: ignore[no
             REPORT_SCREENSHOT.write_bytes(shot)
     finally:
         context.close()
+
+
+NOTEBOOK_PAGE = (
+    '<!DOCTYPE html><html><head><meta charset="utf-8"></head>'
+    '<body><div class="output_html">{}</div></body></html>'
+)
+BALL_FILL = "rgb(238, 243, 251)"  # SPHERE_PAINT's "ball"
+
+
+def spheres_are_drawn(page, count: int) -> None:  # type: ignore[no-untyped-def]
+    """Each of the ``count`` spheres is a light ball with a coloured vector, not a black
+    disc: by the computed style of its parts and by the pixels of its screenshot."""
+    from PIL import Image
+
+    spheres = page.locator("svg.bloch-sphere")
+    assert spheres.count() == count
+    for index in range(count):
+        sphere = spheres.nth(index)
+        fills = sphere.evaluate(
+            "svg => ['.ball', '.tip', '.vector', '.equator'].map(s => {"
+            " const style = getComputedStyle(svg.querySelector(s));"
+            " return [style.fill, style.stroke]; })"
+        )
+        assert fills[0][0] == BALL_FILL, fills
+        assert fills[1][0] == "rgb(194, 65, 12)" and fills[2][1] == "rgb(194, 65, 12)", fills
+        assert fills[3][0] == "none", fills  # the equator is a line, not a filled shape
+        image = Image.open(io.BytesIO(sphere.screenshot())).convert("RGB")
+        width, height = image.size
+        inside = [
+            image.getpixel((x, y))
+            for x in range(0, width, 3)
+            for y in range(0, height, 3)
+            if (x - width / 2) ** 2 + (y - height / 2) ** 2 < (0.3 * width) ** 2
+        ]
+        dark = [pixel for pixel in inside if sum(pixel) < 150]
+        assert len(dark) < 0.02 * len(inside), f"{len(dark)} of {len(inside)} pixels are black"
+        ball = [pixel for pixel in inside if pixel == (238, 243, 251)]
+        assert len(ball) > 0.5 * len(inside), "the ball is not painted"
+
+
+@pytest.mark.parametrize("style", ["kept", "stripped"])
+def test_notebook_views_draw_the_spheres_in_chromium(browser, tmp_path: Path, style: str) -> None:  # type: ignore[no-untyped-def]
+    """A run's, a selection's and an archive's ``_repr_html_`` as a notebook shows them: in a
+    page of the notebook's, with the views' <style> kept, or stripped as a sanitising viewer
+    (GitHub, an untrusted notebook) strips it."""
+    import re
+
+    plus = np.array([1, 1]) / np.sqrt(2)
+    state = np.kron(np.array([1, 0]), plus)  # qubit 0 at |0>, qubit 1 at |+>
+    with qa.open_archive(tmp_path / "qex_data") as arch:
+        run = arch.record("nb", params={"theta": 1.3089969389957472}, backend="b", state=state)
+        fragments = [run._repr_html_(), arch.runs()._repr_html_(), arch._repr_html_()]
+    if style == "stripped":
+        fragments = [re.sub(r"<style>.*?</style>", "", f, flags=re.S) for f in fragments]
+    path = tmp_path / "notebook.html"
+    path.write_text(NOTEBOOK_PAGE.format("".join(fragments)), encoding="utf-8")
+    context, page, requests, problems = open_page(browser, path)
+    try:
+        assert requests == [path.resolve().as_uri()] and problems == []
+        spheres_are_drawn(page, 2)
+        assert page.locator("table").count() == 3
+    finally:
+        context.close()
+
+
+def test_the_stored_tutorial_shows_its_spheres_in_chromium(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """docs/tutorial.ipynb as a reader sees it without running it: its stored run view."""
+    import json
+
+    notebook = json.loads((DOCS_SCREENSHOT.parent / "tutorial.ipynb").read_text("utf-8"))
+    views = [
+        "".join(output["data"]["text/html"])
+        for cell in notebook["cells"]
+        for output in cell.get("outputs", [])
+        if "text/html" in output.get("data", {})
+    ]
+    run_views = [view for view in views if "bloch-sphere" in view]
+    assert len(run_views) == 1, "the tutorial is stored without its run view"
+    path = tmp_path / "tutorial.html"
+    path.write_text(NOTEBOOK_PAGE.format(run_views[0]), encoding="utf-8")
+    context, page, _requests, problems = open_page(browser, path)
+    try:
+        assert problems == []
+        spheres_are_drawn(page, 2)
+    finally:
+        context.close()

@@ -14,7 +14,15 @@ import pytest
 
 import qex_archive as qa
 from qex_archive.views.html import esc
-from qex_archive.views.values import DAMAGED, number, params_text, run_params, verdict
+from qex_archive.views.values import (
+    DAMAGED,
+    format_params,
+    number,
+    params_text,
+    run_params,
+    short_value,
+    verdict,
+)
 
 from ..conftest import bell_state
 
@@ -49,6 +57,36 @@ def test_number_and_verdict_read_the_same_everywhere() -> None:
     ]
     assert [verdict(True), verdict(False), verdict(None)] == ["yes", "NO", "?"]
     assert verdict(None, "physical", "NOT PHYSICAL") == "?"
+
+
+def test_numbers_are_never_a_negative_zero() -> None:
+    """Rounding noise below zero (an entropy of -1e-17) reads as zero, in every format; a
+    number that shows a digit keeps its sign, and so do the infinities."""
+    assert [number(-1e-17), number(-0.0), number(-0.0, ".6g"), number(-1e-17, ".0e")] == [
+        "0.0000",
+        "0.0000",
+        "0",
+        "-1e-17",
+    ]
+    assert number(-0.0, ".0e") == "0e+00" and number(-0.00012) == "-0.0001"
+    assert [number(float("-inf")), number(-1e-17, ".6g"), number(-3)] == [
+        "-inf",
+        "-1e-17",
+        "-3.0000",
+    ]
+
+
+def test_params_in_tables_have_six_significant_digits() -> None:
+    """The one short form of a param value: 'qex-archive runs' and the report table."""
+    assert short_value(1.3089969389957472) == "1.309"
+    assert short_value(0.2617993877991494) == "0.261799"
+    assert [short_value(-0.0), short_value([-0.0, 2.5e-7, 3]), short_value("a")] == [
+        "0",
+        "[0,2.5e-07,3]",
+        '"a"',
+    ]
+    assert format_params({"theta": 1.3089969389957472, "n": 2}, short=True) == "theta=1.309 n=2"
+    assert format_params({"theta": 1.3089969389957472}) == "theta=1.3089969389957472"
 
 
 def test_one_escaping_function_quotes_attributes_too() -> None:
