@@ -28,10 +28,10 @@ import numpy as np
 
 import qex_archive as qa
 from qex_archive.plugins import make_plugin_manager
-from qex_archive.store.tables import RUN_COLUMNS
 from qex_archive.store.connection import connect
 from qex_archive.store.files import fsync_path
 from qex_archive.store.migrations import migrate
+from qex_archive.store.tables import RUN_COLUMNS
 
 BELL = np.outer([1, 0, 0, 1], [1, 0, 0, 1]).astype(np.complex128) / 2
 QUERY = (

@@ -4,8 +4,9 @@ written."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from contextlib import suppress
+import shutil
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,13 @@ from .store.connection import open_database
 from .store.files import storage_faults
 from .store.paths import DATA_DIRS, DB_NAME, DEFAULT_DIR, ENV_VAR, resolve_data_dir
 
-__all__ = ["init_command", "open_archive", "resolve_data_dir", "unpack_bundle"]
+__all__ = [
+    "init_command",
+    "open_archive",
+    "removed_unless_kept",
+    "resolve_data_dir",
+    "unpack_bundle",
+]
 
 if TYPE_CHECKING:
     import pluggy
@@ -99,7 +106,7 @@ def unpack_bundle(
     """Create a new archive in ``directory`` holding the bundle's runs (those ``selection``
     matches, as for :func:`~qex_archive.bundle.import_bundle`). If that fails, the directory
     is left as it was (absent, or empty)."""
-    from .bundle.importer import import_bundle, removed_unless_kept
+    from .bundle.importer import import_bundle
 
     target = Path(directory)
     if (target / DB_NAME).exists() or (target.is_dir() and any(target.iterdir())):
@@ -113,3 +120,35 @@ def unpack_bundle(
             storage_options=storage_options,
             selection=selection,
         )
+
+
+@contextmanager
+def removed_unless_kept(target: Path, *, keep: bool = True) -> Iterator[None]:
+    """Remove what the block created in ``target`` if it fails (or, with ``keep=False``, in
+    any case): the directory itself when it did not exist, else its new entries. A refused
+    import or unpack into a new place leaves nothing there, so a retry is not refused."""
+    target = resolve_data_dir(target)
+    existed = target.is_dir()
+    before = set(os.listdir(target)) if existed else set()
+    failed = True
+    try:
+        yield
+        failed = False
+    finally:
+        if failed or not keep:
+            _remove_new_entries(target, existed, before)
+
+
+def _remove_new_entries(target: Path, existed: bool, before: set[str]) -> None:
+    if not existed:
+        shutil.rmtree(target, ignore_errors=True)
+        return
+    if not target.is_dir():
+        return
+    for name in set(os.listdir(target)) - before:
+        entry = target / name
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with suppress(OSError):
+                entry.unlink()

@@ -117,7 +117,7 @@ def test_import_takes_exactly_the_runs_the_filters_select(
     target = tmp_path / "target"
     result = invoke(target, "import", str(bundle), *options)
     assert result.exit_code == 0, result.output
-    assert f"imported {len(wanted)} runs" in result.stdout
+    assert f"imported {len(wanted)} run" in result.stdout  # "1 run", "2 runs"
     assert f"left out {8 - len(wanted)} runs the filters do not select" in result.stdout
     assert listed(target) == wanted
     # the files of the runs left out stayed out

@@ -25,7 +25,7 @@ from ..jsonvalues import stored_json
 from ..store import tables
 from ..store.files import PendingFiles, StagingDirectory, storage_faults
 from ..store.integrity import STAGING_DIR
-from ..store.paths import DataPaths, resolve_data_dir
+from ..store.paths import DataPaths
 from ..store.query import RunFilter
 from .description import ImportRows, rows_of, source_name_of
 from .format import CONFLICT, BundleError, Limits
@@ -176,38 +176,6 @@ def _stage(
         with storage_faults("stage the bundle's files"):
             raise exc.cause from None
     return contents
-
-
-@contextmanager
-def removed_unless_kept(target: Path, *, keep: bool = True) -> Iterator[None]:
-    """Remove what the block created in ``target`` if it fails (or, with ``keep=False``, in
-    any case): the directory itself when it did not exist, else its new entries. A refused
-    import or unpack into a new place leaves nothing there, so a retry is not refused."""
-    target = resolve_data_dir(target)
-    existed = target.is_dir()
-    before = set(os.listdir(target)) if existed else set()
-    failed = True
-    try:
-        yield
-        failed = False
-    finally:
-        if failed or not keep:
-            _remove_new_entries(target, existed, before)
-
-
-def _remove_new_entries(target: Path, existed: bool, before: set[str]) -> None:
-    if not existed:
-        shutil.rmtree(target, ignore_errors=True)
-        return
-    if not target.is_dir():
-        return
-    for name in set(os.listdir(target)) - before:
-        entry = target / name
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            with contextlib.suppress(OSError):
-                entry.unlink()
 
 
 @contextmanager

@@ -70,6 +70,9 @@ def load_command_modules(names: Iterable[str] = COMMAND_MODULES) -> None:
         importlib.import_module(f"{__name__}.{module}")
 
 
+NEW_ARCHIVE = "qex_archive.new_archive"  # ctx.meta: the archive a writing command made
+
+
 class QexGroup(click.Group):
     """Turns library errors into one-line messages, loads the built-in commands as they are
     asked for, and adds plugin commands on demand."""
@@ -100,6 +103,22 @@ class QexGroup(click.Group):
         sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
+        try:
+            result = self._invoke(ctx)
+        except BaseException as exc:
+            guard = ctx.meta.pop(NEW_ARCHIVE, None)
+            if guard is not None:
+                if isinstance(exc, click.exceptions.Exit) and exc.exit_code == 0:
+                    guard.__exit__(None, None, None)
+                else:  # the archive the command made is removed (its connection is closed)
+                    guard.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        guard = ctx.meta.pop(NEW_ARCHIVE, None)
+        if guard is not None:
+            guard.__exit__(None, None, None)
+        return result
+
+    def _invoke(self, ctx: click.Context) -> Any:
         try:
             with warnings.catch_warnings():
                 warnings.showwarning = _show_warning
@@ -159,10 +178,22 @@ class QexGroup(click.Group):
             say(f"warning: {exc}", err=True)
 
 
+def _one_data_dir(given: tuple[Path, ...]) -> Path | None:
+    if len(given) > 1:
+        shown = ", ".join(str(path) for path in given)
+        raise click.UsageError(f"--data-dir given {len(given)} times ({shown}); give it once")
+    return given[0] if given else None
+
+
 def _show_warning(
     message: Warning | str, category: type[Warning], *args: object, **kwargs: object
 ) -> None:
     say(f"warning: {message}", err=True)
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 run``, ``2 runs``: a count and its noun, in the number the count asks for."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
 def say(message: object = "", *, err: bool = False) -> None:
@@ -175,7 +206,8 @@ def say(message: object = "", *, err: bool = False) -> None:
     "--data-dir",
     "-d",
     type=FilePath(file_okay=False, path_type=Path),
-    envvar="QEX_DATA",
+    multiple=True,  # so that a second one is refused, not silently the one used
+    callback=lambda ctx, param, given: _one_data_dir(given),
     help="Archive directory (default: $QEX_DATA, else ./qex_data).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or notes on stderr.")
@@ -229,9 +261,18 @@ def note(message: str) -> None:
 
 
 def open_from(ctx: click.Context, *, create: bool = False) -> Archive:
-    from ..opening import open_archive
+    """The archive the command works on. A writing command (``create``) makes it on first use,
+    as the seed's layout says; if the command then fails, the new archive goes again, so that
+    a refusal leaves nothing behind. A reading command refuses a missing archive."""
+    from ..opening import open_archive, removed_unless_kept, resolve_data_dir
+    from ..store.paths import DB_NAME
 
-    archive = open_archive(ctx.find_root().obj, create=create)
+    root = resolve_data_dir(ctx.find_root().obj)
+    if create and not (root / DB_NAME).exists() and NEW_ARCHIVE not in ctx.meta:
+        guard = removed_unless_kept(root)
+        guard.__enter__()
+        ctx.meta[NEW_ARCHIVE] = guard  # ended by QexGroup.invoke, once the command is done
+    archive = open_archive(root, create=create)
     ctx.call_on_close(archive.close)
     return archive
 

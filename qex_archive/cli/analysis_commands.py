@@ -12,6 +12,7 @@ from . import (
     FilePath,
     cli,
     completes,
+    counted,
     emit_json,
     filter_options,
     has_filters,
@@ -132,7 +133,8 @@ def export(
         columns=columns,
         with_notes=with_notes,
     )
-    say(f"exported {report.runs} runs ({len(report.columns)} columns) to {report.path}")
+    shown = f"{counted(report.runs, 'run')} ({counted(len(report.columns), 'column')})"
+    say(f"exported {shown} to {report.path}")
 
 
 @cli.command()

@@ -41,7 +41,7 @@ def tag(
             "name at least one run or give filters, e.g. 'qex-archive tag 3f2a calibration=' "
             "or 'qex-archive tag -e ghz calibration='"
         )
-    archive = open_from(ctx)
+    archive = open_from(ctx, create=True)
     run_ids = archive.run_ids(selection, refs=refs)
     if not run_ids:
         raise InvalidInput(
@@ -68,7 +68,7 @@ def note(ctx: click.Context, run_ref: str, text: str, edit: bool) -> None:
     """
     from ..store.annotations import add_note
 
-    archive = open_from(ctx)
+    archive = open_from(ctx, create=True)
     run = archive.get(run_ref)
     add_note(archive, run.run_id, text, edit=edit)
     say(f"{'replaced the last note of' if edit else 'noted'} {run.run_id[:8]}")

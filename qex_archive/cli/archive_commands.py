@@ -14,6 +14,7 @@ from . import (
     FilePath,
     cli,
     completes,
+    counted,
     emit_json,
     filter_options,
     has_filters,
@@ -43,7 +44,7 @@ def init(ctx: click.Context) -> None:
     """
     archive = open_from(ctx, create=True)
     total = archive.count()
-    say(f"Archive ready at {archive.root} ({total} run{'s' * (total != 1)})")
+    say(f"Archive ready at {archive.root} ({counted(total, 'run')})")
 
 
 @cli.command()
@@ -341,8 +342,11 @@ def _check_summary(total_runs: int, findings: list[Finding]) -> str:
     errors = sum(f.severity == "error" for f in findings)
     warnings = len(findings) - errors
     if not findings:
-        return f"ok: {total_runs} runs, all files present and intact"
-    return f"{total_runs} runs checked: {errors} error(s), {warnings} warning(s)"
+        return f"ok: {counted(total_runs, 'run')}, all files present and intact"
+    return (
+        f"{counted(total_runs, 'run')} checked: {counted(errors, 'error')}, "
+        f"{counted(warnings, 'warning')}"
+    )
 
 
 @cli.command()

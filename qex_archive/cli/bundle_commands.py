@@ -16,6 +16,7 @@ from . import (
     GrowingBar,
     cli,
     completes,
+    counted,
     emit_json,
     filter_options,
     open_from,
@@ -199,8 +200,8 @@ def pack(
             }
         )
     else:
-        files = f"{report.files} files, {report.size:,} bytes"
-        say(f"packed {report.runs} runs ({files}) into {report.path}")
+        files = f"{counted(report.files, 'file')}, {counted(report.size, 'byte')}"
+        say(f"packed {counted(report.runs, 'run')} ({files}) into {report.path}")
 
 
 @cli.command()
@@ -310,7 +311,7 @@ def verify(ctx: click.Context, /, bundle: str, as_json: bool, **limits: Any) -> 
         )
     elif contents:
         runs = contents.summary.runs
-        say(f"valid: bundle {contents.bundle_id}, {runs} runs, sha256 {contents.sha256}")
+        say(f"valid: bundle {contents.bundle_id}, {counted(runs, 'run')}, sha256 {contents.sha256}")
     else:
         for problem in problems:
             say(problem["message"], err=True)
@@ -354,8 +355,7 @@ def import_command(
         qex-archive import from-ada.qexb -e ghz_depolarizing -t figure=3
     """
     from ..bundle import import_bundle
-    from ..bundle.importer import removed_unless_kept
-    from ..opening import open_archive, resolve_data_dir
+    from ..opening import open_archive, removed_unless_kept, resolve_data_dir
     from ..store.paths import DB_NAME
 
     storage = storage_of(limits)
@@ -418,18 +418,19 @@ def _print_import(report: Any, as_json: bool) -> None:
         emit_json(report.to_dict())
         return
     prefix = "would import" if report.dry_run else "imported"
-    say(f"{prefix} {len(report.imported)} runs from bundle {report.bundle_id}")
+    say(f"{prefix} {counted(len(report.imported), 'run')} from bundle {report.bundle_id}")
     if report.identical:
-        say(f"{len(report.identical)} runs already present, unchanged")
+        say(f"{counted(len(report.identical), 'run')} already present, unchanged")
     if report.not_selected:
-        say(f"left out {len(report.not_selected)} runs the filters do not select")
+        say(f"left out {counted(len(report.not_selected), 'run')} the filters do not select")
     if report.conflicts:
-        say(f"skipped {len(report.conflicts)} conflicting runs: {', '.join(report.conflicts)}")
+        shown = ", ".join(report.conflicts)
+        say(f"skipped {counted(len(report.conflicts), 'conflicting run')}: {shown}")
     verb = "would add" if report.dry_run else "added"
     if report.tags_added or report.notes_added:
         say(
-            f"{verb} {len(report.tags_added)} tags and {len(report.notes_added)} notes to runs "
-            "already present"
+            f"{verb} {counted(len(report.tags_added), 'tag')} and "
+            f"{counted(len(report.notes_added), 'note')} to runs already present"
         )
     for run_id, key, here, theirs in report.tag_conflicts:
         say(f"kept tag {key}={here!r} of {run_id[:8]}; the bundle has {theirs!r}")

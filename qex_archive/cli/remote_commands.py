@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from . import cli, emit_json, filter_options, open_from, say
+from . import cli, counted, emit_json, filter_options, open_from, say
 
 if TYPE_CHECKING:
     from ..store.query import RunFilter
@@ -43,7 +43,7 @@ def remote_add(ctx: click.Context, name: str, url: str, storage_options: tuple[s
     from ..remote.sync import add_remote
     from ..remote.transfer import parse_storage_options
 
-    add_remote(open_from(ctx), name, url, parse_storage_options(storage_options))
+    add_remote(open_from(ctx, create=True), name, url, parse_storage_options(storage_options))
     say(f"added remote {name}: {url}")
 
 
@@ -128,7 +128,7 @@ def push(ctx: click.Context, name: str, selection: RunFilter, as_json: bool) -> 
     elif pushed is None:
         say(f"nothing to push: {name} holds every selected run")
     else:
-        say(f"pushed {pushed['runs']} runs to {name} (bundle {pushed['bundle_id']})")
+        say(f"pushed {counted(pushed['runs'], 'run')} to {name} (bundle {pushed['bundle_id']})")
 
 
 @cli.command()
@@ -159,5 +159,8 @@ def pull(
         return
     runs = sum(len(report.imported) for report in reports)
     left_out = sum(len(report.not_selected) for report in reports)
-    unselected = f" (left out {left_out} runs the filters do not select)" if left_out else ""
-    say(f"pulled {runs} runs in {len(reports)} bundles from {name}{unselected}")
+    unselected = (
+        f" (left out {counted(left_out, 'run')} the filters do not select)" if left_out else ""
+    )
+    pulled = f"{counted(runs, 'run')} in {counted(len(reports), 'bundle')}"
+    say(f"pulled {pulled} from {name}{unselected}")

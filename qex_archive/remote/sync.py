@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InvalidInput, QexError
 from ..store import tables
 from ..store.query import RunFilter
-from .transfer import _filesystem, _shown, is_url, upload
+from .transfer import _filesystem, _shown, is_url, local_path, upload
 
 if TYPE_CHECKING:
     from ..archive import Archive
@@ -52,8 +52,10 @@ class RemoteStatus:
 def add_remote(archive: Archive, name: str, url: str, options: dict[str, Any]) -> None:
     if not isinstance(name, str) or not _NAME.match(name):
         raise InvalidInput(f"remote name {name!r} must be letters, digits, '.', '_' or '-'")
-    if not is_url(url) and not Path(url).is_absolute():
-        raise InvalidInput(f"remote {url!r} must be a URL (s3://bucket/prefix) or absolute path")
+    if not is_url(url) and not local_path(url).is_absolute():
+        raise InvalidInput(
+            f"remote {url!r} must be a URL (s3://bucket/prefix, file:///path) or an absolute path"
+        )
     secret = [key for key in options if any(word in key.lower() for word in SECRET_WORDS)]
     if secret:
         raise InvalidInput(

@@ -228,6 +228,8 @@ def upload(
     fs, path = _filesystem(url, options)
     partial = f"{path}.partial-{secrets.token_hex(6)}"
     try:
+        if _is_local(fs):  # a shared directory: its folders are made on first use (a bucket's
+            os.makedirs(os.path.dirname(path), exist_ok=True)  # "folders" are key prefixes)
         # one stream of TRANSFER_PART-sized parts: memory stays bounded whatever the size
         with (
             local.open("rb") as source,
@@ -240,6 +242,11 @@ def upload(
             fs.rm(partial)
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
         raise QexError(f"cannot write {_shown(url)} ({reason}); {fix}") from None
+
+
+def _is_local(fs: Any) -> bool:
+    protocol = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    return "file" in protocol or "local" in protocol
 
 
 @contextmanager

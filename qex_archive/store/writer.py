@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import ReadOnlyArchive
+from ..errors import ReadOnlyArchive, StorageError
 from .files import PendingFiles, storage_faults
 from .paths import remove_data_file
 
@@ -35,6 +35,7 @@ class Writer:
         self._files: PendingFiles | None = None  # the outermost unit's, while one is open
         self._depth = 0
         self._removals: list[str] = []  # stored paths to remove once the outermost unit commits
+        self._lost: str | None = None  # the action whose failure ended the open transaction
 
     @property
     def active(self) -> bool:
@@ -70,6 +71,7 @@ class Writer:
         or the database inside the block becomes one :class:`~qex_archive.errors.StorageError`
         line (``faults=False`` for a block of user code, such as ``batch()``'s)."""
         self.refuse_read_only(action)
+        self._refuse_lost(action)
         if self._files is None:
             body = self._outermost(action, files or PendingFiles(gathered=many))
         else:
@@ -98,6 +100,13 @@ class Writer:
         not yet for other connections)."""
         return frozenset(self._removals)
 
+    def _refuse_lost(self, action: str) -> None:
+        if self._lost is not None:
+            raise StorageError(
+                f"cannot {action}: the batch was rolled back when it failed to {self._lost}; "
+                "nothing of it is stored: start it again"
+            )
+
     @contextmanager
     def _outermost(self, action: str, files: PendingFiles) -> Iterator[PendingFiles]:
         try:
@@ -106,6 +115,7 @@ class Writer:
                 files.publish()  # files written before the lock was held get their names
             self._files, self._removals = files, []
             yield files
+            self._refuse_lost(action)  # a part failed in a way that ended the transaction
             with storage_faults(action):
                 # the files, written without fsync, reach the disk before the rows naming them
                 files.flush()
@@ -118,7 +128,7 @@ class Writer:
             files.discard()
             raise
         finally:
-            self._files = None
+            self._files, self._lost = None, None
             removals, self._removals = self._removals, []
         files.committed()
         # a file the unit wrote again after deleting its run's rows (the same run ID recorded
@@ -138,12 +148,23 @@ class Writer:
                 self.conn.execute(f"SAVEPOINT {name}")
             try:
                 yield files
-            except BaseException:
+            except BaseException as exc:
                 with contextlib.suppress(sqlite3.Error):
                     self.conn.execute(f"ROLLBACK TO {name}")
                     self.conn.execute(f"RELEASE {name}")
                 files.discard(keep=kept_files)
                 del self._removals[kept_removals:]
+                if self.conn.in_transaction or self._lost is not None:
+                    raise
+                # SQLite ends the whole transaction on some errors (a full disk, an I/O error):
+                # the enclosing unit is gone with it, and nothing more may join it
+                self._lost = action
+                if isinstance(exc, StorageError):
+                    reason = str(exc).removesuffix("; the archive is unchanged")
+                    raise StorageError(
+                        f"{reason}; the whole batch was rolled back with it: nothing of it is "
+                        "stored"
+                    ) from exc
                 raise
             with storage_faults(action):
                 self.conn.execute(f"RELEASE {name}")

@@ -16,7 +16,7 @@ from qex_archive.cli import cli
 from qex_archive.plugins import PluginEntryPoint, make_plugin_manager
 from qex_archive.views.text import runs_table
 
-from ..cli_tools import invoke
+from ..cli_tools import invoke, one_line_error
 from ..conftest import bell_state
 
 
@@ -129,3 +129,43 @@ def test_shell_completion_offers_runs_experiments_and_backends(data_dir: Path) -
     assert _complete(data_dir, "runs -e r") == ["rabi"]
     assert _complete(data_dir, "pack -b a") == ["aer"]
     assert _complete(data_dir / "missing", "show 1") == []
+
+
+def test_counts_in_messages_agree_with_their_nouns(data_dir: Path, tmp_path: Path) -> None:
+    with qa.open_archive(data_dir) as arch:
+        arch.record("e", backend="b", state=bell_state())
+    packed = invoke(data_dir, "pack", "-o", str(tmp_path / "one.qexb")).stdout
+    assert "packed 1 run (" in packed and "1 runs" not in packed
+    imported = invoke(tmp_path / "other", "import", str(tmp_path / "one.qexb")).stdout
+    assert imported.startswith("imported 1 run from bundle")
+    assert "ok: 1 run," in invoke(data_dir, "check").stdout
+
+
+def test_a_repeated_data_dir_is_refused(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["-d", str(tmp_path / "a"), "-d", str(tmp_path / "b"), "runs"])
+    assert result.exit_code == 2 and "--data-dir given 2 times" in result.output
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["tag", "abcd", "figure=2"],
+        ["note", "abcd", "text"],
+        ["pull", "lab"],
+        ["record", "missing.npy"],
+    ],
+)
+def test_a_writing_command_refused_on_a_new_archive_leaves_nothing(
+    tmp_path: Path, args: list[str]
+) -> None:
+    result = invoke(tmp_path / "new", *args)
+    assert result.exit_code != 0
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_writing_command_creates_the_archive_on_first_use(tmp_path: Path) -> None:
+    result = invoke(tmp_path / "new", "remote", "add", "lab", str(tmp_path / "remote"))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "new" / "qex.db").is_file()
+    one_line_error(invoke(tmp_path / "missing", "runs"), "no archive at")

@@ -87,7 +87,7 @@ def test_the_commands_take_urls(s3: dict[str, str], tmp_path: Path) -> None:
     shown = runner.invoke(cli, ["inspect", url, *option])
     assert "runs" in shown.output and shown.exit_code == 0
     imported = runner.invoke(cli, ["-d", str(tmp_path / "b"), "import", url, *option])
-    assert imported.exit_code == 0 and "imported 1 runs" in imported.output
+    assert imported.exit_code == 0 and "imported 1 run from" in imported.output
     missing = runner.invoke(cli, ["verify", "s3://lab/nothing.qexb", *option])
     assert missing.exit_code == 1 and "no bundle at s3://lab/nothing.qexb" in missing.output
     assert "test-secret" not in missing.output
@@ -507,4 +507,25 @@ def test_a_failed_push_leaves_no_object_under_its_name_and_says_so_in_one_line(
     assert [key.split("/")[1] for key in keys] == ["bundles"]  # no index, no temporary object
     monkeypatch.undo()
     retried = runner.invoke(cli, [*data, "push", "lab"])
-    assert retried.exit_code == 0 and "pushed 1 runs" in retried.output, retried.output
+    assert retried.exit_code == 0 and "pushed 1 run to" in retried.output, retried.output
+
+
+@pytest.mark.parametrize("form", ["path", "file-url"])
+def test_a_new_directory_remote_needs_no_folders_made_by_hand(tmp_path: Path, form: str) -> None:
+    shared = tmp_path / "shared" / "lab"  # does not exist yet
+    url = str(shared) if form == "path" else shared.as_uri()
+    runner = CliRunner()
+    alice = ["-d", str(tmp_path / "alice")]
+    with qa.open_archive(tmp_path / "alice") as arch:
+        tagged = arch.record("ghz", backend="b", state=bell_state())
+        tagged.set_tag("figure", "2")
+        arch.record("ghz", backend="b", state=bell_state())
+    assert runner.invoke(cli, [*alice, "remote", "add", "lab", url]).exit_code == 0
+    pushed = runner.invoke(cli, [*alice, "push", "lab"])
+    assert pushed.exit_code == 0, pushed.output
+    bob = ["-d", str(tmp_path / "bob")]
+    assert runner.invoke(cli, [*bob, "remote", "add", "lab", url]).exit_code == 0
+    pulled = runner.invoke(cli, [*bob, "pull", "lab", "-t", "figure=2"])
+    assert pulled.exit_code == 0, pulled.output
+    with qa.open_archive(tmp_path / "bob") as arch:
+        assert [r.run_id for r in arch.runs()] == [tagged.run_id]

@@ -146,3 +146,22 @@ def test_sqlite3_is_imported_only_by_the_store() -> None:
         )
     ]
     assert outside == []
+
+
+def test_a_failure_that_ends_the_transaction_ends_the_batch(tmp_path: Path) -> None:
+    """SQLite rolls back the whole transaction on a full disk: the batch is gone, says so, and
+    nothing recorded after it in the same block is committed (without its files)."""
+    with qa.open_archive(tmp_path / "target") as arch:
+        kept = arch.record("kept", backend="b", state=bell_state())
+        with pytest.raises(qa.QexError, match="the batch was rolled back"), arch.batch():
+            arch.record("lost", backend="b", state=bell_state())
+            pages = arch.conn.execute("PRAGMA page_count").fetchone()[0]
+            arch.conn.execute(f"PRAGMA max_page_count = {pages}")
+            with pytest.raises(qa.QexError, match="the whole batch was rolled back") as caught:
+                arch.record("big", params={"x": "y" * 200_000}, backend="b", state=bell_state())
+            assert "\n" not in str(caught.value) and "disk is full" in str(caught.value)
+            arch.conn.execute("PRAGMA max_page_count = 1000000")
+            arch.record("after", backend="b", state=bell_state())  # refused: the batch is gone
+    with qa.open_archive(tmp_path / "target") as arch:
+        assert [r.run_id for r in arch.runs()] == [kept.run_id]
+        assert check_archive(arch) == []
