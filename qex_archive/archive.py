@@ -9,8 +9,8 @@ from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._jsonvalues import is_text
 from .errors import AmbiguousRunId, InvalidInput, QexError, RunNotFound
-from .jsonvalues import is_text
 from .run import Artifact, Run
 from .store import selecting, tables
 from .store.files import PendingFiles, storage_faults
@@ -21,7 +21,7 @@ from .store.writer import Writer
 if TYPE_CHECKING:
     import pluggy
 
-    from .plugin_calls import PluginCalls
+    from ._plugin_calls import PluginCalls
     from .recording.prepare import PreparedFile, PreparedRun
     from .selection import Selection
     from .store.connection import Connection
@@ -88,7 +88,7 @@ class Archive:
 
     @cached_property
     def _hooks(self) -> PluginCalls:
-        from .plugin_calls import PluginCalls
+        from ._plugin_calls import PluginCalls
 
         return PluginCalls(self.plugins)
 

@@ -8,9 +8,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ._jsonvalues import dumps
+from ._timeutil import iso_local
 from .errors import ArchiveError, InvalidInput
-from .jsonvalues import dumps
-from .timeutil import iso_local
 from .views.values import number, run_params, run_validation, verdict
 
 if TYPE_CHECKING:
@@ -100,9 +100,7 @@ def compare_runs(runs: Sequence[Run]) -> Comparison:
                     comparison.fidelity[i][j] = comparison.fidelity[j][i] = f
                     comparison.trace_distance[i][j] = comparison.trace_distance[j][i] = t
             comparison.bloch = [bloch_vectors(run) for run in runs]
-            comparison.non_physical = [
-                run.run_id for run in runs if physical_problem(run)
-            ]
+            comparison.non_physical = [run.run_id for run in runs if physical_problem(run)]
     except ArchiveError as exc:  # a damaged or missing .npy
         comparison.fidelity = comparison.trace_distance = comparison.bloch = None
         comparison.problems.append(str(exc))

@@ -47,7 +47,7 @@ def qex_backend_metadata(backend: object, backend_name: str) -> dict[str, Any] |
     backend is not yours.
 
     A property that failed to read while the rest could be described goes under the key
-    :data:`~qex_archive.plugin_calls.PARTIAL_FAILURES` as a list of messages: the archive
+    :data:`~qex_archive._plugin_calls.PARTIAL_FAILURES` as a list of messages: the archive
     removes it from the dict, notes each in ``metadata["qex"]["plugin_errors"]`` and warns, as
     it does for a hook that raised.
     """

@@ -101,7 +101,7 @@ def _converted(values: list[object], plugins: pluggy.PluginManager | None) -> li
     foreign = [not _readable(value) for value in values]
     if not any(foreign):
         return values
-    from .plugin_calls import PluginCalls
+    from ._plugin_calls import PluginCalls
 
     if plugins is None:
         plugins = _plugins_of_a_run(values)

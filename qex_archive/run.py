@@ -9,11 +9,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._jsonvalues import frozen_json, stored_json
+from ._timeutil import iso_local
 from .codes import FILE_CONTENT_CHANGED, FILE_MISSING
 from .errors import ArchiveError
-from .jsonvalues import frozen_json, stored_json
 from .store.tables import RunRow
-from .timeutil import iso_local
 
 if TYPE_CHECKING:
     import numpy as np
@@ -95,7 +95,7 @@ class Run:
 
     @cached_property
     def params(self) -> dict[str, Any]:
-        """The parameters, read-only (a :class:`~qex_archive.jsonvalues.FrozenDict`: a dict
+        """The parameters, read-only (a :class:`~qex_archive._jsonvalues.FrozenDict`: a dict
         whose every change, nested ones too, raises :class:`TypeError`, since it would never
         be saved); :class:`ArchiveError` if the stored text is not a JSON object."""
         return self._json_object(self._params_json, "params")

@@ -30,8 +30,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ._jsonvalues import stored_json
 from .errors import ArchiveError, InvalidInput, QexError
-from .jsonvalues import stored_json
 from .run import Run
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ import qex_archive
 
 # Lowest first. A module belongs to the first layer one of whose prefixes it starts with.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("base", ("errors", "codes", "jsonvalues", "timeutil")),
+    ("base", ("errors", "codes", "_jsonvalues", "_timeutil")),
     ("store", ("store",)),
     ("physics", ("physics",)),
     ("recording", ("recording",)),

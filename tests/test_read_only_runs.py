@@ -56,7 +56,7 @@ def test_in_place_operators_fail_too(run: qa.Run) -> None:
 
 
 def test_read_only_data_reads_as_plain_json(run: qa.Run, archive: qa.Archive) -> None:
-    from qex_archive.jsonvalues import frozen_json, plain_json
+    from qex_archive._jsonvalues import frozen_json, plain_json
 
     assert isinstance(run.params, dict) and run.params == PARAMS
     assert json.loads(json.dumps(run.params)) == PARAMS
@@ -80,7 +80,7 @@ def test_read_only_data_reads_as_plain_json(run: qa.Run, archive: qa.Archive) ->
 
 
 def test_plugins_see_the_run_being_recorded_read_only(archive: qa.Archive) -> None:
-    from qex_archive.jsonvalues import FrozenDict
+    from qex_archive._jsonvalues import FrozenDict
 
     seen: list[object] = []
 

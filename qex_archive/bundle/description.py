@@ -17,14 +17,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._jsonvalues import dumps, is_text
+from .._timeutil import timestamp_problem
 from ..errors import QexError
-from ..jsonvalues import dumps, is_text
 from ..recording.names import check_name
 from ..store.annotations import check_note, check_tag_key, check_tag_value
 from ..store.integrity import state_summary_problem
 from ..store.paths import ARTIFACTS_DIR, RESULTS_DIR
 from ..store.tables import ArtifactRow, FileRow, RunRow
-from ..timeutil import timestamp_problem
 from .bag import Manifest
 from .container import Container
 from .format import (

@@ -16,6 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from .._jsonvalues import is_text
 from ..codes import BAD_BAG_INFO as BAD_BAG_INFO
 from ..codes import BAD_BAGIT as BAD_BAGIT
 from ..codes import BAD_JSON as BAD_JSON
@@ -43,7 +44,6 @@ from ..codes import UNSUPPORTED_ZIP as UNSUPPORTED_ZIP
 from ..codes import VERSION as VERSION
 from ..errors import BundleError as BundleError
 from ..errors import QexError
-from ..jsonvalues import is_text
 
 FORMAT_VERSION = 2  # the newest this qex-archive writes and reads
 READABLE_VERSIONS = (1, 2)  # 2 adds each run's tags and notes; 1 is read forever

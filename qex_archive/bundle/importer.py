@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._jsonvalues import stored_json
 from ..errors import ArchiveError, InvalidInput, SinkError
-from ..jsonvalues import stored_json
 from ..store import tables
 from ..store.files import PendingFiles, StagingDirectory, storage_faults
 from ..store.integrity import STAGING_DIR

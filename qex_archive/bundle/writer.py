@@ -19,8 +19,8 @@ from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from .._jsonvalues import is_text
 from ..errors import ArchiveError, InvalidInput
-from ..jsonvalues import is_text
 from ..store.files import atomic_output
 from ..store.npyfile import (
     MAX_HEADER_BYTES,

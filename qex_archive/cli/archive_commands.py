@@ -93,7 +93,7 @@ def record(
 
         qex-archive record rho.npy -e ghz_fidelity -b aer_simulator -p shots=1024 -p theta=0.3
     """
-    from ..jsonvalues import parse_loose, parse_strict
+    from .._jsonvalues import parse_loose, parse_strict
     from ..store.npyfile import load_user_npy
 
     param_values: dict[str, Any] = {}

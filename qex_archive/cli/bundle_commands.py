@@ -216,8 +216,8 @@ def inspect(bundle: str, as_json: bool, **limits: Any) -> None:
 
         qex-archive inspect ghz.qexb
     """
+    from .._timeutil import iso_local
     from ..bundle import read_bundle
-    from ..timeutil import iso_local
 
     storage = storage_of(limits)
     contents = read_bundle(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 import json
 
+from .._jsonvalues import json_safe
 from ..hookspecs import hookimpl
-from ..jsonvalues import json_safe
 from ..recording.attachments import Attachment
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ArchiveError, InvalidInput
 
 if TYPE_CHECKING:
-    from ..plugin_calls import PluginCalls
+    from .._plugin_calls import PluginCalls
     from ..run import Run
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")

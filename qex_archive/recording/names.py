@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from .._jsonvalues import is_text
 from ..errors import InvalidInput
-from ..jsonvalues import is_text
 
 MAX_NAME_LENGTH = 256
 

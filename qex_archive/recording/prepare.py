@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
+from .._jsonvalues import dumps, json_object, to_json_data
+from .._timeutil import run_timestamp
 from ..errors import InvalidInput, InvalidState
-from ..jsonvalues import dumps, json_object, to_json_data
 from ..store.paths import ARTIFACTS_DIR, RESULTS_DIR
 from ..store.tables import RunRow
-from ..timeutil import run_timestamp
 from .names import check_name
 
 if TYPE_CHECKING:
-    from ..plugin_calls import PluginCalls, PluginProblem
+    from .._plugin_calls import PluginCalls, PluginProblem
     from ..run import Run
     from ..views.rendering import Renderer
 

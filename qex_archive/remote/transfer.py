@@ -67,7 +67,7 @@ def local_path(target: str | os.PathLike[str]) -> Path:
 
 def parse_storage_options(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
     """``key=value`` pairs (values JSON when they parse as JSON), for fsspec."""
-    from ..jsonvalues import parse_loose
+    from .._jsonvalues import parse_loose
 
     options: dict[str, Any] = {}
     for item in items:

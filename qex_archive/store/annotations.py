@@ -11,8 +11,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .._jsonvalues import is_text
 from ..errors import InvalidInput
-from ..jsonvalues import is_text
 from . import tables
 
 if TYPE_CHECKING:

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._jsonvalues import stored_json
+from .._timeutil import timestamp_problem
 from ..codes import (
     DATABASE_DAMAGED,
     FILE_CONTENT_CHANGED,
@@ -38,8 +40,6 @@ from ..codes import (
     STATE_MISMATCH,
     TEMPORARY_FILE_LEFT,
 )
-from ..jsonvalues import stored_json
-from ..timeutil import timestamp_problem
 from . import tables
 from .connection import connect, read_transaction
 from .files import is_temp_name, sha256_of_stream, temp_name_owner

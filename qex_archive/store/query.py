@@ -13,9 +13,9 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._jsonvalues import dumps, is_text, parse_loose
+from .._timeutil import to_timestamp
 from ..errors import InvalidFilter
-from ..jsonvalues import dumps, is_text, parse_loose
-from ..timeutil import to_timestamp
 
 OPERATORS = {
     "=": "=",

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from .._timeutil import iso_local
 from ..physics.measures import bloch_vector, reduced_state
 from ..physics.measures import purity as state_purity
-from ..timeutil import iso_local
 from .html import esc, page
 from .values import format_tags, number, params_text
 

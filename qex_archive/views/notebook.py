@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .._timeutil import iso_local
 from ..errors import ArchiveError
-from ..timeutil import iso_local
 from .html import esc
 from .values import number, params_text, verdict
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._jsonvalues import dumps
+from .._timeutil import iso_local
 from ..errors import ArchiveError, InvalidInput
-from ..jsonvalues import dumps
-from ..timeutil import iso_local
 from .html import esc, page
 from .values import format_params, format_tags, number, run_params, short_value, verdict
 

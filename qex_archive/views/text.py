@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .._jsonvalues import dumps
+from .._timeutil import iso_local, short_time
 from ..errors import ArchiveError
-from ..jsonvalues import dumps
-from ..timeutil import iso_local, short_time
 from .terminal import visible
 from .values import DAMAGED, format_params, format_tags, number, params_text, run_params, verdict
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from .._jsonvalues import dumps
 from ..errors import ArchiveError
-from ..jsonvalues import dumps
 
 if TYPE_CHECKING:
     from ..run import Run

@@ -33,7 +33,7 @@ ABOVE_VIEWS = (
     "qex_archive.archive",
     "qex_archive.selection",
     "qex_archive.plugins",
-    "qex_archive.plugin_calls",
+    "qex_archive._plugin_calls",
     "qex_archive.bundle",
     "qex_archive.remote",
     "qex_archive.cli",

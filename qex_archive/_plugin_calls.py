@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
+from ._jsonvalues import to_json_data
 from .errors import InvalidState, QexError
-from .jsonvalues import to_json_data
 from .plugins import PluginError, PluginWarning, describe_plugins
 from .recording.states import ArchivedState
 from .views.rendering import Renderer
