@@ -23,6 +23,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("interface", ("cli", "server", "__main__")),
 ]
 INTERFACE = len(LAYERS) - 1
+TYPE_CHECKING_TESTS = ("TYPE_CHECKING", "typing.TYPE_CHECKING")  # not `not TYPE_CHECKING`
+# `from qex_archive import open_archive` imports the module that defines it
+EXPORTED = {name: module for name, module in qex_archive._EXPORTS.items()}
 
 
 def layer_of(module: str) -> int:
@@ -41,7 +44,7 @@ def runtime_imports(path: Path, module: str) -> list[tuple[int, str]]:
 
     def visit(node: ast.AST) -> None:
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+            if isinstance(child, ast.If) and ast.unparse(child.test) in TYPE_CHECKING_TESTS:
                 for other in child.orelse:
                     visit(other)
                 continue
@@ -53,14 +56,26 @@ def runtime_imports(path: Path, module: str) -> list[tuple[int, str]]:
                 else:
                     target = child.module or ""
                 if target == "qex_archive" or target.startswith("qex_archive."):
-                    names = [a.name for a in child.names] if not child.module else [""]
+                    if target == "qex_archive":  # a name the package exports: its own module
+                        names = [EXPORTED.get(alias.name, alias.name) for alias in child.names]
+                    elif child.module is None:  # `from . import tables`: the package's modules
+                        names = [f"{target}.{alias.name}" for alias in child.names]
+                    else:
+                        names = [target]
                     for name in names:
-                        full = f"{target}.{name}" if name else target
-                        found.append((child.lineno, full.removeprefix("qex_archive.")))
+                        found.append((child.lineno, name.removeprefix("qex_archive.")))
             elif isinstance(child, ast.Import):
                 for alias in child.names:
                     if alias.name.startswith("qex_archive."):
                         found.append((child.lineno, alias.name.removeprefix("qex_archive.")))
+            elif (
+                isinstance(child, ast.Call)
+                and ast.unparse(child.func) in ("import_module", "importlib.import_module")
+                and child.args
+                and isinstance(child.args[0], ast.Constant)
+                and str(child.args[0].value).startswith("qex_archive.")
+            ):
+                found.append((child.lineno, str(child.args[0].value).removeprefix("qex_archive.")))
             visit(child)
 
     visit(ast.parse(path.read_text()))
@@ -104,9 +119,21 @@ def test_the_rule_catches_an_import_from_above(tmp_path: Path) -> None:
         "    from ..archive import Archive\n"  # above, at runtime: refused
     )
     (package / "views").mkdir()
-    (package / "views" / "page.py").write_text("from .. import bundle\nfrom ..cli import main\n")
+    (package / "views" / "page.py").write_text(
+        "from .. import bundle\n"
+        "from ..cli import main\n"
+        "from qex_archive import open_archive\n"  # the module that defines it: opening
+        "from typing import TYPE_CHECKING\n"
+        "if not TYPE_CHECKING:\n"
+        "    from ..remote import sync\n"  # runs: refused
+        "import importlib\n"
+        "importlib.import_module('qex_archive.export')\n"
+    )
     assert [problem.split(": ", 1)[1] for problem in violations(package)] == [
         "store.tables (store) imports archive (facade)",
         "views.page (views) imports bundle (bundle)",
         "views.page (views) imports cli (interface)",
+        "views.page (views) imports opening (facade)",
+        "views.page (views) imports remote (sync)",
+        "views.page (views) imports export (facade)",
     ]

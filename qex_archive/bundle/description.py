@@ -23,7 +23,7 @@ from ..errors import QexError
 from ..recording.names import check_name
 from ..store.annotations import check_note, check_tag_key, check_tag_value
 from ..store.integrity import state_summary_problem
-from ..store.paths import ARTIFACTS_DIR, RESULTS_DIR
+from ..store.paths import ARTIFACTS_DIR, artifact_path, rho_path
 from ..store.tables import ArtifactRow, FileRow, RunRow
 from .bag import Manifest
 from .container import Container
@@ -175,7 +175,7 @@ class _DescriptionCheck:
             raise BundleError(SCHEMA, problem, DESCRIPTION)
         run_id = run["run_id"]
         rho = run["density_matrix"]
-        if rho["path"] != f"data/results/{run_id}_rho.npy":
+        if rho["path"] != f"data/{rho_path(run_id)}":
             raise BundleError(INCONSISTENT, f"run {run_id} points at {rho['path']}", DESCRIPTION)
         row = self.members.row(rho["path"])
         if row is not None and self.described[row]:
@@ -192,7 +192,7 @@ class _DescriptionCheck:
         for artifact in run["artifacts"]:
             extension = artifact["path"].rsplit(".", 1)[-1]
             if (
-                artifact["path"] != f"data/artifacts/{run_id}_{artifact['name']}.{extension}"
+                artifact["path"] != f"data/{artifact_path(run_id, artifact['name'], extension)}"
                 or artifact["name"] in names
             ):
                 raise BundleError(
@@ -349,7 +349,7 @@ def rows_of(run: dict[str, Any], bundle_id: str) -> ImportRows:
     """The rows importing ``run`` inserts, each value checked to be storable: text that is
     valid UTF-8, a timestamp that is a finite float. :class:`QexError` names what is not."""
     run_id = run["run_id"]
-    rho_path = f"{RESULTS_DIR}/{run_id}_rho.npy"
+    stored_rho = rho_path(run_id)
     params = _utf8(dumps(run["params"]), run_id, "params")
     metadata = (
         None if run["metadata"] is None else _utf8(dumps(run["metadata"]), run_id, "metadata")
@@ -367,12 +367,12 @@ def rows_of(run: dict[str, Any], bundle_id: str) -> ImportRows:
                 params,
                 run["backend_name"],
                 timestamp,
-                rho_path,
+                stored_rho,
                 metadata,
             )
         ],
         [],
-        [(rho_path, run_id, rho["size"], rho["sha256"], bundle_id)],
+        [(stored_rho, run_id, rho["size"], rho["sha256"], bundle_id)],
         [(run_id, key, value) for key, value in run.get("tags", {}).items()],
         [(run_id, float(note["created"]), note["text"]) for note in run.get("notes", [])],
     )

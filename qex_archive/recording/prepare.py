@@ -18,7 +18,7 @@ from .. import __version__
 from .._jsonvalues import dumps, json_object, to_json_data
 from .._timeutil import run_timestamp
 from ..errors import InvalidInput, InvalidState
-from ..store.paths import ARTIFACTS_DIR, RESULTS_DIR
+from ..store.paths import artifact_path, rho_path
 from ..store.tables import RunRow
 from .names import check_name
 
@@ -60,7 +60,7 @@ def artifact_files(
     place: the rows switch from one to the other in a single transaction."""
     files, artifacts = [], []
     for renderer, content in outputs:
-        relative = f"{ARTIFACTS_DIR}/{renderer.file_name(run_id)}"
+        relative = artifact_path(run_id, renderer.name, renderer.extension)
         if relative in taken:
             stem, _, extension = relative.rpartition(".")
             relative = f"{stem}-{uuid.uuid4().hex[:8]}.{extension}"
@@ -117,7 +117,7 @@ def prepare_run(
     rho = archived.rho
     run_id = str(uuid.uuid4()) if run_id is None else check_run_id(run_id)
     rho_file = PreparedFile.of(
-        f"{RESULTS_DIR}/{run_id}_rho.npy",
+        rho_path(run_id),
         header_bytes(rho.shape),
         rho.reshape(-1).view("u1").data,  # the matrix's bytes, not a copy
     )
@@ -180,7 +180,7 @@ def prepare_run(
         full_metadata["qex"]["plugin_errors"] = [p.to_dict() for p in problems]
     files, artifacts = artifact_files(run_id, outputs)
     for name, attachment in attached:
-        relative = f"{ARTIFACTS_DIR}/{run_id}_{name}.{attachment.extension}"
+        relative = artifact_path(run_id, name, attachment.extension)
         files.append(PreparedFile.of(relative, attachment.content))
         artifacts.append((name, relative, attachment.media_type))
     return PreparedRun(row(dumps(full_metadata)), [rho_file, *files], artifacts), problems

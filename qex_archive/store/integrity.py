@@ -42,13 +42,14 @@ from ..codes import (
 )
 from . import tables
 from .connection import connect, read_transaction
-from .files import is_temp_name, sha256_of_stream, temp_name_owner
+from .files import TEMP_PREFIX, is_temp_name, sha256_of_stream, temp_name_owner
 from .npyfile import NpyFormatError, check_data_size, check_density_matrix_header
 from .npyfile import read_header as read_npy_header
 from .paths import (
     DataPaths,
     ForeignFile,
     Listing,
+    data_path,
     list_data_files,
     open_checked_path,
     remove_data_file,
@@ -201,6 +202,9 @@ def _check_files(
 def collect_garbage(archive: Archive, *, dry_run: bool = False) -> list[str]:
     """Remove files under ``results/`` and ``artifacts/`` that no row refers to, and what
     interrupted imports left in ``.staging/``. Links and linked directories are left alone.
+    A page whose render was interrupted between replacing it and committing its row (its new
+    bytes under the old checksum) gets its old file back: the second name the render kept
+    of it, a temporary file whose bytes match the recorded checksum.
 
     The candidates are found from a snapshot (see :func:`_snapshot`: the write lock is held
     only while the files are listed) and confirmed under the write lock, with an index
@@ -221,12 +225,47 @@ def collect_garbage(archive: Archive, *, dry_run: bool = False) -> list[str]:
             if relative not in named and not _being_written(relative)
         ]
         stale = _stale_staging(archive)
+        restored = _interrupted_replacements(archive, unwanted)
+        unwanted = [relative for relative in unwanted if relative not in restored]
         if not dry_run:
+            for temporary, relative in restored.items():
+                os.replace(
+                    data_path(archive.root, temporary, temporary=True),
+                    data_path(archive.root, relative),
+                )
             for relative in unwanted:
                 remove_data_file(archive.root, relative, temporary=True)
             for directory in stale:
                 shutil.rmtree(directory, ignore_errors=True)
     return unwanted + [f"{STAGING_DIR}/{d.name}/" for d in stale]
+
+
+def _interrupted_replacements(archive: Archive, candidates: list[str]) -> dict[str, str]:
+    """Temporary files of dead processes that hold the recorded bytes of a stored file whose
+    own bytes differ from them: the old file of a replacement whose commit never came
+    (see :class:`~qex_archive.store.files.PendingFiles`). Temporary path -> stored path."""
+    found: dict[str, str] = {}
+    for temporary in candidates:
+        directory, _, name = temporary.rpartition("/")
+        if not is_temp_name(name) or temp_name_owner(name) is None:
+            continue
+        relative = f"{directory}/{name.removeprefix(TEMP_PREFIX).split('-', 2)[-1]}"
+        recorded = tables.file_checksum(archive.conn, relative)
+        if recorded is None or _digest(archive, relative) == recorded:
+            continue
+        if _digest(archive, temporary, temporary=True) == recorded:
+            found[temporary] = relative
+    return found
+
+
+def _digest(archive: Archive, relative: str, *, temporary: bool = False) -> tuple[int, str] | None:
+    try:
+        with open_checked_path(
+            data_path(archive.root, relative, temporary=temporary), relative
+        ) as stream:
+            return sha256_of_stream(stream)
+    except (OSError, ForeignFile):
+        return None
 
 
 def _stale_staging(archive: Archive) -> list[Path]:

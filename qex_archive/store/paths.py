@@ -11,6 +11,11 @@ descends through a symbolic link. ``rm`` removes a file only when no other row r
 
 Every command that touches a stored file goes through this module: :func:`data_path` for a
 path to write to, :func:`open_data_file` to read, :func:`remove_data_file` to delete.
+
+The other side of the rule: a file or directory a *user* names for qex to write (``export -o``,
+``pack -o``, ``report -o``, ``unpack DIRECTORY``) is checked by :func:`refuse_archive_output`,
+so no output lands inside the archive's directory (its ``reports/`` folder excepted) or over
+one of its stored files, whatever links lead there.
 """
 
 from __future__ import annotations
@@ -24,12 +29,29 @@ from pathlib import Path
 
 from ..codes import LINKED_DIR, NOT_OWN_PATH, NOT_REGULAR_FILE
 from ..errors import ForeignFile as ForeignFile
+from ..errors import InvalidInput
 from .files import is_temp_name
 
 DB_NAME = "qex.db"
 RESULTS_DIR = "results"
 ARTIFACTS_DIR = "artifacts"
 DATA_DIRS = (RESULTS_DIR, ARTIFACTS_DIR)
+
+
+def rho_path(run_id: str) -> str:
+    """The seed's name of a run's density matrix: ``results/{run_id}_rho.npy``."""
+    return f"{RESULTS_DIR}/{run_id}_rho.npy"
+
+
+def artifact_name(run_id: str, name: str, extension: str) -> str:
+    """The seed's file name of a run's artifact: ``{run_id}_{name}.{extension}``."""
+    return f"{run_id}_{name}.{extension}"
+
+
+def artifact_path(run_id: str, name: str, extension: str) -> str:
+    """The stored path of a run's artifact: ``artifacts/{run_id}_bloch.html``, say."""
+    return f"{ARTIFACTS_DIR}/{artifact_name(run_id, name, extension)}"
+REPORTS_DIR = "reports"  # where 'report' writes by default: the one folder outputs may go to
 DEFAULT_DIR = "qex_data"  # the archive directory when none is named
 ENV_VAR = "QEX_DATA"
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -229,3 +251,60 @@ def resolve_data_dir(path: str | os.PathLike[str] | None = None) -> Path:
     if path is None or str(path) == "":
         path = os.environ.get(ENV_VAR) or DEFAULT_DIR
     return Path(path).expanduser()
+
+
+def refuse_archive_output(
+    root: str | os.PathLike[str], output: str | os.PathLike[str], *, what: str = "output"
+) -> None:
+    """Refuse, with :class:`InvalidInput`, a file or directory a user named for qex to write
+    when it lies inside the archive directory ``root`` (the archive's ``reports/`` folder
+    excepted), the paths of both resolved and every symbolic link followed, or when it is an
+    existing file that is also one of the archive's stored files (a hard link to ``qex.db``,
+    a density matrix or a page). Called before anything is written; a path that does not
+    exist yet is judged by where it would be created."""
+    archive = os.path.realpath(root)
+    target = os.path.realpath(output)
+    reports = os.path.join(archive, REPORTS_DIR)
+    if _within(target, archive) and not _within(target, reports):
+        raise InvalidInput(
+            f"{what} {os.fspath(output)!r} is inside the archive {os.fspath(root)!r} "
+            f"({target}); qex writes nothing you name there (it could replace the "
+            "database or a stored file): choose a place outside the archive"
+        )
+    try:
+        info = os.stat(target)
+    except OSError:
+        return  # nothing there yet
+    if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
+        if (info.st_dev, info.st_ino) in _stored_identities(Path(archive)):
+            raise InvalidInput(
+                f"{what} {os.fspath(output)!r} is another name (a hard link) of a file of the "
+                f"archive {os.fspath(root)!r}; writing it would change the archive: choose "
+                "another file"
+            )
+
+
+def _within(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
+
+
+def _stored_identities(root: Path) -> set[tuple[int, int]]:
+    """``(device, inode)`` of the database and of every regular file in the data folders."""
+    found: set[tuple[int, int]] = set()
+    for name in (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm"):
+        try:
+            info = os.lstat(root / name)
+        except OSError:
+            continue
+        found.add((info.st_dev, info.st_ino))
+    for directory in DATA_DIRS:
+        try:
+            entries = os.scandir(root / directory)
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                if entry.is_file(follow_symlinks=False):
+                    info = entry.stat(follow_symlinks=False)
+                    found.add((info.st_dev, info.st_ino))
+    return found

@@ -1,9 +1,13 @@
 """Selecting runs: one filter type shared by the Python API, ``runs``, ``pack`` and ``compare``.
 
 A filter is the seed columns (experiment, backend, time) and conditions on the JSON columns:
-``params`` by key, ``metadata`` by dotted path (``validation.purity``, ``state.dims``,
-``backend.qiskit.num_qubits``). Conditions are AND-ed; :class:`AnyOf` groups OR them. Every
-condition becomes ``json_extract`` SQL, so a filter costs what the hand-written query costs.
+``params`` by key or dotted path into nested params (``theta.value``: a key that is itself
+``"theta.value"`` wins, run by run), ``metadata`` by dotted path (``validation.purity``,
+``state.dims``, ``backend.qiskit.num_qubits``; the shortcuts of :data:`METADATA_ALIASES` on
+the command line and in Python alike). Conditions are AND-ed; :class:`AnyOf` groups OR them.
+Every condition becomes ``json_extract`` SQL, so a filter costs what the hand-written query
+costs; keys reach SQL only as quoted JSON-path labels, bound as arguments (or, in ORDER BY,
+as escaped string literals).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ _CONDITION = re.compile(
     r"^(?P<key>[^=<>!]+?)\s*(?P<op>>=|<=|!=|==|=|<|>|\s+in\s+)\s*(?P<value>.*)$", re.S
 )
 OR_SEPARATOR = " | "  # between alternatives in one command-line condition
-# Shortcuts for -w: what a physicist types for what validation stores.
+# Shortcuts for -w and meta=: what a physicist types for what validation stores.
 METADATA_ALIASES = {
     "purity": "validation.purity",
     "entropy": "validation.von_neumann_entropy_bits",
@@ -60,8 +64,35 @@ class Condition:
     column: str = "params"
 
     def path(self) -> str:
-        parts = [self.key] if self.column == "params" else self.key.split(".")
-        return "$" + "".join('."' + part + '"' for part in parts)
+        """The JSON path of the key as written: a param's whole key, a metadata dotted path."""
+        return json_path([self.key] if self.column == "params" else self.key.split("."))
+
+    def nested_path(self) -> str | None:
+        """For a param key with dots (``theta.value``), the path into nested params it also
+        names (``$."theta"."value"``), asked of the runs that lack the key as written."""
+        if self.column != "params" or "." not in self.key:
+            return None
+        parts = self.key.split(".")
+        return json_path(parts) if all(parts) else None
+
+
+def json_path(parts: Sequence[str]) -> str:
+    """``$."a"."b"``: every part a quoted label (parts never hold ``"``: refused earlier)."""
+    return "$" + "".join('."' + part + '"' for part in parts)
+
+
+def path_sql(condition: Condition, column: str) -> tuple[str, list[str]]:
+    """The SQL (with ``?`` arguments) of the path ``condition`` reads in ``column`` (its SQL
+    text): its key as written, or for a dotted param key that a run lacks, the nested path."""
+    nested = condition.nested_path()
+    if nested is None:
+        return "?", [condition.path()]
+    literal = condition.path()
+    return f"(CASE WHEN json_type({column}, ?) IS NULL THEN ? ELSE ? END)", [
+        literal,
+        nested,
+        literal,
+    ]
 
 
 @dataclass(frozen=True)
@@ -101,9 +132,11 @@ class RunFilter:
     ) -> RunFilter:
         """Check user-facing arguments. ``where`` maps a parameter name to a value (equality)
         or to ``{operator: value}`` with operators ``= != < <= > >= in``, e.g.
-        ``{"shots": {"in": [1024, 2048]}, "theta": {">=": 0.1, "<": 0.5}}``; a list of such
-        dicts selects runs matching any of them. ``meta`` does the same on the metadata by
-        dotted path (``{"validation.purity": {">=": 0.9}}``); ``valid`` selects physical (or,
+        ``{"shots": {"in": [1024, 2048]}, "theta": {">=": 0.1, "<": 0.5}}``, a dotted name
+        reaching into nested params (``{"theta.value": {">": 0.1}}``) unless a run has that
+        very key; a list of such dicts selects runs matching any of them. ``meta`` does the
+        same on the metadata by dotted path (``{"validation.purity": {">=": 0.9}}``, or the
+        shortcuts of ``-w``: ``{"purity": {">=": 0.9}}``); ``valid`` selects physical (or,
         with ``False``, flagged) states."""
         for name, text in (("experiment", experiment), ("backend", backend)):
             if text is not None and not isinstance(text, str):
@@ -190,20 +223,32 @@ class RunFilter:
 
 def order_by(sort: str | None, reverse: bool, *, damaged_json: bool = False) -> str:
     """ORDER BY for ``sort`` (``time``, ``experiment``, ``backend``, ``purity``, ``entropy``,
-    a parameter name, or ``params.KEY``/``metadata.PATH``): ascending, newest first when
+    a parameter name or dotted path, or ``params.KEY``/``metadata.PATH``): ascending, newest first when
     ``sort`` is None; ``reverse`` turns it round. Runs without the key come last."""
     if sort is None:
         direction = "ASC" if reverse else "DESC"
         return f" ORDER BY timestamp {direction}, run_id {direction}"
     direction = "DESC" if reverse else "ASC"
-    if not isinstance(sort, str) or not sort.strip() or not is_text(sort) or '"' in sort:
+    if (
+        not isinstance(sort, str)
+        or not sort.strip()
+        or not is_text(sort)
+        or '"' in sort
+        or "\x00" in sort
+    ):
         raise InvalidFilter(f"cannot sort by {sort!r}; give time, experiment, a param or purity")
     if sort in SORT_KEYS:
         expression = SORT_KEYS[sort]
     else:
         condition = _sort_condition(sort)
         column = _column(condition.column, damaged_json)
-        expression = f"json_extract({column}, '{condition.path()}')"
+        template, path_args = path_sql(condition, column)
+        # ORDER BY takes no arguments here: each ? becomes its value as an escaped literal
+        pieces = template.split("?")
+        path = pieces[0] + "".join(
+            _sql_text(value) + piece for value, piece in zip(path_args, pieces[1:], strict=True)
+        )
+        expression = f"json_extract({column}, {path})"
     return f" ORDER BY {expression} IS NULL, {expression} {direction}, timestamp DESC, run_id DESC"
 
 
@@ -238,6 +283,11 @@ def _sort_condition(sort: str) -> Condition:
     return Condition(sort, "=", None, "params")
 
 
+def _sql_text(text: str) -> str:
+    """An SQL string literal of ``text`` (no NUL: sort keys holding one are refused)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def _column(column: str, damaged_json: bool) -> str:
     return f"(CASE WHEN json_valid({column}) THEN {column} END)" if damaged_json else column
 
@@ -260,21 +310,24 @@ def _clause_sql(
 
 def _condition_sql(condition: Condition, damaged_json: bool) -> tuple[str, list[Any]]:
     column = _column(condition.column, damaged_json)
-    path = condition.path()
+    path, path_args = path_sql(condition, column)
     if condition.value is None:
         negate = "NOT " if condition.op == "!=" else ""
-        return f"json_type({column}, ?) IS {negate}'null'", [path]
+        return f"json_type({column}, {path}) IS {negate}'null'", path_args
     if condition.op == "in":
         marks = ",".join("?" * len(condition.value))
-        return f"json_extract({column}, ?) IN ({marks})", [path, *condition.value]
+        return f"json_extract({column}, {path}) IN ({marks})", [*path_args, *condition.value]
     if isinstance(condition.value, JSONText):
         # json_extract gives a list or object as compact JSON text: compare the text
         return (
-            f"json_type({column}, ?) IN ('array', 'object') AND json_extract({column}, ?) "
-            f"{OPERATORS[condition.op]} ?",
-            [path, path, str(condition.value)],
+            f"json_type({column}, {path}) IN ('array', 'object') AND "
+            f"json_extract({column}, {path}) {OPERATORS[condition.op]} ?",
+            [*path_args, *path_args, str(condition.value)],
         )
-    return f"json_extract({column}, ?) {OPERATORS[condition.op]} ?", [path, condition.value]
+    return (
+        f"json_extract({column}, {path}) {OPERATORS[condition.op]} ?",
+        [*path_args, condition.value],
+    )
 
 
 class JSONText(str):
@@ -298,8 +351,6 @@ def _one_condition(text: str, column: str) -> Condition:
             "(or KEY>=VALUE, KEY<VALUE, KEY!=VALUE, KEY in [A, B], ...)"
         )
     key, op = match.group("key").strip(), match.group("op").strip()
-    if column == "metadata":
-        key = METADATA_ALIASES.get(key, key)
     return _condition(key, op, parse_loose(match.group("value")), column)
 
 
@@ -324,6 +375,8 @@ def _condition(key: object, op: object, value: object, column: str = "params") -
         raise InvalidFilter(
             f"name {key!r} cannot be filtered on (empty, not UTF-8 text, or contains '\"')"
         )
+    if column == "metadata":
+        key = METADATA_ALIASES.get(key, key)  # the same shortcuts for -w and meta=
     if column == "metadata" and any(not part for part in key.split(".")):
         raise InvalidFilter(f"metadata path {key!r} has an empty part; write a.b.c")
     if op not in OPERATORS:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import tables
-from .query import RunFilter, order_by
+from .query import Condition, RunFilter, json_path, order_by, path_sql
 from .tables import RunRow
 
 MAX_SQL_INTEGER = 2**63 - 1
@@ -103,13 +103,64 @@ def count(conn: sqlite3.Connection, selection: RunFilter) -> int:
 
 
 def unknown_keys(conn: sqlite3.Connection, selection: RunFilter) -> list[str]:
-    """Hints for a selection that matched nothing: each parameter it names that no run of
-    the rest of the selection has, with the keys those runs do have."""
+    """Hints for a selection that matched nothing: each parameter (or metadata path) it names
+    that no run of the rest of the selection has, with the keys (paths) those runs do have
+    where it stops: the params' keys, or under the deepest part of a dotted path that some
+    run has (``theta.valu``: ``theta.unit, theta.value``)."""
     hints = []
     base_where, base_args = selection.base().sql(damaged_json=True)
-    for key in selection.keys("params"):
-        if not tables.any_run_has_param(conn, base_where, base_args, key):
-            seen = tables.param_keys(conn, base_where, base_args, limit=1000)
+    for column, noun, seen_noun in (("params", "param", "keys"), ("metadata", "metadata", "paths")):
+        for key in selection.keys(column):
+            condition = Condition(key, "=", None, column)
+            if _any_run_has(conn, base_where, base_args, condition):
+                continue
+            if column == "params" and condition.nested_path() is None:
+                seen = tables.param_keys(conn, base_where, base_args, limit=1000)
+            else:
+                seen = _keys_seen(conn, base_where, base_args, column, key.split("."))
             shown = ", ".join(seen[:20]) + (" ..." if len(seen) > 20 else "")
-            hints.append(f"no run has param {key!r}; keys seen: {shown or 'none'}")
+            hints.append(f"no run has {noun} {key!r}; {seen_noun} seen: {shown or 'none'}")
     return hints
+
+
+def _safe(column: str) -> str:
+    return f"(CASE WHEN json_valid({column}) THEN {column} END)"
+
+
+def _and(where: str) -> str:
+    return f"{where} AND " if where else " WHERE "
+
+
+def _any_run_has(
+    conn: sqlite3.Connection, where: str, args: list[Any], condition: Condition
+) -> bool:
+    """Whether a run matching ``where`` has the key or path ``condition`` reads."""
+    column = _safe(condition.column)
+    path, path_args = path_sql(condition, column)
+    sql = f"SELECT 1 FROM runs{_and(where)}json_type({column}, {path}) IS NOT NULL LIMIT 1"
+    return conn.execute(sql, [*args, *path_args]).fetchone() is not None
+
+
+def _keys_seen(
+    conn: sqlite3.Connection, where: str, args: list[Any], column: str, parts: list[str]
+) -> list[str]:
+    """The dotted paths of the keys found (in up to 1000 runs) under the longest beginning of
+    ``parts`` that some run matching ``where`` has as an object (the top when none does)."""
+    safe = _safe(column)
+    is_object = f"json_type({safe}, ?) = 'object'"
+    depth = len(parts) - 1
+    while (
+        depth
+        and not conn.execute(
+            f"SELECT 1 FROM runs{_and(where)}{is_object} LIMIT 1", [*args, json_path(parts[:depth])]
+        ).fetchone()
+    ):
+        depth -= 1
+    prefix = json_path(parts[:depth])
+    sql = (
+        f"SELECT DISTINCT j.key FROM (SELECT {column} AS doc FROM runs{_and(where)}{is_object} "
+        "LIMIT 1000) AS r, json_each(CASE WHEN json_valid(r.doc) THEN r.doc END, ?) AS j "
+        "ORDER BY j.key"
+    )
+    found = conn.execute(sql, [*args, prefix, prefix])
+    return [".".join([*parts[:depth], str(key)]) for (key,) in found]

@@ -306,6 +306,12 @@ def file_checksums(
     return {path: (size, sha) for path, size, sha in rows}
 
 
+def file_checksum(conn: sqlite3.Connection, path: str) -> tuple[int, str] | None:
+    """Size and SHA-256 recorded for one stored file."""
+    row = conn.execute("SELECT size, sha256 FROM qex_files WHERE path = ?", (path,)).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
 def rho_checksum(conn: sqlite3.Connection, run_id: str, rho_path: str) -> str | None:
     row = conn.execute(
         "SELECT sha256 FROM qex_files WHERE run_id = ? AND path = ?", (run_id, rho_path)

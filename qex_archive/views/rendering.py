@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 # an artifact's name and extension follow the same rule as an attachment's: both are files
 # artifacts/{run_id}_{name}.{extension} of the run
 from ..recording.attachments import EXTENSION, NAME
+from ..store.paths import artifact_name
 
 if TYPE_CHECKING:
     import numpy as np
@@ -41,4 +42,4 @@ class Renderer:
             raise ValueError(f"renderer media type {self.media_type!r} is not a MIME type")
 
     def file_name(self, run_id: str) -> str:
-        return f"{run_id}_{self.name}.{self.extension}"
+        return artifact_name(run_id, self.name, self.extension)
