@@ -10,15 +10,18 @@ uses ``IF NOT EXISTS`` so a ``qex.db`` made by hand from that document is adopte
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..errors import ArchiveError, SchemaTooNew
+from .paths import ForeignFile, artifact_path, data_path
 from .writer import Writer
 
-Migration = Callable[[sqlite3.Connection], None]
+# A migration changes the database; it may return stored files to remove once it is committed.
+Migration = Callable[[sqlite3.Connection], "Iterable[str] | None"]
 
 
 def m001_seed_schema(conn: sqlite3.Connection) -> None:
@@ -132,6 +135,64 @@ def m008_path_indexes(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX qex_artifacts_path ON artifacts(artifact_path)")
 
 
+def m009_seed_artifact_names(conn: sqlite3.Connection) -> list[str]:
+    """Artifacts that an earlier ``render`` gave a second name (``{run_id}_bloch-1a2b3c4d.html``)
+    get the seed's name back (``{run_id}_bloch.html``): the file gets the new name as a second
+    link, the rows follow, and the old name goes once this is committed. A crash in between
+    leaves a second link that no row names, which ``gc`` removes."""
+    root = _archive_root(conn)
+    if root is None:
+        return []  # an in-memory database: no files
+    hex8 = "[0-9a-f]" * 8
+    rows = conn.execute(
+        "SELECT run_id, artifact_name, artifact_path FROM artifacts WHERE artifact_path GLOB ?",
+        (f"artifacts/*-{hex8}.*",),
+    ).fetchall()
+    gone: list[str] = []
+    for run_id, name, old in rows:
+        extension = old.rpartition(".")[2]
+        new = artifact_path(run_id, name, extension)
+        if new == old or not _is_seed_candidate(old, run_id, name):
+            continue
+        taken = conn.execute(
+            "SELECT 1 FROM artifacts WHERE artifact_path = ? UNION "
+            "SELECT 1 FROM runs WHERE density_matrix_path = ? UNION "
+            "SELECT 1 FROM qex_files WHERE path = ?",
+            (new, new, new),
+        ).fetchone()
+        if taken:
+            continue
+        try:
+            target = data_path(root, new)
+            if os.path.lexists(target):
+                if not os.path.samefile(data_path(root, old), target):
+                    continue  # somebody's file: left alone
+            else:
+                os.link(data_path(root, old), target)
+        except (OSError, ForeignFile):
+            continue  # the old file is missing or not the archive's own: check reports it
+        conn.execute(
+            "UPDATE artifacts SET artifact_path = ? WHERE run_id = ? AND artifact_path = ?",
+            (new, run_id, old),
+        )
+        conn.execute("UPDATE qex_files SET path = ? WHERE path = ?", (new, old))
+        gone.append(old)
+    return gone
+
+
+def _is_seed_candidate(path: str, run_id: str, name: str) -> bool:
+    """``artifacts/{run_id}_{name}-{8 hex}.{ext}``: the second name an earlier render gave."""
+    stem = path.removeprefix(f"artifacts/{run_id}_{name}-").rpartition(".")[0]
+    return len(stem) == 8 and all(ch in "0123456789abcdef" for ch in stem)
+
+
+def _archive_root(conn: sqlite3.Connection) -> Path | None:
+    for _, name, file in conn.execute("PRAGMA database_list"):
+        if name == "main" and file:
+            return Path(file).parent
+    return None
+
+
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("m001_seed_schema", m001_seed_schema),
     ("m002_file_checksums", m002_file_checksums),
@@ -141,6 +202,7 @@ MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("m006_tags_and_notes", m006_tags_and_notes),
     ("m007_remotes", m007_remotes),
     ("m008_path_indexes", m008_path_indexes),
+    ("m009_seed_artifact_names", m009_seed_artifact_names),
 )
 
 LATEST_VERSION = len(MIGRATIONS)
@@ -165,7 +227,8 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     if conn.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION:
         return []
     applied: list[str] = []
-    with Writer(conn).unit("upgrade the archive's schema", faults=False):
+    writer = Writer(conn, _archive_root(conn))
+    with writer.unit("upgrade the archive's schema", faults=False):
         # Another process may have migrated while we waited for the write lock.
         version = schema_version(conn)
         _refuse_newer(version)
@@ -177,7 +240,7 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
             )"""
         )
         for number, (name, migration) in enumerate(MIGRATIONS[version:], start=version + 1):
-            migration(conn)
+            writer.remove_after_commit(migration(conn) or ())
             conn.execute(
                 "INSERT INTO qex_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                 (number, name, time.time()),

@@ -57,3 +57,23 @@ def test_a_newer_archive_on_a_read_only_mount_gets_the_upgrade_hint(
     monkeypatch.setattr(opening, "_read_only_reason", lambda root, db: "a read-only mount")
     with pytest.raises(qa.SchemaTooNew, match="pip install --upgrade qex-archive"):
         qa.open_archive(tmp_path / "qex_data")
+
+
+def test_pages_an_earlier_render_renamed_get_their_seed_names_back(tmp_path: Path) -> None:
+    with qa.open_archive(tmp_path / "qex_data") as arch:
+        run = arch.record("e", backend="b", state=bell_state())
+        (page,) = run.artifacts
+        # what render did before: a second name, the rows switched to it
+        old = f"artifacts/{run.run_id}_bloch-1a2b3c4d.html"
+        page.path.rename(arch.root / old)
+        arch.conn.execute("UPDATE artifacts SET artifact_path = ?", (old,))
+        arch.conn.execute("UPDATE qex_files SET path = ? WHERE path = ?", (old, page.relative_path))
+        arch.conn.execute("DELETE FROM qex_migrations WHERE name = 'm009_seed_artifact_names'")
+        arch.conn.execute(f"PRAGMA user_version = {LATEST_VERSION - 1}")
+        content = (arch.root / old).read_bytes()
+    with qa.open_archive(tmp_path / "qex_data") as arch:
+        (back,) = arch.get(run.run_id).artifacts
+        assert back.relative_path == f"artifacts/{run.run_id}_bloch.html"
+        assert back.path.read_bytes() == content
+        assert not (arch.root / old).exists()
+        assert check_archive(arch) == []
