@@ -235,7 +235,7 @@ class Archive:
         run = self.get(ref)
         if not force:
             run.verify_density_matrix()
-        attached = set(run.attachment_names)  # never replaced: they cannot be made again
+        attached = self._own_attachments(run)  # never replaced: they cannot be made again
         if renderers is None:
             existing = [a.name for a in self.artifacts_of(run.run_id)]
             renderers = [
@@ -263,6 +263,15 @@ class Archive:
             gone = set(old) - set(targets)  # a renderer whose file name changed
             self.writer.remove_after_commit(gone - tables.referenced_among(self.conn, gone))
         return self.artifacts_of(run.run_id)
+
+    def _own_attachments(self, run: Run) -> set[str]:
+        """The names ``render`` leaves alone: attachments recorded here (whose names were
+        refused when a renderer's). A run from someone's bundle shields nothing by calling a
+        page an attachment: what a renderer makes is made again whatever the run claims."""
+        if run.provenance is not None:
+            return set()
+        local = {a.name for a in self.artifacts_of(run.run_id) if not a.foreign}
+        return set(run.attachment_names) & local
 
     def renderer_names(self) -> list[str]:
         """Names of every registered renderer."""
@@ -377,12 +386,15 @@ class Archive:
 
         ``since``/``until`` take Unix timestamps, datetimes, ISO texts or ages like ``"3d"``;
         ``where`` filters on parameters: ``{"shots": {"in": [1024, 2048]}, "theta": {">=":
-        0.1}}`` (a list of such dicts: any of them); ``meta`` on the metadata by dotted path:
+        0.1}}``, nested ones by dotted path (``{"theta.value": {">": 0.1}}``) (a list of such
+        dicts: any of them); ``meta`` on the metadata by dotted path, with the shortcuts of
+        ``-w`` (``purity``, ``entropy``, ``trace``, ``is_valid``, ``dims``):
         ``{"validation.purity": {">=": 0.9}, "state.dims": [2, 2]}``; ``valid=True`` keeps
         physical states, ``False`` flagged ones; ``tags={"figure": "3", "calibration": None}``
         keeps runs with those tags (None: any value). ``sort`` is ``"time"``, ``"experiment"``,
-        ``"backend"``, ``"purity"``, ``"entropy"`` or a parameter name, ascending unless
-        ``reverse``; runs without that value come last.
+        ``"backend"``, ``"purity"``, ``"entropy"`` or a parameter name or dotted path,
+        ascending unless ``reverse``; runs without that value come last. A selection that
+        comes back empty because no run has a key it names: :meth:`unknown_keys` says which.
         """
         selection = RunFilter.build(
             experiment=experiment,
@@ -490,8 +502,9 @@ class Archive:
         return selecting.count(self.conn, selection or RunFilter())
 
     def unknown_keys(self, selection: RunFilter) -> list[str]:
-        """Hints for a selection that matched nothing: each parameter it names that no run of
-        the rest of the selection has, with the keys those runs do have."""
+        """Hints for a selection that matched nothing: each parameter or metadata path it
+        names that no run of the rest of the selection has, with the keys (or paths) those
+        runs do have, one line each (the ``runs`` command prints them)."""
         return selecting.unknown_keys(self.conn, selection)
 
     def artifacts_by_run(self, run_ids: Sequence[str]) -> dict[str, list[Artifact]]:

@@ -13,7 +13,7 @@ import qex_archive as qa
 from qex_archive.cli import cli
 
 from .cli_tools import invoke
-from .conftest import snapshot
+from .conftest import bell_state, snapshot
 from .filter_tools import fill, listed
 
 SELECTING_COMMANDS = [
@@ -52,6 +52,9 @@ FILTERS: list[tuple[list[str], dict[str, object]]] = [
         ["-e", "rabi", "-p", "theta<0.2 | theta>3"],
         {"experiment": "rabi", "where": [{"theta": {"<": 0.2}}, {"theta": {">": 3}}]},
     ),
+    # meta= takes the shortcuts of -w
+    (["-w", "purity>=0.9", "-b", "sim"], {"meta": {"purity": {">=": 0.9}}, "backend": "sim"}),
+    (["-w", "is_valid=false"], {"meta": {"is_valid": False}}),
 ]
 
 
@@ -288,3 +291,101 @@ def test_export_and_report_take_the_same_filters(source: Path, tmp_path: Path) -
     text = page.read_text()
     assert all(run_id[:8] in text for run_id in wanted)
     assert all(run_id[:8] not in text for run_id in set(listed(source)) - set(wanted))
+
+
+# nested params, a key with a dot of its own (it wins over the nested path) and hostile keys
+NESTED_PARAMS: list[dict[str, object]] = [
+    {"theta": {"value": 0.3, "unit": "rad"}},
+    {"theta": {"value": 0.05, "unit": "rad"}},
+    {"theta.value": 0.2, "theta": {"value": 0.01}},
+    {"theta": 0.5},
+    {"mw.freq": 5.1},
+    {"odd": {"it's": 1, "a]b[0]": 2, "$": 3, "'); DROP TABLE runs; --": 4}},
+]
+# as typed after a command, the same as Archive.runs keywords, and the runs selected
+NESTED_FILTERS: list[tuple[list[str], dict[str, object], list[int]]] = [
+    (["-p", "theta.value>0.1"], {"where": {"theta.value": {">": 0.1}}}, [0, 2]),
+    (["-p", "theta.value in [0.05, 0.2]"], {"where": {"theta.value": {"in": [0.05, 0.2]}}}, [1, 2]),
+    (
+        ["-p", "theta.unit=rad", "-p", "theta.value<0.1"],
+        {"where": {"theta.unit": "rad", "theta.value": {"<": 0.1}}},
+        [1],
+    ),
+    (["-p", "mw.freq>5"], {"where": {"mw.freq": {">": 5}}}, [4]),
+    (["-p", "odd.it's=1"], {"where": {"odd.it's": 1}}, [5]),
+    (["-p", "odd.a]b[0]=2 | odd.$=99"], {"where": [{"odd.a]b[0]": 2}, {"odd.$": 99}]}, [5]),
+    (["-p", "odd.'); DROP TABLE runs; --=4"], {"where": {"odd.'); DROP TABLE runs; --": 4}}, [5]),
+]
+
+
+@pytest.fixture
+def nested_source(tmp_path: Path) -> tuple[Path, list[str]]:
+    with qa.open_archive(tmp_path / "nested") as archive:
+        ids = [
+            archive.record(
+                f"n{i}", params=params, backend="b", state=bell_state(), timestamp=1e9 + i
+            ).run_id
+            for i, params in enumerate(NESTED_PARAMS)
+        ]
+        qa.pack_bundle(archive, tmp_path / "nested.qexb")
+    return tmp_path / "nested", ids
+
+
+@pytest.mark.parametrize(("options", "keywords", "expected"), NESTED_FILTERS)
+def test_dotted_params_select_the_same_runs_in_runs_python_and_import(
+    nested_source: tuple[Path, list[str]],
+    tmp_path: Path,
+    options: list[str],
+    keywords: dict[str, object],
+    expected: list[int],
+) -> None:
+    source, ids = nested_source
+    wanted = sorted(ids[i] for i in expected)
+    assert listed(source, *options) == wanted
+    with qa.open_archive(source) as archive:
+        assert sorted(run.run_id for run in archive.runs(**keywords)) == wanted  # type: ignore[arg-type]
+    target = tmp_path / "target"
+    result = invoke(target, "import", str(tmp_path / "nested.qexb"), *options)
+    assert result.exit_code == 0, result.output
+    assert listed(target) == wanted
+
+
+def test_runs_sorts_by_a_dotted_param(nested_source: tuple[Path, list[str]]) -> None:
+    source, ids = nested_source
+    result = invoke(source, "runs", "--json", "--sort", "theta.value")
+    assert result.exit_code == 0, result.output
+    order = [run["run_id"] for run in json.loads(result.stdout)]
+    assert order[:3] == [ids[1], ids[2], ids[0]]  # 0.05, 0.2 (its own key), 0.3
+    with qa.open_archive(source) as archive:
+        assert [run.run_id for run in archive.runs(sort="theta.value")] == order
+
+
+@pytest.mark.parametrize(
+    ("options", "hint"),
+    [
+        (
+            ["-p", "theta.valu>0.1"],
+            "no run has param 'theta.valu'; keys seen: theta.unit, theta.value",
+        ),
+        (
+            ["-w", "validation.purty>=0.9"],
+            "no run has metadata 'validation.purty'; paths seen: validation.findings, "
+            "validation.is_valid, validation.max_eigenvalue",
+        ),
+        (["-w", "fridge=2"], "no run has metadata 'fridge'; paths seen: context, qex, state"),
+    ],
+)
+def test_runs_names_the_keys_it_saw_for_a_param_or_metadata_path_no_run_has(
+    nested_source: tuple[Path, list[str]], options: list[str], hint: str
+) -> None:
+    source, _ = nested_source
+    for output in ([], ["--json"]):
+        result = invoke(source, "runs", *options, *output)
+        assert result.exit_code == 0, result.output
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith(hint), line
+    if options == ["-w", "fridge=2"]:
+        assert line.endswith("validation (or the shortcuts purity, entropy, trace, is_valid, dims)")
+    # a path some run has, and that selects nothing, gets no hint
+    result = invoke(source, "runs", "-w", "validation.purity>2")
+    assert result.exit_code == 0 and result.stderr == "", result.stderr

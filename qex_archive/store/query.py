@@ -223,8 +223,8 @@ class RunFilter:
 
 def order_by(sort: str | None, reverse: bool, *, damaged_json: bool = False) -> str:
     """ORDER BY for ``sort`` (``time``, ``experiment``, ``backend``, ``purity``, ``entropy``,
-    a parameter name or dotted path, or ``params.KEY``/``metadata.PATH``): ascending, newest first when
-    ``sort`` is None; ``reverse`` turns it round. Runs without the key come last."""
+    a parameter name or dotted path, or ``params.KEY``/``metadata.PATH``): ascending, newest
+    first when ``sort`` is None; ``reverse`` turns it round. Runs without the key come last."""
     if sort is None:
         direction = "ASC" if reverse else "DESC"
         return f" ORDER BY timestamp {direction}, run_id {direction}"

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import tables
-from .query import Condition, RunFilter, json_path, order_by, path_sql
+from .query import METADATA_ALIASES, Condition, RunFilter, json_path, order_by, path_sql
 from .tables import RunRow
 
 MAX_SQL_INTEGER = 2**63 - 1
@@ -118,8 +118,10 @@ def unknown_keys(conn: sqlite3.Connection, selection: RunFilter) -> list[str]:
                 seen = tables.param_keys(conn, base_where, base_args, limit=1000)
             else:
                 seen = _keys_seen(conn, base_where, base_args, column, key.split("."))
-            shown = ", ".join(seen[:20]) + (" ..." if len(seen) > 20 else "")
-            hints.append(f"no run has {noun} {key!r}; {seen_noun} seen: {shown or 'none'}")
+            shown = ", ".join(seen[:20]) + (" ..." if len(seen) > 20 else "") or "none"
+            if column == "metadata" and "." not in key:
+                shown += f" (or the shortcuts {', '.join(METADATA_ALIASES)})"
+            hints.append(f"no run has {noun} {key!r}; {seen_noun} seen: {shown}")
     return hints
 
 
@@ -148,14 +150,17 @@ def _keys_seen(
     ``parts`` that some run matching ``where`` has as an object (the top when none does)."""
     safe = _safe(column)
     is_object = f"json_type({safe}, ?) = 'object'"
-    depth = len(parts) - 1
-    while (
-        depth
-        and not conn.execute(
-            f"SELECT 1 FROM runs{_and(where)}{is_object} LIMIT 1", [*args, json_path(parts[:depth])]
-        ).fetchone()
-    ):
-        depth -= 1
+    depth = next(
+        (
+            depth
+            for depth in range(len(parts) - 1, 0, -1)
+            if conn.execute(
+                f"SELECT 1 FROM runs{_and(where)}{is_object} LIMIT 1",
+                [*args, json_path(parts[:depth])],
+            ).fetchone()
+        ),
+        0,
+    )
     prefix = json_path(parts[:depth])
     sql = (
         f"SELECT DISTINCT j.key FROM (SELECT {column} AS doc FROM runs{_and(where)}{is_object} "

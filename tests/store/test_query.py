@@ -202,3 +202,122 @@ def test_runs_come_in_batches_and_a_row_of_broken_json_matches_no_condition(
     ]
     with pytest.raises(qa.InvalidInput, match="limit"):
         archive.iter_runs(selection, limit=-1)  # refused at the call, not at the first batch
+
+
+def test_meta_takes_the_shortcuts_of_where_on_the_command_line(archive: qa.Archive) -> None:
+    archive.record("pure", backend="b", state=bell_state())
+    archive.record("mixed", backend="b", state=np.eye(2) / 2)
+    names = lambda runs: sorted(r.experiment_name for r in runs)  # noqa: E731
+    for typed, meta in [
+        ("purity>=0.9", {"purity": {">=": 0.9}}),
+        ("entropy>0.5", {"entropy": {">": 0.5}}),
+        ("trace=1.0", {"trace": 1.0}),
+        ("is_valid=true", {"is_valid": True}),
+        ("dims=[2,2]", {"dims": [2, 2]}),
+    ]:
+        on_the_command_line = archive.select(
+            qa.RunFilter(conditions=(parse_condition(typed, "metadata"),))
+        )
+        assert names(archive.runs(meta=meta)) == names(on_the_command_line), typed
+        assert on_the_command_line, typed
+    assert names(archive.runs(meta={"purity": {">=": 0.9}})) == ["pure"]
+    assert qa.RunFilter.build(meta={"purity": 1}) == qa.RunFilter.build(
+        meta={"validation.purity": 1}
+    )
+
+
+def test_a_metadata_path_no_run_has_gets_a_hint_like_a_param(archive: qa.Archive) -> None:
+    archive.record("a", backend="b", state=bell_state(), metadata={"setup": {"fridge": 2}})
+    archive.record("b", backend="b", state=bell_state(), metadata={"setup": {"line": "x"}})
+    selection = qa.RunFilter.build(meta={"setup.fridg": 2})
+    assert archive.select(selection) == []
+    assert archive.unknown_keys(selection) == [
+        "no run has metadata 'setup.fridg'; paths seen: setup.fridge, setup.line"
+    ]
+    # a shortcut names the path it stands for; a path some run has gets no hint
+    assert archive.unknown_keys(qa.RunFilter.build(meta={"setup.fridge": 9, "purity": 2})) == []
+    (hint,) = archive.unknown_keys(qa.RunFilter.build(meta={"fridge": 2}))
+    assert hint.startswith("no run has metadata 'fridge'; paths seen: ")
+    assert "setup" in hint and "validation" in hint and "shortcuts purity" in hint
+    # the hint looks only at the runs the rest of the selection keeps
+    (hint,) = archive.unknown_keys(qa.RunFilter.build(experiment="b", meta={"setup.fridge": 2}))
+    assert hint == "no run has metadata 'setup.fridge'; paths seen: setup.line"
+
+
+HOSTILE_KEYS = ["it's", "a]b[0]", "$", "$.x", "') OR 1=1 --", "*", "θ"]
+
+
+@pytest.fixture
+def nested(archive: qa.Archive) -> qa.Archive:
+    """Runs with nested params, one with a key that has a dot, one with hostile keys."""
+    with archive.batch():
+        for i, params in enumerate(
+            [
+                {"theta": {"value": 0.3, "unit": "rad"}},
+                {"theta": {"value": 0.05, "unit": "rad"}},
+                # the key as written wins over the nested path, run by run
+                {"theta.value": 0.2, "theta": {"value": 0.01}},
+                {"theta": 0.5},
+                {"mw.freq": 5.1},
+                {"weird": {key: n for n, key in enumerate(HOSTILE_KEYS)}},
+            ]
+        ):
+            archive.record(
+                f"r{i}", params=params, backend="b", state=bell_state(), timestamp=1e9 + i
+            )
+    return archive
+
+
+def names(runs: list[qa.Run]) -> list[str]:
+    return [run.experiment_name for run in runs]
+
+
+def test_dotted_params_reach_into_nested_params(nested: qa.Archive) -> None:
+    assert names(nested.runs(where={"theta.value": {">": 0.1}})) == ["r2", "r0"]
+    assert names(nested.runs(where={"theta.value": 0.05})) == ["r1"]
+    assert names(nested.runs(where={"theta.value": {"in": [0.01, 0.2, 0.3]}})) == ["r2", "r0"]
+    assert names(nested.runs(where={"theta.unit": "rad", "theta.value": {"<": 0.1}})) == ["r1"]
+    assert names(nested.runs(where=[{"theta.value": 0.3}, {"theta": 0.5}])) == ["r3", "r0"]
+    assert names(nested.runs(where={"theta.value": {"!=": 0.3}})) == ["r2", "r1"]
+    # typed after -p: the same conditions
+    typed = parse_condition("theta.value>0.1")
+    assert names(nested.select(qa.RunFilter(conditions=(typed,)))) == ["r2", "r0"]
+    either = parse_condition("theta.value<0.1 | theta.unit!=rad")
+    assert names(nested.select(qa.RunFilter(conditions=(either,)))) == ["r1"]
+    # the key with a dot matches as before; a path through a number is no path
+    assert names(nested.runs(where={"mw.freq": 5.1})) == ["r4"]
+    assert names(nested.runs(where={"theta.value.x": {"!=": 1}})) == []
+    assert nested.count(qa.RunFilter(conditions=(typed,))) == 2
+
+
+def test_dotted_params_with_hostile_keys_are_only_data(nested: qa.Archive) -> None:
+    for n, key in enumerate(HOSTILE_KEYS):
+        if "." in key:  # a key with a dot below the top cannot be reached by a dotted path
+            assert nested.runs(where={f"weird.{key}": n}) == []
+            continue
+        assert names(nested.runs(where={f"weird.{key}": n})) == ["r5"], key
+        assert names(nested.runs(where={f"weird.{key}": n + 1})) == [], key
+        assert names(nested.runs(sort=f"weird.{key}"))[0] == "r5", key
+    # nothing typed reaches SQL as SQL: the archive is whole afterwards
+    assert len(nested.runs(where={"weird.') OR 1=1 --": {">=": -1}})) == 1
+    assert len(nested.runs(sort="x') , (SELECT 1")) == 6 == nested.count()
+
+
+def test_sorting_by_a_dotted_param(nested: qa.Archive) -> None:
+    # r2's own "theta.value" (0.2) counts, not its nested 0.01; runs without it come last
+    assert names(nested.runs(sort="theta.value"))[:3] == ["r1", "r2", "r0"]
+    assert names(nested.runs(sort="theta.value", reverse=True))[:3] == ["r0", "r2", "r1"]
+    assert names(nested.runs(sort="params.theta.value"))[:3] == ["r1", "r2", "r0"]
+    assert names(nested.runs(sort="mw.freq"))[0] == "r4"
+
+
+def test_a_dotted_param_no_run_has_gets_a_hint(nested: qa.Archive) -> None:
+    selection = qa.RunFilter.build(where={"theta.valu": {">": 0.1}})
+    assert nested.select(selection) == []
+    assert nested.unknown_keys(selection) == [
+        "no run has param 'theta.valu'; keys seen: theta.unit, theta.value"
+    ]
+    assert nested.unknown_keys(qa.RunFilter.build(where={"theta.value": 9})) == []
+    assert nested.unknown_keys(qa.RunFilter.build(where={"mw.freq": 9})) == []
+    (hint,) = nested.unknown_keys(qa.RunFilter.build(where={"thet.value": 1}))
+    assert hint == "no run has param 'thet.value'; keys seen: mw.freq, theta, theta.value, weird"
