@@ -1,8 +1,13 @@
-"""The README stays true: its two commands, its library example and its CLI output."""
+"""The README stays true: its two commands, its Python examples and its CLI output (every
+```console block of README.md and docs/*.md, run against a fresh demo and compared)."""
 
 from __future__ import annotations
 
+import doctest
+import os
 import re
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -49,17 +54,6 @@ def test_readme_library_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyP
         assert {run.experiment_name for run in ada.runs()} == {"sweep"}
 
 
-def test_readme_analysis_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    (analysis,) = python_blocks("Compare and analyse")
-    namespace: dict[str, object] = {}
-    exec(compile(analysis, "README.md", "exec"), namespace)
-    noisy, bell = namespace["noisy"], namespace["bell"]
-    assert noisy.fidelity(bell) == pytest.approx(0.925)  # type: ignore[attr-defined]
-    assert qa.trace_distance(noisy, bell) == pytest.approx(0.075)
-    assert noisy.expectation("ZZ") == pytest.approx(0.9)  # type: ignore[attr-defined]
-
-
 def test_readme_bucket_example_runs_against_a_local_s3(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -90,15 +84,154 @@ def test_readme_bucket_example_runs_against_a_local_s3(
         server.stop()
 
 
-def test_readme_table_header_is_the_real_one(tmp_path: Path) -> None:
-    from click.testing import CliRunner
+# The console blocks: what a reader who ran the README's first command (`pip install . &&
+# qex-archive demo`, so no plugins but the built-in ones) sees in a terminal 100 columns wide
+# whose clock shows UTC. The README is generated with this same environment.
+CONSOLE_ENV = {
+    "TZ": "UTC",
+    "COLUMNS": "100",
+    "PYTHONUNBUFFERED": "1",  # stdout and stderr interleaved as on a terminal
+    "QEX_ARCHIVE_LOAD_PLUGINS": "",  # only the built-ins, as after `pip install .`
+}
+UNSET = ("QEX_DATA", "QEX_ARCHIVE_CAPTURE", "QEX_ARCHIVE_RENDERERS", "LINES")
+# The scratch folder the blocks run in, as the docs show it.
+SHOWN_FOLDER = "/home/ada/lab"
+# Blocks that need what a test machine lacks (a bucket, a URL, a shell's rc file): commands only,
+# never output, so nothing a page shows goes unchecked.
+NOT_RUN = ("s3://", "https://", "_QEX_ARCHIVE_COMPLETE")
+DOC_PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
-    from qex_archive.cli import cli
 
-    runner = CliRunner()
-    assert runner.invoke(cli, ["-d", str(tmp_path), "demo"]).exit_code == 0
-    header = runner.invoke(cli, ["-d", str(tmp_path), "runs"]).stdout.splitlines()[0]
-    assert header in README
+def console_blocks(page: Path) -> list[list[tuple[str, list[str]]]]:
+    """Each ```console block of ``page`` as ``[(command, output lines), ...]``."""
+    blocks = []
+    for body in re.findall(r"```console\n(.*?)```", page.read_text(), re.S):
+        steps: list[tuple[str, list[str]]] = []
+        for line in body.splitlines():
+            if line.startswith("$ "):
+                steps.append((line[2:], []))
+            else:
+                assert steps, f"{page.name}: a console block starts with output: {line!r}"
+                steps[-1][1].append(line)
+        for _, output in steps:  # a blank line may set a command apart from the next
+            while output and not output[-1]:
+                output.pop()
+        blocks.append(steps)
+    return blocks
+
+
+def console_env() -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key not in UNSET}
+    return {**env, **CONSOLE_ENV}
+
+
+def run_command(command: str, folder: Path) -> tuple[int, list[str]]:
+    """Run one ``$`` line with bash in ``folder``: exit status and output (stdout and stderr)."""
+    done = subprocess.run(
+        ["bash", "-c", command],
+        cwd=folder,
+        env=console_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = done.stdout
+    for path in {str(folder.resolve()), str(folder)}:
+        output = output.replace(path, SHOWN_FOLDER)
+    return done.returncode, output.rstrip("\n").splitlines() if output.strip() else []
+
+
+def fresh_demo(folder: Path) -> None:
+    status, output = run_command("qex-archive demo", folder)
+    assert status == 0, output
+
+
+def machine_neutral(lines: list[str]) -> list[str]:
+    """What truly differs between runs of the docs masked: the captured Python and package
+    versions (``show``'s environment line) and so everything computed from a bundle's bytes,
+    which hold them and the clock times of the tags and notes made on the way: bundle IDs
+    (named in order of appearance, so that the same bundle stays the same), bundle checksums
+    and sizes. Run IDs, run times, params, numbers and file checksums are exact."""
+    text = "\n".join(lines)
+    text = re.sub(
+        r"(?m)^(environment\s+)(.*)$",
+        lambda m: m.group(1) + re.sub(r"\d+(\.\d+)+\S*", "<version>", m.group(2)),
+        text,
+    )
+    bundles: dict[str, str] = {}
+    text = re.sub(
+        r"[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}",
+        lambda m: bundles.setdefault(m.group(0), f"<bundle {len(bundles) + 1}>"),
+        text,
+    )
+    text = re.sub(r"(?m)^(valid: bundle .*sha256 )[0-9a-f]{64}", r"\1<sha256>", text)
+    text = re.sub(r"(?m)^(packed .* files, )[\d,]+( bytes)", r"\1<size>\2", text)
+    return text.splitlines()
+
+
+@pytest.mark.parametrize("page", DOC_PAGES, ids=[page.name for page in DOC_PAGES])
+def test_console_blocks_show_what_the_commands_print(page: Path, tmp_path: Path) -> None:
+    """Every ```console block, run in order against a fresh demo: each command exits 0 and
+    prints exactly the lines shown under it (to within :func:`machine_neutral`)."""
+    blocks = console_blocks(page)
+    runnable = [steps for steps in blocks if not any(m in c for c, _ in steps for m in NOT_RUN)]
+    for steps in blocks:
+        if steps not in runnable:
+            assert not any(output for _, output in steps), f"{page.name}: output not checked"
+    if not runnable:
+        return
+    fresh_demo(tmp_path)
+    for steps in runnable:
+        for command, shown in steps:
+            status, printed = run_command(command, tmp_path)
+            assert status == 0, (command, printed)
+            assert machine_neutral(printed) == machine_neutral(shown), command
+
+
+def test_the_readme_shows_the_demo_runs() -> None:
+    """The README's examples name the demo's fixed run IDs and times."""
+    from qex_archive.demo import demo_run_id
+
+    blocks = "\n".join(re.findall(r"```console\n(.*?)```", README, re.S))
+    assert demo_run_id(2, 26) in blocks  # `show`: the pure 3-qubit GHZ run
+    assert "2026-11-26 13:20:28" in blocks
+
+
+def pycon_blocks(page: Path) -> list[tuple[int, str]]:
+    """Each ```pycon block of ``page``, with the line it starts on."""
+    text = page.read_text()
+    return [
+        (text.count("\n", 0, match.start(1)), match.group(1))
+        for match in re.finditer(r"```pycon\n(.*?)```", text, re.S)
+    ]
+
+
+@pytest.mark.parametrize("page", DOC_PAGES, ids=[page.name for page in DOC_PAGES])
+def test_pycon_blocks_print_what_they_show(
+    page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every ```pycon block is a doctest, run in a folder holding a fresh demo (each block with
+    its own names, in the order of the page): Python prints exactly what the page shows."""
+    blocks = pycon_blocks(page)
+    if not blocks:
+        return
+    fresh_demo(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    parser, flags = doctest.DocTestParser(), doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    runner = doctest.DocTestRunner(optionflags=flags)
+    try:
+        for line, block in blocks:
+            test = parser.get_doctest(block, {}, f"{page.name}:{line + 1}", str(page), line)
+            runner.run(test)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert runner.summarize(verbose=False).failed == 0, "see the doctest report above"
 
 
 def test_every_hook_is_documented() -> None:

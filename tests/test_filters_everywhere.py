@@ -244,7 +244,7 @@ def test_rm_with_filters_lists_and_asks(source: Path) -> None:
     before = snapshot(source)
     declined = invoke(source, "rm", "-e", "rabi", "-b", "hw", input="n\n")
     assert declined.exit_code == 1 and snapshot(source) == before
-    assert "Delete 3 run(s)?" in declined.stderr
+    assert "Delete 3 runs?" in declined.stderr
     for run_id in wanted:
         assert run_id[:8] in declined.stderr  # ID, time and experiment of each
     assert declined.stderr.count("rabi") >= 3

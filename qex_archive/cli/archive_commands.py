@@ -292,7 +292,7 @@ def rm(ctx: click.Context, run_refs: tuple[str, ...], selection: RunFilter, yes:
         listing = "\n".join("  " + run_line(run) for run in shown)
         if len(run_ids) > RM_LISTED:
             listing += f"\n  ... and {len(run_ids) - RM_LISTED} more"
-        click.confirm(f"Delete {len(run_ids)} run(s)?\n{listing}\n", abort=True, err=True)
+        click.confirm(f"Delete {counted(len(run_ids), 'run')}?\n{listing}\n", abort=True, err=True)
     with archive.batch():
         for run_id in run_ids:
             archive.delete(run_id)
