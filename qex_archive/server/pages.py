@@ -5,19 +5,16 @@ foreign texts are escaped with :func:`qex_archive.views.html.esc`, in the one fr
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
 
-from .._jsonvalues import dumps
 from .._timeutil import iso_local, short_time
 from ..errors import ArchiveError
 from ..views.bloch import STYLE as BLOCH_STYLE
 from ..views.bloch import sphere_svg, subsystem_summaries
 from ..views.html import esc, page
-from ..views.text import _attachment_notes, _context_lines, format_dims
+from ..views.text import format_dims, run_detail_lines
 from ..views.values import (
-    DAMAGED,
-    format_params,
     format_tags,
     number,
     params_text,
@@ -206,75 +203,8 @@ def runs_page(
 
 
 def detail_lines(run: Run) -> list[tuple[str, str]]:
-    """What ``show`` shows (:func:`qex_archive.views.text.run_details`), as (label, text)."""
-    from ..recording.prepare import RESERVED_METADATA_KEYS
-
-    problems: list[str] = []
-    try:
-        params = format_params(run.params) or "(none)"
-    except ArchiveError as exc:
-        params, problems = DAMAGED, [str(exc)]
-    metadata: dict[str, Any] = {}
-    try:
-        metadata = run.metadata or {}
-    except ArchiveError as exc:
-        problems.append(str(exc))
-    state = run.state_info if metadata else {}
-    validation = run.validation if metadata else {}
-    lines = [
-        ("run", run.run_id),
-        ("experiment", run.experiment_name),
-        ("backend", run.backend_name),
-        ("time", f"{iso_local(run.timestamp)}  ({run.timestamp})"),
-        ("params", params),
-        *(("damaged", problem) for problem in problems),
-    ]
-    if state:
-        shape = "x".join(str(n) for n in state.get("shape", []))
-        lines.append(
-            (
-                "state",
-                f"dims {state.get('dims')} ({format_dims(state.get('dims'))}), "
-                f"{shape} {state.get('dtype', '')}, ordering {state.get('ordering')}",
-            )
-        )
-    if validation:
-        physical = verdict(validation.get("is_valid"), "physical", "NOT PHYSICAL")
-        lines.append(
-            (
-                "validation",
-                f"{physical}: trace {number(validation.get('trace'), '.6g')}, "
-                f"purity {number(validation.get('purity'))}, "
-                f"entropy {number(validation.get('von_neumann_entropy_bits'))} bits, "
-                f"eigenvalues [{number(validation.get('min_eigenvalue'), '.4g')}, "
-                f"{number(validation.get('max_eigenvalue'), '.4g')}]",
-            )
-        )
-    lines.append(("density", f"{run.density_matrix_path}  sha256 {state.get('sha256', '?')}"))
-    attached = set(run.attachment_names)
-    lines.extend(_attachment_notes(run.artifacts, attached))
-    extra = {k: v for k, v in metadata.items() if k not in RESERVED_METADATA_KEYS}
-    if extra:
-        lines.append(("metadata", dumps(extra)))
-    provenance = run.provenance
-    if provenance:
-        lines.append(
-            (
-                "imported",
-                f"{iso_local(provenance['imported_at'])} from {provenance['source_name']} "
-                f"(bundle {provenance['bundle_id']}, sha256 {provenance['bundle_sha256'][:16]}…)",
-            )
-        )
-        if provenance.get("bundle_note"):
-            lines.append(("bundle note", provenance["bundle_note"]))
-    tags = run.tags
-    if tags:
-        lines.append(("tags", format_tags(tags)))
-    lines.extend(_context_lines(run, metadata))
-    backend = metadata.get("backend")
-    if backend:
-        lines.append(("backend info", dumps(backend)))
-    return lines
+    """What ``show`` shows, as (label, text), but the lists the page shows on its own."""
+    return run_detail_lines(run, listed=False)
 
 
 def _spheres(run: Run) -> list[str]:

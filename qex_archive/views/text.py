@@ -136,6 +136,15 @@ def _attachment_notes(artifacts: Sequence[Artifact], attached: set[str]) -> list
 
 
 def run_details(run: Run) -> str:
+    """What ``show`` prints: a label and a value a line."""
+    lines = run_detail_lines(run)
+    width = max(len(label) for label, _ in lines)
+    return "\n".join(f"{label.ljust(width)}  {value}" for label, value in lines)
+
+
+def run_detail_lines(run: Run, *, listed: bool = True) -> list[tuple[str, str]]:
+    """``show``'s (label, value) pairs; ``listed=False`` leaves out the lists a page shows on
+    its own (validation findings, the run's files, notes)."""
     from ..recording.prepare import RESERVED_METADATA_KEYS
 
     problems: list[str] = []
@@ -184,11 +193,14 @@ def run_details(run: Run) -> str:
                 f"{number(validation.get('max_eigenvalue'), '.4g')}]",
             )
         )
-        lines.extend(("finding", text) for text in validation.get("findings") or [])
+        if listed:
+            lines.extend(("finding", text) for text in validation.get("findings") or [])
     lines.append(("density", f"{run.density_matrix_path}  sha256 {state.get('sha256', '?')}"))
     artifacts = run.artifacts
     attached = set(run.attachment_names)
-    if artifacts:
+    if not listed:
+        lines.extend(_attachment_notes(artifacts, attached))
+    elif artifacts:
         lines.extend(
             (
                 "attachment" if a.name in attached else "artifact",
@@ -216,10 +228,12 @@ def run_details(run: Run) -> str:
     tags = run.tags
     if tags:
         lines.append(("tags", format_tags(tags)))
-    lines.extend(("note", f"{iso_local(entry['created'])}  {entry['text']}") for entry in run.notes)
+    if listed:
+        lines.extend(
+            ("note", f"{iso_local(entry['created'])}  {entry['text']}") for entry in run.notes
+        )
     lines.extend(_context_lines(run, metadata))
     backend = metadata.get("backend")
     if backend:
         lines.append(("backend info", dumps(backend)))
-    width = max(len(label) for label, _ in lines)
-    return "\n".join(f"{label.ljust(width)}  {value}" for label, value in lines)
+    return lines
