@@ -73,3 +73,13 @@ def test_remote_benchmark_runs(tmp_path: Path) -> None:
         f"{size}_{what}" for size in ("small", "large") for what in ("push_ratio", "pull_ratio")
     }
     assert_positive(run_smoke("remote.py", tmp_path), keys)
+
+
+@pytest.mark.slow
+def test_serve_benchmark_runs(tmp_path: Path) -> None:
+    pytest.importorskip("starlette")
+    results = run_smoke("serve.py", tmp_path)
+    assert_positive(
+        results,
+        {f"{page}_page_ratio" for page in ("first", "deep", "filtered", "run")},
+    )

@@ -384,8 +384,19 @@ def rows_of(run: dict[str, Any], bundle_id: str) -> ImportRows:
 
 
 def source_name_of(path: str | os.PathLike[str]) -> str:
-    """The bundle's file name as text, whatever bytes the file system gave it."""
-    name = os.path.basename(os.fsencode(path))
+    """The bundle's file name as text, whatever bytes the file system gave it; of a URL, the
+    last part of its path, never its credentials or its query string (a pre-signed URL's
+    signature)."""
+    text = os.fspath(path)
+    if isinstance(text, str) and "://" in text:
+        from urllib.parse import unquote, urlsplit
+
+        try:
+            text = unquote(urlsplit(text).path)
+        except ValueError:
+            text = text.split("?", 1)[0].split("#", 1)[0]
+        return text.rstrip("/").rsplit("/", 1)[-1]
+    name = os.path.basename(os.fsencode(text))
     return name.decode("utf-8", "backslashreplace")
 
 

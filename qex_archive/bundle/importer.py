@@ -10,6 +10,7 @@ database is reported as such, never blamed on the bundle.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._jsonvalues import stored_json
+from .._jsonvalues import DAMAGED, stored_json
 from ..errors import ArchiveError, InvalidInput, SinkError
 from ..store import tables
 from ..store.files import PendingFiles, StagingDirectory, storage_faults
@@ -109,7 +110,7 @@ def import_bundle(
         selection = None  # every run: no need to ask
     from ..remote.transfer import fetched
 
-    with fetched(path, storage_options) as local:
+    with fetched(path, storage_options, max_size=(limits or Limits()).max_total_size) as local:
         report = _import_local(archive, local, on_conflict, dry_run, limits, progress, selection)
     return report
 
@@ -204,6 +205,7 @@ class _Merge:
     ones moved into place and inserted (the caller holds the transaction)."""
 
     BATCH = 1000
+    BATCH_BYTES = 8 << 20  # of the runs' JSON text (params, metadata, tags, notes)
 
     def __init__(
         self,
@@ -238,44 +240,52 @@ class _Merge:
     )
 
     def _run(self) -> None:
-        batch: list[dict[str, Any]] = []
+        """The runs, a batch at a time: each run's record turned into its rows as it is read
+        (the parsed record, several times the size of its text, is not kept), and a batch
+        ended at :attr:`BATCH` runs or :attr:`BATCH_BYTES` of their text, whichever comes
+        first, so a bundle of large records is imported in the memory of a few."""
+        batch: list[ImportRows] = []
+        held = 0
         extend = getattr(self.progress, "extend", None)
         if extend is not None:
             extend(self.contents.description_bytes)
+        bundle_id = self.contents.bundle_id
         for run in self.contents.iter_runs(self.progress):
-            batch.append(run)
-            if len(batch) == self.BATCH:
+            rows = rows_of(run, bundle_id)
+            del run
+            batch.append(rows)
+            held += _text_size(rows)
+            if len(batch) >= self.BATCH or held >= self.BATCH_BYTES:
                 self._batch(self._selected(batch))
-                batch = []
+                batch, held = [], 0
         if batch:
             self._batch(self._selected(batch))
 
-    def _selected(self, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _selected(self, runs: list[ImportRows]) -> list[ImportRows]:
         """The runs the selection matches, judged by the rows importing them would insert;
         the others are noted in the report as left out."""
         if self.scratch is None:
             return runs
-        rows = ImportRows()
-        for run in runs:
-            rows.extend(rows_of(run, self.contents.bundle_id))
-        chosen = self.scratch.matching(rows.runs, rows.tags)
-        self.report.not_selected.extend(
-            run["run_id"] for run in runs if run["run_id"] not in chosen
+        chosen = self.scratch.matching(
+            [row for rows in runs for row in rows.runs], (t for rows in runs for t in rows.tags)
         )
-        return [run for run in runs if run["run_id"] in chosen]
+        self.report.not_selected.extend(
+            _run_id(rows) for rows in runs if _run_id(rows) not in chosen
+        )
+        return [rows for rows in runs if _run_id(rows) in chosen]
 
-    def _batch(self, runs: list[dict[str, Any]]) -> None:
-        report, bundle_id = self.report, self.contents.bundle_id
+    def _batch(self, runs: list[ImportRows]) -> None:
+        report = self.report
         new, present = ImportRows(), ImportRows()
-        for run in runs:
-            verdict = self._compare(run)
+        for rows in runs:
+            verdict = self._compare(rows)
             if verdict is not None:
-                (report.identical if verdict else report.conflicts).append(run["run_id"])
+                (report.identical if verdict else report.conflicts).append(_run_id(rows))
                 if verdict:
-                    present.extend(rows_of(run, bundle_id))
+                    present.extend(rows)
                 continue
-            report.imported.append(run["run_id"])
-            new.extend(rows_of(run, bundle_id))
+            report.imported.append(_run_id(rows))
+            new.extend(rows)
         self._plan_annotations(present)
         if self.staging is None or (report.conflicts and self.on_conflict == "error"):
             return  # a dry run; or the import is refused at the end: no use writing more
@@ -304,20 +314,26 @@ class _Merge:
 
     _tags_done = _notes_done = 0  # how many of the report's added tags and notes are written
 
-    def _compare(self, run: dict[str, Any]) -> bool | None:
-        """``None`` for a run not here; else whether the one here has the same content."""
+    def _compare(self, rows: ImportRows) -> bool | None:
+        """``None`` for a run not here; else whether the one here has the same content (the
+        JSON columns compared as values: the same text, or text that parses to the same)."""
         conn = self.archive.conn
-        existing = tables.run_by_id(conn, run["run_id"])
+        run_id, experiment, params, backend, timestamp, _, metadata = rows.runs[0]
+        existing = tables.run_by_id(conn, run_id)
         if existing is None:
             return None
-        run_id, experiment, params, backend, timestamp, rho_path, metadata = existing
+        _, here_experiment, here_params, here_backend, here_time, rho_path, here_meta = existing
         return bool(
-            experiment == run["experiment_name"]
-            and stored_json(params) == run["params"]
-            and backend == run["backend_name"]
-            and timestamp == run["timestamp"]
-            and (stored_json(metadata) if metadata is not None else None) == run["metadata"]
-            and tables.rho_checksum(conn, run_id, rho_path) == run["density_matrix"]["sha256"]
+            here_experiment == experiment
+            and _same_json(here_params, params)
+            and here_backend == backend
+            and here_time == timestamp
+            and (
+                (here_meta is None or stored_json(here_meta) is None)
+                if metadata is None
+                else here_meta is not None and _same_json(here_meta, metadata)
+            )
+            and tables.rho_checksum(conn, run_id, rho_path) == rows.files[0][3]
         )
 
     def _plan_annotations(self, rows: ImportRows) -> None:
@@ -367,6 +383,26 @@ def _refuse_conflicts(report: ImportReport, on_conflict: str, *, dry_run: bool) 
             f"{len(report.conflicts)} run ID(s) exist here with different content: {shown}; "
             f"nothing {verb}; pass --on-conflict skip to import the others",
         )
+
+
+def _run_id(rows: ImportRows) -> str:
+    return rows.runs[0][0]
+
+
+def _text_size(rows: ImportRows) -> int:
+    """About the bytes a run's rows hold: its JSON columns, tags and notes."""
+    (run,) = rows.runs
+    size = len(run[2]) + len(run[6] or "") + 200 * (len(rows.files) + 1)
+    size += sum(len(key) + len(value) for _, key, value in rows.tags)
+    return size + sum(len(text) + 50 for _, _, text in rows.notes)
+
+
+def _same_json(stored: object, text: str) -> bool:
+    """Whether a stored JSON column holds the value of the canonical JSON ``text``."""
+    if stored == text:
+        return True
+    here = stored_json(stored)
+    return here is not DAMAGED and here == json.loads(text)
 
 
 def _staged_name(relative: str) -> str:

@@ -92,7 +92,7 @@ class BundleContents:
         from ..remote.transfer import is_url, ranged
 
         if is_url(self.path):  # the description's bytes only, by range requests
-            source = ranged(self.path, self.storage_options)
+            source = ranged(self.path, self.storage_options, max_size=self.limits.max_total_size)
         else:
             source = _opened(Path(self.path))
         with source as (pread, size):
@@ -130,14 +130,16 @@ def read_bundle(
     if is_url(path) and not verify_payload and sink is None:
         # the structure and descriptions only (inspect): range reads, no payload transferred
         limits = limits or Limits()
-        with ranged(path, storage_options) as (pread, size):
+        with ranged(path, storage_options, max_size=limits.max_total_size) as (pread, size):
             _check_size(size, limits)
             container, bag, description = _read_structure(pread, size, limits)
         contents = _contents(os.fspath(path), "", size, container, bag, description, limits)
         contents.storage_options = storage_options
         return contents
     if is_url(path):
-        with fetched(path, storage_options) as local:
+        # refused before the download when the store tells the size, else while it runs
+        maximum = (limits or Limits()).max_total_size
+        with fetched(path, storage_options, max_size=maximum) as local:
             contents = read_bundle(
                 local,
                 limits,

@@ -9,6 +9,7 @@ import click
 from . import cli, counted, emit_json, filter_options, open_from, say
 
 if TYPE_CHECKING:
+    from ..remote.index import Skipped
     from ..store.query import RunFilter
 
 
@@ -41,10 +42,10 @@ def remote_add(ctx: click.Context, name: str, url: str, storage_options: tuple[s
         qex-archive remote add lab s3://lab-bucket/qex --storage-option endpoint_url=https://minio:9000
     """
     from ..remote.sync import add_remote
-    from ..remote.transfer import parse_storage_options
+    from ..remote.transfer import parse_storage_options, shown_url
 
     add_remote(open_from(ctx, create=True), name, url, parse_storage_options(storage_options))
-    say(f"added remote {name}: {url}")
+    say(f"added remote {name}: {shown_url(url) if '://' in url else url}")
 
 
 @remote.command(name="list")
@@ -101,9 +102,24 @@ def remote_status(ctx: click.Context, name: str, as_json: bool) -> None:
     result = status(open_from(ctx), name)
     if as_json:
         emit_json(result.to_dict())
+    else:
+        for label, ids in result.to_dict().items():
+            if label != "skipped":
+                say(f"{label.replace('_', ' ')}: {len(ids)}")
+    _refuse_skipped(name, result.skipped, "counted")
+
+
+def _refuse_skipped(name: str, skipped: list[Skipped], done: str) -> None:
+    """Each object of the remote that was left out on stderr, then exit status 1."""
+    if not skipped:
         return
-    for label, ids in result.to_dict().items():
-        say(f"{label.replace('_', ' ')}: {len(ids)}")
+    for item in skipped:
+        say(f"skipped {item}", err=True)
+    raise click.ClickException(
+        f"{counted(len(skipped), 'object')} of {name} could not be used (named above) and "
+        f"{'was' if len(skipped) == 1 else 'were'} left out; the rest were {done}. Ask whoever "
+        "pushed them to push again"
+    )
 
 
 @cli.command()
@@ -145,7 +161,9 @@ def pull(
     """Import the runs the filters select (the same filters as 'runs', every one honoured)
     from the remote's bundles that bring runs this archive lacks. Experiment, backend and time
     are matched against the remote's index before anything is fetched; the rest against the
-    runs of each fetched bundle, which is verified whole and imported all or nothing.
+    runs of each fetched bundle, which is verified whole (and against its index) and imported
+    all or nothing. An index object or bundle that cannot be used is named and left out, the
+    others are pulled, and the exit status is 1.
 
     Example:
 
@@ -156,6 +174,7 @@ def pull(
     reports = pull_runs(open_from(ctx, create=True), name, selection, on_conflict)
     if as_json:
         emit_json([report.to_dict() for report in reports])
+        _refuse_skipped(name, reports.skipped, "pulled")
         return
     runs = sum(len(report.imported) for report in reports)
     left_out = sum(len(report.not_selected) for report in reports)
@@ -164,3 +183,4 @@ def pull(
     )
     pulled = f"{counted(runs, 'run')} in {counted(len(reports), 'bundle')}"
     say(f"pulled {pulled} from {name}{unselected}")
+    _refuse_skipped(name, reports.skipped, "pulled")

@@ -13,14 +13,17 @@ AWS config files) or ``storage_options``; they are never stored or printed.
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidInput, QexError
+from ..codes import TOO_LARGE
+from ..errors import BundleError, InvalidInput, QexError
 
 RANGE_BLOCK = 64 << 10  # small: a member's header should not bring its data along
 TRANSFER_PART = 16 << 20  # bytes per request, and in memory at a time, both ways
@@ -41,14 +44,20 @@ def reporting(callback: Reporter | None) -> Iterator[None]:
         _reporter.reset(token)
 
 
-def _copy(source: Any, sink: Any, what: str, total: int) -> None:
+def _copy(
+    source: Any, sink: Any, what: str, total: int, limit: Callable[[int], None] | None = None
+) -> int:
+    """Copy ``source`` to ``sink`` a part at a time; ``limit(done)`` may refuse to go on."""
     report = _reporter.get()
     done = 0
     while chunk := source.read(TRANSFER_PART):
-        sink.write(chunk)
         done += len(chunk)
+        if limit is not None:
+            limit(done)
+        sink.write(chunk)
         if report is not None:
             report(what, done, total)
+    return done
 
 
 def is_url(target: str | os.PathLike[str]) -> bool:
@@ -101,44 +110,188 @@ def _filesystem(url: str, options: Mapping[str, Any] | None) -> tuple[Any, str]:
 
 
 def _shown(url: str) -> str:
-    """The URL without credentials in it (user:password@host)."""
+    """The URL as it may be shown, stored or logged: without credentials (``user:password@``),
+    query string (a pre-signed URL's signature) or fragment."""
     from urllib.parse import urlsplit, urlunsplit
 
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+    except ValueError:  # not a URL urllib can take apart (a bad port, a broken IPv6 host)
+        return scrubbed(url)
+    if not parts.scheme:
+        return scrubbed(url)
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+shown_url = _shown
+
+# user:password@ after a scheme, and a query string (up to a quote, a space or the end)
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#@\s'\"]*@")
+_QUERY = re.compile(r"\?[^\s'\"<>]*")
+
+
+def scrubbed(text: str) -> str:
+    """``text`` (an error message of a storage client, say) with every URL's credentials and
+    query string taken out."""
+    return _QUERY.sub("", _USERINFO.sub(r"\1", text))
+
+
+def reason_of(exc: BaseException) -> str:
+    """One line saying why a storage client failed, without credentials, at most 200 chars."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return scrubbed(text)[:200]
+
+
+def url_secrets(url: str) -> str | None:
+    """What in ``url`` is a secret qex must not keep (credentials, a query string), if any."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        userinfo = parts.username is not None or parts.password is not None
+    except ValueError:
+        userinfo = "@" in url.split("://", 1)[-1].split("/", 1)[0]
+        parts = None
+    if userinfo:
+        return "credentials (user:password@)"
+    if parts is not None and (parts.query or "?" in url):
+        return "a query string (a pre-signed URL's signature?)"
+    return None
+
+
+SECRET_WORDS = (
+    "secret",
+    "token",
+    "password",
+    "passwd",
+    "key",
+    "credential",
+    "auth",
+    "session",
+    "signature",
+    "cookie",
+    "bearer",
+    "private",
+    "connection_string",
+    "sas",
+)
+
+
+def secret_option(options: Any, where: str = "") -> str | None:
+    """The first place in ``options`` (nested dicts and lists at every depth) whose key looks
+    like a secret's, or whose text value holds a URL's credentials or a bearer token, as a
+    dotted path (``client_kwargs.aws_secret_access_key``); None when there is none."""
+    if isinstance(options, Mapping):
+        for key, value in options.items():
+            path = f"{where}.{key}" if where else str(key)
+            if any(word in str(key).lower() for word in SECRET_WORDS):
+                return path
+            found = secret_option(value, path)
+            if found:
+                return found
+    elif isinstance(options, (list, tuple)):
+        for i, value in enumerate(options):
+            found = secret_option(value, f"{where}[{i}]")
+            if found:
+                return found
+    elif isinstance(options, str):
+        lowered = options.lower()
+        if "://" in options and url_secrets(options.strip()):
+            return where
+        if lowered.startswith(("bearer ", "basic ", "token ")):
+            return where
+    return None
 
 
 @contextmanager
 def fetched(
-    url: str | os.PathLike[str], options: Mapping[str, Any] | None = None
+    url: str | os.PathLike[str],
+    options: Mapping[str, Any] | None = None,
+    *,
+    max_size: int | None = None,
 ) -> Iterator[Path]:
-    """A local path holding the bundle at ``url`` (the path itself for a local one)."""
+    """A local path holding the bundle at ``url`` (the path itself for a local one).
+
+    ``max_size`` refuses a bundle larger than that many bytes before the download when the
+    store says how large it is, and while it runs otherwise (a :class:`BundleError` with
+    the code ``TOO_LARGE``, as for a local bundle over ``--max-total-size``)."""
     if not is_url(url):
         yield local_path(url)
         return
-    text = os.fspath(url)
-    fs, path = _filesystem(str(text), options)
+    text = str(os.fspath(url))
+    shown = _shown(text)
+    fs, path = _filesystem(text, options)
+
+    def limit(done: int) -> None:
+        if max_size is not None and done > max_size:
+            raise BundleError(
+                TOO_LARGE,
+                f"the bundle at {shown} is more than {max_size} bytes; "
+                "raise --max-total-size to accept it",
+            )
+
     with _scratch_file(path) as target:
         try:
             if _streams_one_request(fs):
-                fs.get_file(path, str(target), max_concurrency=1, callback=_progress_callback())
+                limit(int(fs.info(path).get("size") or 0))  # before a byte is downloaded
+                fs.get_file(
+                    path, str(target), max_concurrency=1, callback=_progress_callback(limit)
+                )
             else:
-                # sequential reads of TRANSFER_PART bytes: one part in memory at a time
-                with (
-                    fs.open(path, "rb", block_size=TRANSFER_PART, cache_type="none") as source,
-                    target.open("wb") as sink,
-                ):
-                    _copy(source, sink, "downloading", int(source.size))
-        except FileNotFoundError:
-            raise QexError(f"no bundle at {_shown(str(text))}") from None
+                _stream(fs, path, target, limit)
+        except FileNotFoundError as exc:
+            raise _not_found(exc, shown) from None
+        except QexError:
+            raise
         except Exception as exc:  # the storage client's own error types (aiohttp, botocore)
-            raise QexError(
-                f"cannot read {_shown(str(text))}: {type(exc).__name__}: {str(exc)[:200]}"
-            ) from None
+            raise QexError(f"cannot read {shown}: {reason_of(exc)}") from None
         yield target
+
+
+def _stream(fs: Any, path: str, target: Path, limit: Callable[[int], None]) -> None:
+    """Sequential reads of TRANSFER_PART bytes (one part in memory at a time). Over HTTP one
+    streamed GET, so that a server without range requests (``python -m http.server``) serves
+    a bundle of any size; its length must be the one the server announced."""
+    if _is_http(fs):
+        size = fs.info(path).get("size")
+        if size is not None:
+            limit(int(size))  # before a byte is downloaded
+        with fs.open(path, "rb", block_size=0) as source, target.open("wb") as sink:
+            done = _copy(source, sink, "downloading", int(size or 0), limit)
+        if size is not None and done != int(size):
+            raise ConnectionError(f"the server sent {done} of {size} bytes")
+        return
+    with (
+        fs.open(path, "rb", block_size=TRANSFER_PART, cache_type="none") as source,
+        target.open("wb") as sink,
+    ):
+        limit(int(source.size))
+        _copy(source, sink, "downloading", int(source.size), limit)
+
+
+def failure_behind(exc: FileNotFoundError) -> BaseException | None:
+    """What a FileNotFoundError of a storage client hides, if it is not a missing object:
+    fsspec's HTTP file system answers an HTTP 500 or a refused connection as one."""
+    cause = exc.__cause__ or exc.__context__
+    if cause is None or isinstance(cause, FileNotFoundError):
+        return None
+    return None if getattr(cause, "status", 0) in (404, 410) else cause
+
+
+def _not_found(exc: FileNotFoundError, shown: str) -> QexError:
+    """ "no bundle at URL", unless the client says it was something else."""
+    cause = failure_behind(exc)
+    if cause is None:
+        return QexError(f"no bundle at {shown}")
+    return QexError(f"cannot read {shown}: {reason_of(cause)}")
+
+
+def _is_http(fs: Any) -> bool:
+    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+    return bool(protocols & {"http", "https"})
 
 
 def _streams_one_request(fs: Any) -> bool:
@@ -150,14 +303,17 @@ def _streams_one_request(fs: Any) -> bool:
     return bool(protocols & {"s3", "s3a"})
 
 
-def _progress_callback() -> Any:
-    """An fsspec callback that passes a download's progress on to the current reporter."""
+def _progress_callback(limit: Callable[[int], None] | None = None) -> Any:
+    """An fsspec callback that passes a download's progress on to the current reporter (and
+    to ``limit``, which may stop it)."""
     from fsspec.callbacks import Callback
 
     report = _reporter.get()
 
     class Progress(Callback):  # type: ignore[misc]
         def call(self, *args: Any, **kwargs: Any) -> None:
+            if limit is not None:
+                limit(int(self.value))
             if report is not None and self.size:
                 report("downloading", int(self.value), int(self.size))
 
@@ -166,33 +322,62 @@ def _progress_callback() -> Any:
 
 @contextmanager
 def ranged(
-    url: str | os.PathLike[str], options: Mapping[str, Any] | None = None
+    url: str | os.PathLike[str],
+    options: Mapping[str, Any] | None = None,
+    *,
+    max_size: int | None = None,
 ) -> Iterator[tuple[Callable[[int, int], bytes], int]]:
     """``(pread, size)`` of the bundle at ``url``: reads of any range, by range requests through
     a cache of :data:`RANGE_BLOCK` blocks, so that ``inspect`` fetches the end records, the
-    central directory, each member's header and the JSON members, not the payload."""
+    central directory, each member's header and the JSON members, not the payload. A server
+    that does not answer range requests (``python -m http.server``) is read once, streamed
+    into a temporary file (refused beyond ``max_size`` bytes), and read there."""
     text = str(os.fspath(url))
+    shown = _shown(text)
     fs, path = _filesystem(text, options)
     try:
         source = fs.open(path, "rb", block_size=RANGE_BLOCK, cache_type="blockcache")
-    except FileNotFoundError:
-        raise QexError(f"no bundle at {_shown(text)}") from None
+    except FileNotFoundError as exc:
+        raise _not_found(exc, shown) from None
     except Exception as exc:  # the storage client's own error types (aiohttp, botocore)
-        raise QexError(f"cannot read {_shown(text)}: {type(exc).__name__}") from None
+        raise QexError(f"cannot read {shown}: {reason_of(exc)}") from None
 
     def pread(length: int, offset: int) -> bytes:
         try:
             source.seek(offset)
             data: bytes = source.read(length)
         except Exception as exc:  # the storage client's own error types
-            raise QexError(f"cannot read {_shown(text)}: {type(exc).__name__}") from None
+            raise QexError(f"cannot read {shown}: {reason_of(exc)}") from None
         return data
 
+    size = int(source.size) if source.size is not None else None
+    small_enough = max_size is None or (size or 0) <= max_size  # else refused by its size
+    if _is_http(fs) and (
+        size is None  # a server that says nothing of the length: no ranges either
+        or (size > RANGE_BLOCK and small_enough and not _answers_ranges(source, size))
+    ):
+        with suppress(Exception):
+            source.close()
+        with fetched(text, options, max_size=max_size) as local, local.open("rb") as copy:
+            yield functools.partial(os.pread, copy.fileno()), os.fstat(copy.fileno()).st_size
+        return
     try:
-        yield pread, int(source.size)
+        yield pread, int(size or 0)
     finally:
         with suppress(Exception):
             source.close()
+
+
+def _answers_ranges(source: Any, size: int) -> bool:
+    """Whether the HTTP server serves a range that does not start at byte 0."""
+    try:
+        source.seek(size - 1)
+        source.read(1)
+    except ValueError:  # fsspec: "The HTTP server doesn't appear to support range requests"
+        return False
+    except Exception:  # any other failure is reported by the read that meets it again
+        return True
+    return True
 
 
 @contextmanager
@@ -205,6 +390,7 @@ def published(
         yield local_path(url)
         return
     text = str(os.fspath(url))
+    _refuse_secrets(text)
     _, path = _filesystem(text, options)
     with _scratch_file(path) as local:
         yield local
@@ -225,6 +411,7 @@ def upload(
     what could not be written and ``fix``."""
     import secrets
 
+    _refuse_secrets(url)
     fs, path = _filesystem(url, options)
     partial = f"{path}.partial-{secrets.token_hex(6)}"
     try:
@@ -240,8 +427,18 @@ def upload(
     except Exception as exc:  # the storage client's own error types (aiohttp, botocore)
         with suppress(Exception):
             fs.rm(partial)
-        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
-        raise QexError(f"cannot write {_shown(url)} ({reason}); {fix}") from None
+        raise QexError(f"cannot write {_shown(url)} ({reason_of(exc)}); {fix}") from None
+
+
+def _refuse_secrets(url: str) -> None:
+    """A URL written to is printed and kept in reports: it may hold no credentials."""
+    found = url_secrets(url)
+    if found:
+        raise InvalidInput(
+            f"{_shown(url)}: the URL holds {found}, which qex never stores or prints; "
+            "give credentials through the storage's own chain (environment variables such as "
+            "AWS_ACCESS_KEY_ID, ~/.aws/config profiles, ~/.netrc) instead"
+        )
 
 
 def _is_local(fs: Any) -> bool:
@@ -254,9 +451,14 @@ def _scratch_file(path: str) -> Iterator[Path]:
     """A path named like the remote object in a private temporary directory, removed after."""
     import shutil
     import tempfile
+    from urllib.parse import unquote, urlsplit
 
     directory = Path(tempfile.mkdtemp(prefix="qex-remote-"))
+    # an HTTP path is the whole URL: its query string (a signature) is no part of the name
+    name = Path(unquote(urlsplit(str(path)).path) if "://" in str(path) else str(path)).name
+    if name in ("", ".", "..") or "\x00" in name:
+        name = "bundle.qexb"
     try:
-        yield directory / (Path(str(path)).name or "bundle.qexb")
+        yield directory / name
     finally:
         shutil.rmtree(directory, ignore_errors=True)
