@@ -59,6 +59,7 @@ COMMAND_MODULES = {
     **dict.fromkeys(("pack", "inspect", "verify", "import", "unpack"), "bundle_commands"),
     **dict.fromkeys(("plugins", "render", "open"), "plugin_commands"),
     **dict.fromkeys(("remote", "push", "pull"), "remote_commands"),
+    "serve": "serve_commands",
 }
 
 
@@ -415,20 +416,9 @@ def build_filter(
     valid: bool | None = None,
     tag_filters: Iterable[str] = (),
 ) -> RunFilter:
-    from ..store.query import RunFilter, parse_condition, parse_tag
+    from ..store.query import filter_from_texts
 
-    base = RunFilter.build(
-        experiment=experiment,
-        backend=backend,
-        since=since,
-        until=until,
-        tags=dict(parse_tag(text) for text in tag_filters),
-    )
-    conditions = tuple(parse_condition(text) for text in params)
-    conditions += tuple(parse_condition(text, "metadata") for text in wheres)
-    return RunFilter(
-        base.experiment, base.backend, base.since, base.until, conditions, valid, base.tags
-    )
+    return filter_from_texts(experiment, backend, since, until, params, wheres, valid, tag_filters)
 
 
 def emit_json(value: Any) -> None:

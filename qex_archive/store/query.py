@@ -13,7 +13,7 @@ as escaped string literals).
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -421,3 +421,30 @@ def _flatten(clause: Clause | tuple[Condition, ...]) -> list[Condition]:
         return [clause]
     items = clause.options if isinstance(clause, AnyOf) else clause
     return [condition for item in items for condition in _flatten(item)]
+
+
+def filter_from_texts(
+    experiment: str | None = None,
+    backend: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    params: Iterable[str] = (),
+    wheres: Iterable[str] = (),
+    valid: bool | None = None,
+    tag_filters: Iterable[str] = (),
+) -> RunFilter:
+    """The filter of the texts a person types: the CLI's ``-e -b --since --until -p -w -t
+    --valid`` and the query parameters of ``serve`` (``e b since until p w t valid``) both
+    come here, so a filter means the same thing typed anywhere."""
+    base = RunFilter.build(
+        experiment=experiment,
+        backend=backend,
+        since=since,
+        until=until,
+        tags=dict(parse_tag(text) for text in tag_filters),
+    )
+    conditions = tuple(parse_condition(text) for text in params)
+    conditions += tuple(parse_condition(text, "metadata") for text in wheres)
+    return RunFilter(
+        base.experiment, base.backend, base.since, base.until, conditions, valid, base.tags
+    )
