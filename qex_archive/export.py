@@ -1,6 +1,13 @@
 """``export``: a selection of runs written as CSV, JSON Lines or Parquet, the columns of
 ``Selection.to_pandas()``, streamed from SQLite a chunk of rows at a time so that a million
 runs are written in bounded memory. Parquet needs pyarrow (``qex-archive[analysis]``).
+
+CSV is read by spreadsheets, which run a cell starting with ``=``, ``+``, ``-`` or ``@`` (or a
+tab or carriage return) as a formula: a text cell starting so (a name, a param, a tag or a
+note from someone's bundle) is written with a single quote before it, as OWASP advises
+("CSV injection"); numbers stay numbers (``-0.5`` is written as it is). JSON Lines and Parquet
+keep every text exactly. The output is refused inside the archive's directory or over one of
+its files (:func:`~qex_archive.store.paths.refuse_archive_output`).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from .selection import (
 )
 from .store import tables
 from .store.files import atomic_output
+from .store.paths import refuse_archive_output
 from .store.query import RunFilter, order_by
 
 if TYPE_CHECKING:
@@ -61,6 +69,7 @@ def export_runs(
     chosen = format or target.suffix.lstrip(".").lower()
     if chosen not in FORMATS:
         raise InvalidInput(f"export format {chosen!r} is not one of {', '.join(FORMATS)}")
+    refuse_archive_output(archive.root, target, what="the export")
     if target.is_dir() or not target.parent.is_dir():
         raise InvalidInput(f"cannot write {target}: give a file in an existing directory")
     # a damaged row must not stop the stream
@@ -122,13 +131,24 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> str:
+    """:func:`_cell`, with a text a spreadsheet would take for a formula made inert."""
+    text = _cell(value)
+    if isinstance(value, str) and text.startswith(FORMULA_STARTS):
+        return "'" + text
+    return text
+
+
 def _write_csv(stream: BinaryIO, records: Iterator[dict[str, Any]], columns: list[str]) -> int:
     text = io.TextIOWrapper(stream, encoding="utf-8", newline="", write_through=False)
     writer = csv.writer(text)
-    writer.writerow(columns)
+    writer.writerow([_csv_cell(column) for column in columns])
     count = 0
     for record in records:
-        writer.writerow([_cell(record.get(column)) for column in columns])
+        writer.writerow([_csv_cell(record.get(column)) for column in columns])
         count += 1
     text.flush()
     text.detach()

@@ -2,7 +2,10 @@
 array (numpy, xarray), and the same table written out (``export``).
 
 One row per run: ``run_id``, ``experiment``, ``backend``, ``time`` (timezone-aware), each
-parameter as a column ``params.<key>`` (nested keys dotted), the validation summary
+parameter as a column ``params.<key>`` (nested keys dotted; a dot or backslash inside a key is
+escaped with a backslash, so that every column names one value: ``{"mw.freq": 5.1}`` is
+``params.mw\\.freq`` and ``{"mw": {"freq": 4.9}}`` is ``params.mw.freq``, see
+:func:`param_column`; an empty object is a value of its own), the validation summary
 (``purity``, ``entropy``, ``is_valid``, ``trace``) and ``dims``, then the annotations:
 
 - ``tags.<key>`` for each tag key some run of the selection carries: the run's value (``""``
@@ -83,8 +86,9 @@ class Selection(list[Run]):
         by_id = {row[0]: row for row in tables.summary_rows(self._archive.conn, ids)}
         rows = [by_id[run_id] for run_id in ids]
         columns_ = list(zip(*rows, strict=True)) if rows else [()] * 10
-        params = pd.json_normalize([_params_object(text) for text in columns_[4]], sep=".")
-        params = params[sorted(params.columns)].add_prefix("params.")
+        flat = [_flat_params(_params_object(text)) for text in columns_[4]]
+        params = pd.DataFrame.from_records(flat, index=range(len(flat)))
+        params = params[sorted(params.columns)]
         frame = pd.DataFrame(
             {
                 "run_id": columns_[0],
@@ -512,9 +516,27 @@ def require(module: str, extra: str) -> Any:
         ) from None
 
 
+def param_column(path: Sequence[str]) -> str:
+    """The column of the param at ``path`` (its keys, outermost first): ``params.`` and the
+    keys joined by dots, each key's own dots and backslashes escaped with a backslash, so
+    that two params never share a column (``["mw.freq"]`` gives ``params.mw\\.freq``,
+    ``["mw", "freq"]`` gives ``params.mw.freq``)."""
+    return ".".join(["params", *map(_column_key, path)])
+
+
+def _column_key(key: str) -> str:
+    return key.replace("\\", "\\\\").replace(".", "\\.")
+
+
+def _flat_params(params: dict[str, Any]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    _flatten("params", params, flat)
+    return flat
+
+
 def _flatten(prefix: str, value: dict[str, Any], into: dict[str, Any]) -> None:
     for key, item in value.items():
-        name = f"{prefix}.{key}"
+        name = f"{prefix}.{_column_key(str(key))}"
         if isinstance(item, dict) and item:
             _flatten(name, item, into)
         else:

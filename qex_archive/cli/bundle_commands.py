@@ -167,9 +167,12 @@ def pack(
     """
     from ..bundle import pack_bundle
     from ..bundle.records import ArtifactKinds, known_payload_size, select_run_ids
-    from ..remote.transfer import parse_storage_options
+    from ..remote.transfer import is_url, local_path, parse_storage_options
+    from ..store.paths import refuse_archive_output
 
     archive = open_from(ctx)
+    if not is_url(output):
+        refuse_archive_output(archive.root, local_path(output), what="the bundle")
     total = 0
     if sys.stderr.isatty():  # sizing the bar costs a selection of its own
         ids = select_run_ids(archive, run_refs, selection)
@@ -386,8 +389,15 @@ def import_command(
 @filter_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @limit_options
+@click.pass_context
 def unpack(
-    bundle: str, directory: Path, selection: RunFilter, as_json: bool, **limits: Any
+    ctx: click.Context,
+    /,
+    bundle: str,
+    directory: Path,
+    selection: RunFilter,
+    as_json: bool,
+    **limits: Any,
 ) -> None:
     """Create a new archive in DIRECTORY from a bundle: all its runs, or those the filters
     (the same as 'runs', meaning the same) select.
@@ -398,8 +408,12 @@ def unpack(
 
         qex-archive unpack from-ada.qexb figure3 -t figure=3
     """
-    from ..opening import unpack_bundle
+    from ..opening import resolve_data_dir, unpack_bundle
+    from ..store.paths import DB_NAME, refuse_archive_output
 
+    current = resolve_data_dir(ctx.find_root().obj)
+    if (current / DB_NAME).exists():  # a new archive never goes inside the one in use
+        refuse_archive_output(current, directory, what="unpack's directory")
     storage = storage_of(limits)
     with progress_bar(_local_size(bundle), "unpacking") as bar:
         report = unpack_bundle(

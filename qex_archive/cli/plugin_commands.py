@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 import click
 
@@ -15,9 +14,6 @@ from . import (
     open_from,
     say,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 @cli.command(name="plugins")
@@ -108,6 +104,7 @@ def open_command(
         qex-archive open 3f2a          # the Bloch page; 'qex-archive open 3f2a heatmap' for another
     """
     from ..store.paths import stat_data_file
+    from ..views.html import may_show
 
     archive = open_from(ctx)
     run = archive.get(run_ref)
@@ -133,7 +130,7 @@ def open_command(
     if print_path:
         say(artifact.path)
         return
-    if artifact.foreign and not trust:
+    if not may_show(artifact, trust=trust):
         raise InvalidInput(
             f"{artifact.relative_path} came from bundle {artifact.origin} and may contain "
             f"anything; make a local one with 'qex-archive render {short}', or pass --trust"

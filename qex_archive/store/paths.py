@@ -51,6 +51,8 @@ def artifact_name(run_id: str, name: str, extension: str) -> str:
 def artifact_path(run_id: str, name: str, extension: str) -> str:
     """The stored path of a run's artifact: ``artifacts/{run_id}_bloch.html``, say."""
     return f"{ARTIFACTS_DIR}/{artifact_name(run_id, name, extension)}"
+
+
 REPORTS_DIR = "reports"  # where 'report' writes by default: the one folder outputs may go to
 DEFAULT_DIR = "qex_data"  # the archive directory when none is named
 ENV_VAR = "QEX_DATA"
@@ -275,13 +277,13 @@ def refuse_archive_output(
         info = os.stat(target)
     except OSError:
         return  # nothing there yet
-    if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
-        if (info.st_dev, info.st_ino) in _stored_identities(Path(archive)):
-            raise InvalidInput(
-                f"{what} {os.fspath(output)!r} is another name (a hard link) of a file of the "
-                f"archive {os.fspath(root)!r}; writing it would change the archive: choose "
-                "another file"
-            )
+    linked = stat.S_ISREG(info.st_mode) and info.st_nlink > 1
+    if linked and (info.st_dev, info.st_ino) in _stored_identities(Path(archive)):
+        raise InvalidInput(
+            f"{what} {os.fspath(output)!r} is another name (a hard link) of a file of the "
+            f"archive {os.fspath(root)!r}; writing it would change the archive: choose "
+            "another file"
+        )
 
 
 def _within(path: str, directory: str) -> bool:

@@ -1,12 +1,16 @@
 """The frame of every page qex writes (the Bloch page, experiment reports): one place for the
 Content-Security-Policy that forbids fetching anything and running scripts, the base styles,
-and escaping. Pages are self-contained: they can be mailed, archived and read offline."""
+and escaping. Pages are self-contained: they can be mailed, archived and read offline.
+
+Also the one trust rule for a stored file reached as a page (:func:`may_show`): ``open``,
+the links of a report and ``serve`` all ask it, so a page from someone's bundle is never
+one click away."""
 
 from __future__ import annotations
 
 import html
 import json
-from typing import Any
+from typing import Any, Protocol
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 BASE_STYLE = """
@@ -19,6 +23,22 @@ dt{color:#5a6472} dd{margin:0;font-variant-numeric:tabular-nums}
 table{border-collapse:collapse;margin-top:16px;font-variant-numeric:tabular-nums}
 th,td{border:1px solid #dde2e8;padding:3px 8px;text-align:right}
 """
+
+
+class StoredPage(Protocol):
+    """What the trust rule needs of a stored file (:class:`qex_archive.run.Artifact`)."""
+
+    @property
+    def foreign(self) -> bool: ...
+
+
+def may_show(artifact: StoredPage, *, trust: bool = False) -> bool:
+    """Whether a stored file may be shown as a page (opened in a browser, linked from a page
+    qex writes, served): a file qex made here may; a file imported from someone's bundle
+    (``artifact.foreign``: it may hold scripts, forms, links anywhere) only when the user
+    trusts it explicitly (``open --trust``), and is never linked. ``render`` makes a local
+    page in its place. The one rule: every way of reaching a page asks it."""
+    return trust or not artifact.foreign
 
 
 def esc(value: object) -> str:

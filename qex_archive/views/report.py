@@ -6,13 +6,24 @@ SVG (purity, entropy and fidelity to a reference run or a target state, against 
 that varies, grouped by a second one with a legend), and a table of the runs linking to their
 Bloch pages. Up to :data:`TABLE_MAX` runs are listed (the plots show every run), so that a
 report of many runs stays small enough to mail (sizes measured in benchmarks/README.md).
+
+Whatever the archive holds, a page is bounded: at most :data:`PARAM_COLUMNS_MAX` param
+columns and :data:`NAMES_MAX` names in a list (a note says how many more), every text cut at
+:data:`TEXT_MAX` characters, at most :data:`LEGEND_MAX` legend entries, a few ticks per axis
+(computed by count, never by stepping until a bound is passed), and axes that stay finite
+and non-empty for any finite values (equal ones, neighbours such as 1e16 and 1e16 + 2, or
++-1.7e308). The time and size grow linearly with the runs and their params, and the links
+to Bloch pages follow the one trust rule (:func:`.html.may_show`): a page imported from
+someone's bundle is never linked.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 from .._jsonvalues import dumps
 from .._timeutil import iso_local
 from ..errors import ArchiveError, InvalidInput
-from .html import esc, page
-from .values import format_params, format_tags, number, run_params, short_value, verdict
+from .html import esc, may_show, page
+from .values import format_tags, number, run_params, run_validation, short_value, verdict
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -35,6 +46,11 @@ if TYPE_CHECKING:
     TargetState = State | str | os.PathLike[str] | npt.ArrayLike
 
 TABLE_MAX = 1000
+PARAM_COLUMNS_MAX = 16  # param columns of the table (the x and grouping params first)
+NAMES_MAX = 40  # names in a list of the header (experiments, params that vary, ...)
+TEXT_MAX = 80  # characters of any one name or value shown
+LEGEND_MAX = 16  # groups named in a legend
+TICKS_MAX = 12  # ticks on an axis
 LABELLED_POINTS = 2000
 WIDTH, HEIGHT = 430, 250
 MARGIN = {"left": 58, "right": 14, "top": 14, "bottom": 44}
@@ -47,7 +63,7 @@ figure{margin:0;border:1px solid #dde2e8;border-radius:6px;padding:8px}
 figcaption{font-size:13px;color:#3e4754;margin-bottom:4px}
 .frame{fill:none;stroke:#b4bcc8} .grid{stroke:#eef1f5}
 .tick{font-size:11px;fill:#3e4754} .label{font-size:12px;fill:#1d2430;text-anchor:middle}
-.legend{font-size:12px;fill:#1d2430}
+.legend{font-size:12px;fill:#1d2430} .more{font-size:12px;color:#5a6472}
 td.text{text-align:left}
 """
 
@@ -89,22 +105,26 @@ def report_page(
         raise InvalidInput("give a reference run or a target state for the fidelity, not both")
     target = None if ref_state is None else target_state(ref_state)
     params = [run_params(run) or {} for run in runs]
-    varying = _varying(params)
-    x_key = x if x is not None else _default_x(params, varying, by)
-    if x_key is not None and all(x_key not in p for p in params):
-        raise InvalidInput(f"no run has the param {x_key!r}; params: {', '.join(varying) or '-'}")
+    columns = _Columns(params)
+    varying = columns.varying
+    x_key = x if x is not None else _default_x(columns, by)
+    if x_key is not None and x_key not in columns.counts:
+        shown = _names(varying) or "-"
+        raise InvalidInput(f"no run has the param {_clip(x_key)!r}; params: {shown}")
     if by is None:
-        by = _default_by(params, varying, x_key)
+        by = _default_by(columns, x_key)
+    validations = {run.run_id: run_validation(run) for run in runs}
     reference = ref or min(runs, key=lambda r: (r.timestamp, r.run_id))  # the first
     compared_to: object = reference if target is None else target
     fidelities: dict[str, float | None] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NonPhysicalWarning)  # the table says which are invalid
         for run in runs:
+            dims = _dims(run)
             same = (
-                run.dims == reference.dims
+                dims == _dims(reference)
                 if target is None
-                else math.prod(run.dims or [0]) == target.rho.shape[0]
+                else math.prod(dims or [0]) == target.rho.shape[0]
             )
             try:
                 fidelities[run.run_id] = fidelity(run, compared_to) if same else None
@@ -115,46 +135,49 @@ def report_page(
     body = [
         f"<h1>{esc(_title(runs))}</h1>",
         f'<div class="sub">report of {len(runs)} run{"s" * (len(runs) != 1)}</div>',
-        _header(runs, params, varying),
+        _header(runs, columns),
         '<div class="plots">',
     ]
-    x_label = x_key or "run (in time order)"
+    x_label = _clip(x_key) if x_key is not None else "run (in time order)"
     for title, values in (
-        ("purity", [run.validation.get("purity") for run in runs]),
+        ("purity", [validations[run.run_id].get("purity") for run in runs]),
         (
             "von Neumann entropy (bits)",
-            [run.validation.get("von_neumann_entropy_bits") for run in runs],
+            [validations[run.run_id].get("von_neumann_entropy_bits") for run in runs],
         ),
         (
-            f"fidelity to {reference.run_id[:8] if target is None else target.name}"
+            f"fidelity to {_clip(reference.run_id[:8] if target is None else target.name)}"
             + (" (runs of its dimension)" if None in fidelities.values() else ""),
             [fidelities[run.run_id] for run in runs],
         ),
     ):
         points = [
-            Point(run.run_id, xv, float(yv), group)
-            for run, xv, yv, group in zip(runs, xs, values, groups, strict=True)
-            if isinstance(yv, (int, float)) and math.isfinite(yv) and xv is not None
+            Point(run.run_id, xv, y, group)
+            for run, xv, y, group in zip(runs, xs, map(_plot_value, values), groups, strict=True)
+            if y is not None and xv is not None
         ]
         body.append(_figure(title, points, x_label, categories, by))
     body.append("</div>")
-    body.append(_table(runs, params, varying, fidelities, link or _archive_link(page_dir)))
+    table_columns = _shown_columns(varying, x_key, by)
+    body.append(
+        _table(runs, params, table_columns, varying, validations, fidelities, link, page_dir)
+    )
     data = {
         "runs": [
             {
-                "run_id": run.run_id,
+                "run_id": _clip(run.run_id, 64),
                 "x": xv,
-                "group": group,
-                "purity": run.validation.get("purity"),
-                "entropy": run.validation.get("von_neumann_entropy_bits"),
+                "group": _clip(group),
+                "purity": _json_number(validations[run.run_id].get("purity")),
+                "entropy": _json_number(validations[run.run_id].get("von_neumann_entropy_bits")),
                 "fidelity_to_reference": fidelities[run.run_id],
             }
             for run, xv, group in zip(runs, xs, groups, strict=True)
         ],
-        "x": x_key,
-        "by": by,
-        "reference": reference.run_id if target is None else None,
-        "reference_state": None if target is None else target.name,
+        "x": None if x_key is None else _clip(x_key),
+        "by": None if by is None else _clip(by),
+        "reference": _clip(reference.run_id, 64) if target is None else None,
+        "reference_state": None if target is None else _clip(target.name),
     }
     return page(_title(runs), body, style=STYLE, data=data)
 
@@ -173,7 +196,11 @@ def write_reports(
     experiment into the directory ``output``; each page appears whole or not at all. The
     options are those of :func:`report_page`."""
     from ..store.files import atomic_write, storage_faults
+    from ..store.paths import refuse_archive_output
 
+    roots = {os.fspath(run.archive.root) for run in runs}
+    for root in sorted(roots):
+        refuse_archive_output(root, output, what="the report")
     if ref is not None and ref_state is not None:
         raise InvalidInput("give a reference run or a target state for the fidelity, not both")
     target = None if ref_state is None else target_state(ref_state)  # read once for all pages
@@ -184,7 +211,11 @@ def write_reports(
         by_experiment: dict[str, list[Run]] = {}
         for run in runs:
             by_experiment.setdefault(run.experiment_name, []).append(run)
-        pages = {output / f"{_slug(name)}.html": group for name, group in by_experiment.items()}
+        names = _file_names(list(by_experiment))
+        pages = {output / f"{names[name]}.html": group for name, group in by_experiment.items()}
+    for path in pages:
+        for root in sorted(roots):
+            refuse_archive_output(root, path, what="the report")
     written = []
     with storage_faults("write the report"):
         for path, group in sorted(pages.items()):
@@ -214,43 +245,107 @@ def target_state(value: TargetState) -> State:
 
 def _title(runs: Sequence[Run]) -> str:
     names = sorted({run.experiment_name for run in runs})
-    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    shown = ", ".join(_clip(name) for name in names[:3])
+    return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
-def _varying(params: Sequence[dict[str, Any]]) -> list[str]:
-    keys = sorted({key for p in params for key in p})
-    return [key for key in keys if len({dumps(p.get(key)) for p in params}) > 1]
+def _clip(text: object, limit: int = TEXT_MAX) -> str:
+    """``text`` cut to ``limit`` characters (an ellipsis says it was)."""
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
-def _default_x(params: Sequence[dict[str, Any]], varying: list[str], by: str | None) -> str | None:
+def _names(names: Sequence[str], limit: int = NAMES_MAX) -> str:
+    """At most ``limit`` names, each clipped, and how many more there are."""
+    shown = ", ".join(_clip(name) for name in names[:limit])
+    return shown + (f" and {len(names) - limit:,} more" if len(names) > limit else "")
+
+
+def _dims(run: Run) -> list[int] | None:
+    """The run's subsystem dimensions; None when not recorded or its metadata is damaged."""
+    try:
+        return run.dims
+    except ArchiveError:
+        return None
+
+
+def _json_number(value: object) -> float | None:
+    """A number the page's data can hold (JSON has no NaN or infinity), else None."""
+    return _plot_value(value)
+
+
+class _Columns:
+    """The params of the runs by key, gathered in one pass: which keys vary and how many
+    values each has, at a cost linear in the params (not keys times runs)."""
+
+    def __init__(self, params: Sequence[dict[str, Any]]) -> None:
+        self.counts: dict[str, int] = {}  # key -> runs that have it
+        self.texts: dict[str, set[str]] = {}  # key -> its distinct values, as JSON
+        self.plottable: dict[str, bool] = {}  # key -> every value a finite number (or null)
+        for p in params:
+            for key, value in p.items():
+                self.counts[key] = self.counts.get(key, 0) + 1
+                self.texts.setdefault(key, set()).add(dumps(value))
+                if value is not None and _plot_value(value) is None:
+                    self.plottable[key] = False
+                else:
+                    self.plottable.setdefault(key, True)
+        total = len(params)
+        for key, count in self.counts.items():
+            if count < total:  # a run without the key reads as null, as before
+                self.texts[key].add("null")
+        self.varying = sorted(key for key, texts in self.texts.items() if len(texts) > 1)
+
+    def values(self, key: str) -> int:
+        """How many distinct values ``key`` has (a missing one counts as null)."""
+        return len(self.texts.get(key, ()))
+
+    def constant(self, first: dict[str, Any], total: int) -> list[str]:
+        """The keys every run has with the same value."""
+        return sorted(
+            key for key in first if self.counts[key] == total and len(self.texts[key]) == 1
+        )
+
+
+def _default_x(columns: _Columns, by: str | None) -> str | None:
     """The varying numeric parameter with the most distinct values (not the grouping one)."""
-    candidates = []
-    for key in varying:
-        values = [p.get(key) for p in params]
-        if key != by and all(_plot_value(v) is not None for v in values if v is not None):
-            candidates.append((len({dumps(v) for v in values}), key))
+    candidates = [
+        (columns.values(key), key)
+        for key in columns.varying
+        if key != by and columns.plottable.get(key, False)
+    ]
     return max(candidates)[1] if candidates else None
 
 
-def _default_by(
-    params: Sequence[dict[str, Any]], varying: list[str], x_key: str | None
-) -> str | None:
+def _default_by(columns: _Columns, x_key: str | None) -> str | None:
     """The varying param other than the x axis with the fewest values (the first by name of
     those as few), when it has few enough for a colour each: what the points are grouped by
     when ``by`` is not given."""
-    candidates = []
-    for key in varying:
-        count = len({dumps(p.get(key)) for p in params})
-        if key != x_key and count <= DEFAULT_GROUPS_MAX:
-            candidates.append((count, key))
+    candidates = [
+        (columns.values(key), key)
+        for key in columns.varying
+        if key != x_key and columns.values(key) <= DEFAULT_GROUPS_MAX
+    ]
     return min(candidates)[1] if candidates else None
+
+
+def _shown_columns(varying: list[str], x_key: str | None, by: str | None) -> list[str]:
+    """The param columns of the table: the x and grouping params first, then the others
+    that vary, at most :data:`PARAM_COLUMNS_MAX` in all."""
+    first = [key for key in (x_key, by) if key is not None and key in varying]
+    rest = [key for key in varying if key not in first]
+    return list(dict.fromkeys(first + rest))[:PARAM_COLUMNS_MAX]
 
 
 def _plot_value(value: object) -> float | None:
     """A param value as a place on an axis: finite numbers only (not booleans)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value) if math.isfinite(value) else None
+    try:
+        number = float(value)  # an integer beyond the floats: OverflowError
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _x_values(
@@ -265,50 +360,99 @@ def _x_values(
     numbers = [_plot_value(v) for v in values]
     if all(n is not None or v is None for n, v in zip(numbers, values, strict=True)):
         return numbers, None
-    names = sorted({dumps(v) for v in values if v is not None})
-    return [None if v is None else float(names.index(dumps(v))) for v in values], names
+    texts = [None if v is None else dumps(v) for v in values]
+    names = sorted({text for text in texts if text is not None})
+    index = {name: float(i) for i, name in enumerate(names)}
+    return [None if text is None else index[text] for text in texts], names
 
 
 def _group(params: dict[str, Any], by: str | None) -> str:
     if by is None:
         return ""
-    return f"{by}={short_value(params[by])}" if by in params else f"{by} not set"
+    if by not in params:
+        return f"{_clip(by)} not set"
+    return f"{_clip(by)}={short_value(params[by])}"  # whole: groups differ past the cut
 
 
-def _header(runs: Sequence[Run], params: Sequence[dict[str, Any]], varying: list[str]) -> str:
+def _header(runs: Sequence[Run], columns: _Columns) -> str:
     experiments = sorted({run.experiment_name for run in runs})
     backends = sorted({run.backend_name for run in runs})
     first = min(runs, key=lambda r: r.timestamp).timestamp
     last = max(runs, key=lambda r: r.timestamp).timestamp
-    constant = {
-        key: params[0][key]
-        for key in sorted(params[0])
-        if key not in varying and all(key in p for p in params)
-    }
+    params = run_params(runs[0]) or {}
+    constant = columns.constant(params, len(runs))
+    same = " ".join(
+        f"{_clip(key)}={_clip(short_value(params[key]))}" for key in constant[:NAMES_MAX]
+    )
+    if len(constant) > NAMES_MAX:
+        same += f" and {len(constant) - NAMES_MAX:,} more"
     rows = [
-        ("experiments", ", ".join(experiments)),
-        ("backends", ", ".join(backends)),
+        ("experiments", _names(experiments)),
+        ("backends", _names(backends)),
         ("runs", str(len(runs))),
         ("time span", f"{iso_local(first)} .. {iso_local(last)}"),
-        ("params that vary", ", ".join(varying) or "none"),
-        ("the same in all", format_params(constant, short=True) or "-"),
+        ("params that vary", _names(columns.varying) or "none"),
+        ("the same in all", same or "-"),
     ]
     return "<dl>" + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in rows) + "</dl>"
 
 
+_LARGEST = sys.float_info.max
+
+
+def _axis(low: float, high: float, least: float) -> tuple[float, float]:
+    """The range an axis shows for values from ``low`` to ``high`` (finite): a little wider
+    at both ends, at least ``least`` wide (or a millionth of the values, where a difference of
+    ``least`` is lost in their precision), finite and never empty."""
+    half = high / 2 - low / 2  # halves: no overflow for values of opposite sign near the limit
+    centre = low / 2 + high / 2
+    if half * 2 < least or high - low <= 0:
+        half = max(least / 2, abs(centre) * 1e-6)
+    half *= 1.08  # room for the points at the ends
+    low = max(centre - half, -_LARGEST)
+    high = min(centre + half, _LARGEST)
+    if not low < high:  # a span too small for the floats there (or subnormal)
+        low, high = math.nextafter(centre, -math.inf), math.nextafter(centre, math.inf)
+    return low, high
+
+
+def _labelled(ticks: list[float]) -> list[tuple[float, str]]:
+    """Each tick with its label, leaving out a tick whose label repeats the one before (at
+    1e16, ticks 2 apart all read 1e+16)."""
+    labelled: list[tuple[float, str]] = []
+    for tick in ticks:
+        text = number(tick, ".6g")
+        if not labelled or text != labelled[-1][1]:
+            labelled.append((tick, text))
+    return labelled
+
+
+def _place(value: float, low: float, high: float) -> float:
+    """Where ``value`` lies between ``low`` and ``high``: 0 at low, 1 at high (no overflow)."""
+    span = high / 2 - low / 2
+    return (value / 2 - low / 2) / span if span > 0 else 0.5
+
+
 def _ticks(low: float, high: float, count: int = 5) -> list[float]:
-    if high <= low:
-        return [low]
-    raw = (high - low) / count
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    start = math.ceil(low / step) * step
-    ticks = []
-    value = start
-    while value <= high + step * 1e-9:
-        ticks.append(round(value, 12))
-        value += step
-    return ticks
+    """Round values between ``low`` and ``high``: at most about ``2 * count`` of them, made by
+    count (a step lost in the values' precision cannot make the list endless)."""
+    if not (math.isfinite(low) and math.isfinite(high)) or high <= low:
+        return [low] if math.isfinite(low) else []
+    raw = (high / 2 - low / 2) / count * 2
+    if not raw > 0 or not math.isfinite(raw):
+        return [low, high]
+    magnitude = 10.0 ** math.floor(math.log10(raw))
+    step = next((m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw), raw)
+    first = math.ceil(low / step)
+    ticks: list[float] = []
+    for i in range(2 * count + 2):
+        value = (first + i) * step
+        if not math.isfinite(value) or value > high + step * 1e-9:
+            break
+        value = round(value, 12)
+        if not ticks or value > ticks[-1]:  # neighbours the floats cannot tell apart: one
+            ticks.append(value)
+    return ticks or [low]
 
 
 def _figure(
@@ -317,7 +461,8 @@ def _figure(
     plot_w = WIDTH - MARGIN["left"] - MARGIN["right"]
     plot_h = HEIGHT - MARGIN["top"] - MARGIN["bottom"]
     groups = sorted({p.group for p in points})
-    legend_h = 16 * len(groups) if by else 0
+    legend_lines = min(len(groups), LEGEND_MAX) + (len(groups) > LEGEND_MAX)
+    legend_h = 16 * legend_lines if by else 0
     svg = [
         f'<svg class="plot" width="{WIDTH}" height="{HEIGHT + legend_h}" '
         f'viewBox="0 0 {WIDTH} {HEIGHT + legend_h}" role="img" aria-label="{esc(title)}">'
@@ -325,37 +470,30 @@ def _figure(
     if not points:
         svg.append(f'<text class="label" x="{WIDTH / 2}" y="{HEIGHT / 2}">no values</text></svg>')
         return f"<figure><figcaption>{esc(title)}</figcaption>{''.join(svg)}</figure>"
-    x_low, x_high = min(p.x for p in points), max(p.x for p in points)
-    y_low, y_high = min(p.y for p in points), max(p.y for p in points)
-    if x_high == x_low:
-        x_low, x_high = x_low - 1, x_high + 1
-    if y_high - y_low < 1e-9:
-        y_low, y_high = y_low - 0.05, y_high + 0.05
-    pad_x, pad_y = (x_high - x_low) * 0.04, (y_high - y_low) * 0.06
-    x_low, x_high, y_low, y_high = x_low - pad_x, x_high + pad_x, y_low - pad_y, y_high + pad_y
+    x_low, x_high = _axis(min(p.x for p in points), max(p.x for p in points), 2.0)
+    y_low, y_high = _axis(min(p.y for p in points), max(p.y for p in points), 0.1)
 
     def sx(value: float) -> float:
-        return MARGIN["left"] + (value - x_low) / (x_high - x_low) * plot_w
+        return MARGIN["left"] + _place(value, x_low, x_high) * plot_w
 
     def sy(value: float) -> float:
-        return MARGIN["top"] + (y_high - value) / (y_high - y_low) * plot_h
+        return MARGIN["top"] + (1 - _place(value, y_low, y_high)) * plot_h
 
     left, top, bottom = MARGIN["left"], MARGIN["top"], MARGIN["top"] + plot_h
-    for tick in _ticks(y_low, y_high):
+    for tick, text in _labelled(_ticks(y_low, y_high)):
         y = sy(tick)
         svg.append(
             f'<line class="grid" x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}"/>'
         )
         svg.append(
-            f'<text class="tick" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{number(tick, '.6g')}</text>"
+            f'<text class="tick" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{text}</text>'
         )
     x_ticks = (
-        [(float(i), name) for i, name in enumerate(categories)]
+        [(float(i), name) for i, name in enumerate(categories[:TICKS_MAX])]
         if categories is not None
-        else [(t, number(t, ".6g")) for t in _ticks(x_low, x_high)]
+        else _labelled(_ticks(x_low, x_high))
     )
-    for value, text in x_ticks[:12]:
+    for value, text in x_ticks[:TICKS_MAX]:
         x = sx(value)
         svg.append(f'<line class="grid" x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{bottom}"/>')
         svg.append(
@@ -376,10 +514,14 @@ def _figure(
             f'fill="{color[point.group]}">{label}</circle>'
         )
     if by:
-        for i, group in enumerate(groups):
+        for i, group in enumerate(groups[:LEGEND_MAX]):
             y = HEIGHT + 12 + 16 * i
             svg.append(f'<circle cx="{left + 6}" cy="{y - 4}" r="4" fill="{color[group]}"/>')
-            svg.append(f'<text class="legend" x="{left + 16}" y="{y}">{esc(group)}</text>')
+            svg.append(f'<text class="legend" x="{left + 16}" y="{y}">{esc(_clip(group))}</text>')
+        if len(groups) > LEGEND_MAX:
+            y = HEIGHT + 12 + 16 * LEGEND_MAX
+            more = f"and {len(groups) - LEGEND_MAX:,} more groups (colours repeat)"
+            svg.append(f'<text class="legend" x="{left + 16}" y="{y}">{more}</text>')
     svg.append("</svg>")
     return f"<figure><figcaption>{esc(title)}</figcaption>{''.join(svg)}</figure>"
 
@@ -387,27 +529,38 @@ def _figure(
 def _table(
     runs: Sequence[Run],
     params: Sequence[dict[str, Any]],
+    shown: list[str],
     varying: list[str],
+    validations: dict[str, dict[str, Any]],
     fidelities: dict[str, float | None],
-    link: Callable[[Run], str | None],
+    link: Callable[[Run], str | None] | None,
+    page_dir: Path | None,
 ) -> str:
+    """The runs (at most :data:`TABLE_MAX`) with the params ``shown``; the link to a run's
+    Bloch page only when the trust rule lets it be shown (never a page from a bundle)."""
     order = sorted(range(len(runs)), key=lambda i: (runs[i].timestamp, runs[i].run_id))
-    head = ["run", "time", *varying, "purity", "entropy", "physical", "fidelity", "tags", "page"]
+    head = ["run", "time", *map(_clip, shown)]
+    head += ["purity", "entropy", "physical", "fidelity", "tags", "page"]
+    make_link = link or _archive_link(page_dir)
     rows = []
     for index in order[:TABLE_MAX]:
         run = runs[index]
-        validation = run.validation
-        href = link(run)
-        anchor = f'<a href="{esc(href)}">Bloch</a>' if href else ""
+        validation = validations[run.run_id]
+        page = _bloch_page(run)
+        if page is not None and not may_show(page):
+            anchor = "imported: render it"
+        else:
+            href = make_link(run)
+            anchor = f'<a href="{esc(href)}">Bloch</a>' if href else ""
         cells = [
             f'<td class="text">{esc(run.run_id[:8])}</td>',
             f'<td class="text">{esc(iso_local(run.timestamp))}</td>',
-            *(f"<td>{esc(short_value(params[index].get(key)))}</td>" for key in varying),
+            *(f"<td>{esc(_clip(short_value(params[index].get(key))))}</td>" for key in shown),
             f"<td>{number(validation.get('purity'))}</td>",
             f"<td>{number(validation.get('von_neumann_entropy_bits'))}</td>",
             f"<td>{verdict(validation.get('is_valid'))}</td>",
             f"<td>{number(fidelities.get(run.run_id))}</td>",
-            f'<td class="text">{esc(format_tags(run.tags))}</td>',
+            f'<td class="text">{esc(_clip(format_tags(run.tags), 2 * TEXT_MAX))}</td>',
             f"<td>{anchor}</td>",
         ]
         rows.append("<tr>" + "".join(cells) + "</tr>")
@@ -418,17 +571,26 @@ def _table(
             f'<p class="note">The table lists the first {TABLE_MAX:,} of {len(runs):,} runs in '
             "time order; the plots show them all. Narrow the selection for the rest.</p>"
         )
+    if len(varying) > len(shown):
+        more += (
+            f'<p class="note">{len(varying):,} params vary; the table shows {len(shown)} of '
+            "them (the page's data and 'qex-archive export' have them all).</p>"
+        )
     return f"<h2>Runs</h2>{more}<table>{header}{''.join(rows)}</table>"
+
+
+def _bloch_page(run: Run) -> Any:
+    return next((a for a in run.artifacts if a.name == "bloch"), None)
 
 
 def _archive_link(page_dir: Path | None) -> Callable[[Run], str | None]:
     """Links from a page in ``page_dir`` to each run's Bloch page in its archive, for pages
-    that exist there as files of the archive's own."""
+    that exist there as files of the archive's own and that the trust rule lets be shown."""
     from ..store.paths import ForeignFile, stat_data_file
 
     def link(run: Run) -> str | None:
-        artifact = next((a for a in run.artifacts if a.name == "bloch"), None)
-        if page_dir is None or artifact is None:
+        artifact = _bloch_page(run)
+        if page_dir is None or artifact is None or not may_show(artifact):
             return None
         try:
             present = stat_data_file(run.archive.root, artifact.relative_path)
@@ -442,4 +604,33 @@ def _archive_link(page_dir: Path | None) -> Callable[[Run], str | None]:
 
 
 def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "experiment"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._")[:TEXT_MAX] or "experiment"
+
+
+def _file_names(experiments: Sequence[str]) -> dict[str, str]:
+    """A file name (without ``.html``) for each experiment, distinct even where names differ
+    only in what a file name cannot hold or in case ("ghz/1", "ghz 1", "ghz_1", "GHZ_1"):
+    the readable slug when no other experiment has it, else the slug and a short hash of the
+    name (the one whose name is its slug keeps the plain one)."""
+    by_slug: dict[str, list[str]] = {}
+    for name in experiments:
+        by_slug.setdefault(_slug(name).casefold(), []).append(name)
+    names: dict[str, str] = {}
+    for shared in by_slug.values():
+        plain = next((n for n in sorted(shared) if _slug(n) == n), None)
+        for name in shared:
+            slug = _slug(name)
+            if len(shared) == 1 or name == plain:
+                names[name] = slug
+            else:
+                digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+                names[name] = f"{slug}-{digest}"
+    taken: set[str] = set()
+    for name in sorted(names):  # a name that happens to look like slug-hash: numbered
+        candidate, n = names[name], 1
+        while candidate.casefold() in taken:
+            n += 1
+            candidate = f"{names[name]}-{n}"
+        names[name] = candidate
+        taken.add(candidate.casefold())
+    return names
