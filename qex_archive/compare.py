@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ._jsonvalues import dumps
 from ._timeutil import iso_local
 from .errors import ArchiveError, InvalidInput
+from .views.terminal import styled, visible
 from .views.values import number, run_params, run_validation, verdict
 
 if TYPE_CHECKING:
@@ -110,7 +111,11 @@ def compare_runs(runs: Sequence[Run]) -> Comparison:
 def comparison_text(
     comparison: Comparison, highlight: Callable[[str], str] = lambda text: text
 ) -> str:
-    """A table for people: a column per run; differing values passed through ``highlight``."""
+    """A table for people: a column per run; differing values passed through ``highlight``.
+
+    Stored text (names, parameters) is made visible (:func:`~qex_archive.views.terminal.visible`)
+    before ``highlight`` styles it, so the result keeps the highlight's escapes and only
+    those: printed through the CLI's terminal filter, qex's bold stays bold."""
     runs = comparison.runs
     header = ["", *(run.run_id[:8] for run in runs)]
     rows: list[list[str]] = [
@@ -134,6 +139,8 @@ def comparison_text(
     for label, fn in (("purity", "purity"), ("entropy (bits)", "von_neumann_entropy_bits")):
         rows.append([label, *(number(run_validation(run).get(fn)) for run in runs)])
     rows.append(["physical", *(verdict(run_validation(run).get("is_valid")) for run in runs)])
+    header = [visible(cell) for cell in header]
+    rows = [[visible(cell) for cell in row] for row in rows]
     width = [max(len(row[c]) for row in [header, *rows]) for c in range(len(header))]
 
     def line(cells: list[str], row_index: int | None = None) -> str:
@@ -146,7 +153,7 @@ def comparison_text(
     lines = [line(header), *(line(row, i) for i, row in enumerate(rows))]
     if comparison.same_params:
         same = " ".join(f"{k}={dumps(v)}" for k, v in comparison.same_params.items())
-        lines.append(f"same in all: {same}")
+        lines.append(visible(f"same in all: {same}"))
     for title, matrix in (
         ("fidelity", comparison.fidelity),
         ("trace distance", comparison.trace_distance),
@@ -167,8 +174,8 @@ def comparison_text(
     if comparison.non_physical:
         shown = ", ".join(run_id[:8] for run_id in comparison.non_physical)
         lines.append(f"note: not physical, used as stored: {shown}")
-    lines.extend(f"note: {problem}" for problem in comparison.problems)
-    return "\n".join(lines)
+    lines.extend(visible(f"note: {problem}") for problem in comparison.problems)
+    return styled("\n".join(lines))
 
 
 def _vector(vector: list[float] | None) -> str:

@@ -86,3 +86,26 @@ def test_a_missing_density_matrix_is_a_note_not_a_crash(data_dir: Path, runs: li
         comparison = compare_runs([arch.get(r.run_id) for r in runs])
     assert comparison.fidelity is None and "is missing" in comparison.problems[0]
     assert comparison.differing_params == ["p"]
+
+
+def test_on_a_terminal_qex_bold_stays_bold_and_stored_escapes_are_shown(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``compare`` on a terminal: the bold reaches it as bold, not as the text ``\\x1b[1m``;
+    an escape stored in a parameter's name is still shown as text, never sent."""
+    import click.testing
+
+    with qa.open_archive(data_dir) as arch:
+        arch.record("ghz", params={"p": 0.1}, backend="b", state=bell_state())
+        arch.record("ghz", params={"\x1b]0;owned\x07": 1}, backend="b", state=bell_state())
+    # the runner's stdout says it is a terminal, and click keeps styles on it
+    monkeypatch.setattr(click.testing._NamedTextIOWrapper, "isatty", lambda self: True)
+    done = CliRunner().invoke(
+        cli, ["--data-dir", str(data_dir), "compare", "-e", "ghz"], color=True
+    )
+    assert done.exit_code == 0, done.output
+    out = done.output
+    assert "\x1b[1m" in out and "\\x1b[1m" not in out  # qex's bold, as bold
+    assert "\x1b]" not in out and "\x07" not in out  # the stored escape is not sent ...
+    assert "\\x1b]0;owned\\x07" in out  # ... but shown
+    assert out.count("\x1b[") == out.count("\x1b")  # every escape sent is a style of qex's

@@ -225,6 +225,7 @@ class _Merge:
         self.files: PendingFiles | None = None  # the write unit's, to which moved files belong
         self.targets = DataPaths(archive.root, create=True)
         self.now = time.time()
+        self._merged: list[str] = []  # runs here the bundle meets for the first time
 
     def run(self) -> ImportReport:
         with contextlib.ExitStack() as stack:
@@ -310,7 +311,9 @@ class _Merge:
         )
         tables.set_tags(conn, report.tags_added[self._tags_done :])
         tables.add_notes(conn, report.notes_added[self._notes_done :])
+        tables.insert_bundle_merges(conn, ((run_id, bundle_id) for run_id in self._merged))
         self._tags_done, self._notes_done = len(report.tags_added), len(report.notes_added)
+        self._merged.clear()
 
     _tags_done = _notes_done = 0  # how many of the report's added tags and notes are written
 
@@ -337,20 +340,28 @@ class _Merge:
         )
 
     def _plan_annotations(self, rows: ImportRows) -> None:
-        """Tags and notes of runs already here: merged, never overwritten."""
+        """Tags and notes of runs already here: merged, never overwritten, and only from a
+        bundle that has not met the run before (imported it, or merged into it): what was
+        removed or edited here since stays so when the same bundle is imported again."""
         if not rows.runs:
             return
         ids = [row[0] for row in rows.runs]
-        here_tags = tables.tags_by_run(self.archive.conn, ids)
-        here_notes = tables.notes_by_run(self.archive.conn, ids)
+        conn = self.archive.conn
+        met = tables.bundle_met(conn, ids, self.contents.bundle_id)
+        here_tags = tables.tags_by_run(conn, ids)
+        here_notes = tables.notes_by_run(conn, ids)
         report = self.report
+        self._merged.extend(run_id for run_id in ids if run_id not in met)
         for run_id, key, value in rows.tags:
             local = here_tags[run_id].get(key)
             if local is None:
-                report.tags_added.append((run_id, key, value))
+                if run_id not in met:
+                    report.tags_added.append((run_id, key, value))
             elif local != value:
                 report.tag_conflicts.append((run_id, key, local, value))
         for run_id, created, text in rows.notes:
+            if run_id in met:
+                continue
             known = {(note["created"], note["text"]) for note in here_notes[run_id]}
             if (created, text) not in known:
                 report.notes_added.append((run_id, created, text))

@@ -424,8 +424,26 @@ class _Files:
         return Payload(name, known[0], known[1], path, relative)
 
 
+class StoredFileChanged(ArchiveError):
+    """A stored file is missing, or differs from the checksum pack read for it: damage (what
+    ``check`` finds), or a write committed since pack read the rows (``render`` replaces a
+    page under its name), which pack answers by reading the runs again."""
+
+    def __init__(self, message: str, relative: str) -> None:
+        super().__init__(message)
+        self.relative = relative
+
+
 def missing(relative: str) -> NoReturn:
-    raise ArchiveError(f"{relative} is missing from the archive; run 'qex-archive check'")
+    raise StoredFileChanged(
+        f"{relative} is missing from the archive; run 'qex-archive check'", relative
+    )
+
+
+def changed(relative: str) -> NoReturn:
+    raise StoredFileChanged(
+        f"{relative} differs from its recorded checksum; run 'qex-archive check'", relative
+    )
 
 
 def content_hash(gathered: Gathered, note: bytes) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import time
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -17,10 +18,12 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from .._jsonvalues import is_text
 from ..errors import ArchiveError, InvalidInput
+from ..store import tables
+from ..store.connection import read_transaction
 from ..store.files import atomic_output
 from ..store.npyfile import (
     MAX_HEADER_BYTES,
@@ -46,6 +49,8 @@ from .records import (
     Gathered,
     Payload,
     Spool,
+    StoredFileChanged,
+    changed,
     gather,
     missing,
     runs_in_batches,
@@ -156,12 +161,48 @@ def _pack(
     with_report: bool,
     progress: Progress | None,
 ) -> PackReport:
-    run_ids = select_run_ids(archive, runs, selection)
-    gathered = gather(archive, run_ids, kinds, bloch_pages=with_report)
+    """Pack, reading the runs again if a stored file changed under it: the rows are read in
+    one snapshot, but a file may be replaced after (``render`` writes a page under its name,
+    then commits); if another connection committed meanwhile, or just once more in case its
+    commit was on its way, the runs are gathered again from a new snapshot. A file that still
+    differs from its row is damage, for ``check``."""
+    for attempt in range(1, PACK_ATTEMPTS + 1):
+        version = tables.data_version(archive.conn)
+        try:
+            return _pack_once(archive, target, runs, selection, kinds, note, with_report, progress)
+        except StoredFileChanged:
+            moved = tables.data_version(archive.conn) != version
+            if attempt == PACK_ATTEMPTS or not (moved or attempt == 1):
+                raise
+            if not moved:
+                time.sleep(0.2)  # a writer between its rename and its commit
+    raise AssertionError("unreachable")
+
+
+PACK_ATTEMPTS = 4
+
+
+def _pack_once(
+    archive: Archive,
+    target: Path,
+    runs: Sequence[str],
+    selection: RunFilter | None,
+    kinds: ArtifactKinds,
+    note: str | None,
+    with_report: bool,
+    progress: Progress | None,
+) -> PackReport:
+    with read_transaction(archive.conn):  # every row from one snapshot
+        run_ids = select_run_ids(archive, runs, selection)
+        gathered = gather(archive, run_ids, kinds, bloch_pages=with_report)
+        try:
+            report = _report(archive, run_ids, gathered) if with_report else None
+        except BaseException:
+            gathered.close()
+            raise
     written: list[Payload] = []
     try:
         created = creation_time(gathered)
-        report = _report(archive, run_ids, gathered) if with_report else None
         version = format_version(gathered, report)
         qex_description, bundle_id = description(gathered, created, note, version, report)
         documents = [qex_description] if report is None else [qex_description, report]
@@ -284,7 +325,7 @@ def _prepare(member: Payload) -> Prepared:
         except ForeignFile as exc:
             raise ArchiveError(f"cannot pack {member.relative}: {exc}") from None
         if len(content) != member.size or hashlib.sha256(content).hexdigest() != member.sha256:
-            _changed(member.relative)
+            changed(member.relative)
         _check_npy(member, content)
     return (deflate(content) if _deflated(member) else content), zlib.crc32(content)
 
@@ -326,9 +367,9 @@ def _write_member(
     except FileNotFoundError:
         missing(member.relative)
     except ValueError:
-        _changed(member.relative)
+        changed(member.relative)
     if digest.hexdigest() != member.sha256:
-        _changed(member.relative)
+        changed(member.relative)
 
 
 def _check_npy(member: Payload, head: bytes) -> None:
@@ -349,7 +390,3 @@ def _check_npy(member: Payload, head: bytes) -> None:
             f"cannot pack {member.relative}: it holds a {header.shape} matrix, its run's "
             f"metadata.state says {member.npy_shape}; run 'qex-archive check'"
         )
-
-
-def _changed(relative: str) -> NoReturn:
-    raise ArchiveError(f"{relative} differs from its recorded checksum; run 'qex-archive check'")

@@ -180,6 +180,18 @@ def m009_seed_artifact_names(conn: sqlite3.Connection) -> list[str]:
     return gone
 
 
+def m010_bundle_merges(conn: sqlite3.Connection) -> None:
+    # the bundles whose tags and notes were merged into a run already here: a bundle's marks
+    # reach a run once, so what is removed or edited here since stays so when it comes again
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS qex_bundle_merges (
+            run_id TEXT NOT NULL REFERENCES runs(run_id),
+            bundle_id TEXT NOT NULL,
+            PRIMARY KEY (run_id, bundle_id)
+        )"""
+    )
+
+
 def _is_seed_candidate(path: str, run_id: str, name: str) -> bool:
     """``artifacts/{run_id}_{name}-{8 hex}.{ext}``: the second name an earlier render gave."""
     stem = path.removeprefix(f"artifacts/{run_id}_{name}-").rpartition(".")[0]
@@ -203,6 +215,7 @@ MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("m007_remotes", m007_remotes),
     ("m008_path_indexes", m008_path_indexes),
     ("m009_seed_artifact_names", m009_seed_artifact_names),
+    ("m010_bundle_merges", m010_bundle_merges),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -353,8 +353,22 @@ def referenced_among(conn: sqlite3.Connection, paths: Iterable[str]) -> set[str]
     return {path for (path,) in _rows_in(conn, sql, paths)}
 
 
+def data_version(conn: sqlite3.Connection) -> int:
+    """A number that changes when another connection commits to the database."""
+    (version,) = conn.execute("PRAGMA data_version").fetchone()
+    return int(version)
+
+
 def delete_run(conn: sqlite3.Connection, run_id: str) -> None:
-    for table in ("qex_tags", "qex_notes", "qex_imports", "qex_files", "artifacts", "runs"):
+    for table in (
+        "qex_tags",
+        "qex_notes",
+        "qex_bundle_merges",
+        "qex_imports",
+        "qex_files",
+        "artifacts",
+        "runs",
+    ):
         conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
 
 
@@ -379,6 +393,29 @@ def provenance(conn: sqlite3.Connection, run_ids: Sequence[str]) -> dict[str, di
         run_ids,
     )
     return {run_id: dict(zip(keys, values, strict=True)) for run_id, *values in rows}
+
+
+def bundle_met(conn: sqlite3.Connection, run_ids: Sequence[str], bundle_id: str) -> set[str]:
+    """Those of ``run_ids`` the bundle has met before: imported from it, or its tags and
+    notes merged into them (``qex_bundle_merges``)."""
+    sql = (
+        "SELECT run_id FROM qex_imports WHERE bundle_id = ? AND run_id IN ({ids}) "
+        "UNION SELECT run_id FROM qex_bundle_merges WHERE bundle_id = ? AND run_id IN ({ids})"
+    )
+    found: set[str] = set()
+    for start in range(0, len(run_ids), 400):
+        part = list(run_ids[start : start + 400])
+        marks = _marks(part)
+        rows = conn.execute(sql.format(ids=marks), [bundle_id, *part, bundle_id, *part])
+        found.update(run_id for (run_id,) in rows)
+    return found
+
+
+def insert_bundle_merges(conn: sqlite3.Connection, rows: Iterable[tuple[str, str]]) -> None:
+    """``(run_id, bundle_id)``: the bundle's tags and notes were merged into the run."""
+    conn.executemany(
+        "INSERT OR IGNORE INTO qex_bundle_merges (run_id, bundle_id) VALUES (?, ?)", rows
+    )
 
 
 # -- qex_tags and qex_notes ---------------------------------------------------------------

@@ -23,8 +23,24 @@ _INVISIBLE = {
 }
 
 
+class Styled(str):
+    """Text already made visible, with qex's own styling (bold) added after: :func:`visible`
+    passes it on as it is. Only qex makes one, from text it escaped itself (:func:`styled`)."""
+
+    __slots__ = ()
+
+
 def visible(text: object) -> str:
     """``text`` safe to print on a terminal: every control, escape and direction-changing
     character is shown as its escape (``\\x1b``), so nothing stored in an archive or a bundle
-    can move the cursor, retitle the window or reorder what is shown."""
+    can move the cursor, retitle the window or reorder what is shown. :class:`Styled` text
+    was escaped when it was made, and keeps its styling."""
+    if isinstance(text, Styled):
+        return text
     return str(text).translate(_INVISIBLE)
+
+
+def styled(text: str) -> Styled:
+    """``text`` made of parts each already made visible (by :func:`visible`) and then, where
+    qex wants, styled (``click.style``): marked so that :func:`visible` keeps it as it is."""
+    return Styled(text)

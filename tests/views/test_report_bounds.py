@@ -17,14 +17,8 @@ import numpy as np
 import pytest
 
 import qex_archive as qa
-from qex_archive.views.report import (
-    LEGEND_MAX,
-    PARAM_COLUMNS_MAX,
-    TEXT_MAX,
-    _ticks,
-    report_page,
-    write_reports,
-)
+from qex_archive.views.plot import LEGEND_MAX, TEXT_MAX, ticks
+from qex_archive.views.report import PARAM_COLUMNS_MAX, report_page, write_reports
 
 from ..cli_tools import invoke
 
@@ -88,10 +82,10 @@ def test_runs_moments_apart_and_at_the_same_moment(archive: qa.Archive) -> None:
 
 
 def test_ticks_are_counted_not_stepped() -> None:
-    assert _ticks(0.0, 1.0) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert ticks(0.0, 1.0) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
     for low, high in ((1e16, 1e16 + 2), (-1.7e308, 1.7e308), (0.0, 5e-324), (1e300, 1e300)):
-        ticks = _ticks(low, high)
-        assert len(ticks) <= 12 and ticks == sorted(set(ticks))
+        marks = ticks(low, high)
+        assert len(marks) <= 12 and marks == sorted(set(marks))
 
 
 def test_many_params_that_vary_give_a_bounded_table(archive: qa.Archive) -> None:
