@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 from ._jsonvalues import is_text
 from .errors import AmbiguousRunId, InvalidInput, RunNotFound
 from .run import Artifact, Run
-from .store import selecting, tables
+from .store import annotation_tables, selecting, tables
 from .store.query import RunFilter
 
 if TYPE_CHECKING:
@@ -204,8 +204,8 @@ class ArchiveReading:
         ids = [run.run_id for run in runs]
         artifacts = self.artifacts_by_run(ids)
         imported = tables.provenance(self.conn, ids)
-        tags = tables.tags_by_run(self.conn, ids)
-        notes = tables.notes_by_run(self.conn, ids)
+        tags = annotation_tables.tags_by_run(self.conn, ids)
+        notes = annotation_tables.notes_by_run(self.conn, ids)
         for run in runs:
             run.__dict__["artifacts"] = artifacts[run.run_id]
             run.__dict__["provenance"] = imported.get(run.run_id)

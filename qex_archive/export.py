@@ -22,17 +22,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from .errors import InvalidInput
-from .selection import (
+from ._columns import (
     FIXED_COLUMNS,
     SUMMARY_COLUMNS,
     annotated_records,
     annotation_kinds,
     checked_columns,
     flat_record,
-    require,
 )
-from .store import tables
+from .errors import InvalidInput
+from .selection import require
+from .store import annotation_tables, tables
 from .store.files import atomic_output
 from .store.paths import refuse_archive_output
 from .store.query import RunFilter, order_by
@@ -74,7 +74,7 @@ def export_runs(
         raise InvalidInput(f"cannot write {target}: give a file in an existing directory")
     # a damaged row must not stop the stream
     where, args = selection.sql(
-        damaged_json=True, rare_tags=tables.rare_tags(archive.conn, selection.tags)
+        damaged_json=True, rare_tags=annotation_tables.rare_tags(archive.conn, selection.tags)
     )
     kinds = _param_kinds(tables.iter_params(archive.conn, where, args))
     extra = annotation_kinds(archive, where, args, columns=wanted, with_notes=with_notes)

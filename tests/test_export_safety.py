@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import qex_archive as qa
+from qex_archive._columns import param_column
 from qex_archive.export import export_runs
-from qex_archive.selection import param_column
 
 from .cli_tools import invoke
 

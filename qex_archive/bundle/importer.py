@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._jsonvalues import DAMAGED, stored_json
 from ..errors import ArchiveError, InvalidInput, SinkError
-from ..store import tables
+from ..store import annotation_tables, tables
 from ..store.files import PendingFiles, StagingDirectory, storage_faults
 from ..store.integrity import STAGING_DIR
 from ..store.paths import DataPaths
@@ -299,8 +299,8 @@ class _Merge:
         tables.insert_runs(conn, new.runs)
         tables.insert_artifacts(conn, new.artifacts)
         tables.insert_files(conn, new.files)
-        tables.set_tags(conn, new.tags)
-        tables.add_notes(conn, new.notes)
+        annotation_tables.set_tags(conn, new.tags)
+        annotation_tables.add_notes(conn, new.notes)
         note = self.contents.description.get("note")
         tables.insert_imports(
             conn,
@@ -309,8 +309,8 @@ class _Merge:
                 for row in new.runs
             ],
         )
-        tables.set_tags(conn, report.tags_added[self._tags_done :])
-        tables.add_notes(conn, report.notes_added[self._notes_done :])
+        annotation_tables.set_tags(conn, report.tags_added[self._tags_done :])
+        annotation_tables.add_notes(conn, report.notes_added[self._notes_done :])
         tables.insert_bundle_merges(conn, ((run_id, bundle_id) for run_id in self._merged))
         self._tags_done, self._notes_done = len(report.tags_added), len(report.notes_added)
         self._merged.clear()
@@ -348,8 +348,8 @@ class _Merge:
         ids = [row[0] for row in rows.runs]
         conn = self.archive.conn
         met = tables.bundle_met(conn, ids, self.contents.bundle_id)
-        here_tags = tables.tags_by_run(conn, ids)
-        here_notes = tables.notes_by_run(conn, ids)
+        here_tags = annotation_tables.tags_by_run(conn, ids)
+        here_notes = annotation_tables.notes_by_run(conn, ids)
         report = self.report
         self._merged.extend(run_id for run_id in ids if run_id not in met)
         for run_id, key, value in rows.tags:

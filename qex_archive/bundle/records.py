@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..errors import ArchiveError, InvalidInput, StorageError
 from ..recording.names import check_name
-from ..store import tables
+from ..store import annotation_tables, tables
 from ..store.files import failure_reason, sha256_of_stream
 from ..store.npyfile import NpyFormatError, check_density_matrix_header, read_header
 from ..store.paths import DataPaths, ForeignFile, open_checked_path
@@ -288,7 +288,8 @@ def _collect_payload(
 ) -> tuple[list[Payload], list[dict[str, Any]]]:
     ids = [run.run_id for run in runs]
     stored = tables.file_checksums(archive.conn, ids)
-    tags, notes = tables.tags_by_run(archive.conn, ids), tables.notes_by_run(archive.conn, ids)
+    tags = annotation_tables.tags_by_run(archive.conn, ids)
+    notes = annotation_tables.notes_by_run(archive.conn, ids)
     files = _Files(archive.root, stored)
     payload: list[Payload] = []
     records = []

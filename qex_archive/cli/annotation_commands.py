@@ -32,7 +32,7 @@ def tag(
         qex-archive tag -e ghz_depolarizing -p "depolarizing>=0.2" noisy=
     """
     from ..errors import InvalidInput
-    from ..store.tables import tags_by_run
+    from ..store.annotation_tables import tags_by_run
 
     refs = [item for item in items if "=" not in item]
     tags = dict(item.split("=", 1) for item in items if "=" in item)

@@ -194,7 +194,7 @@ def runs_command(
         return
     import shutil
 
-    from ..store.tables import tags_by_run
+    from ..store.annotation_tables import tags_by_run
     from ..views.text import runs_table
 
     selected = [run for batch in batches for run in batch]

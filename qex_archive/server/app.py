@@ -31,9 +31,9 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from ..errors import ArchiveError, InvalidFilter, InvalidInput, QexError, RunNotFound
+from ..store.annotation_tables import tags_by_run
 from ..store.paths import ForeignFile, open_data_file
 from ..store.query import RunFilter, filter_from_texts
-from ..store.tables import tags_by_run
 from ..views.html import CSP
 from . import pages
 from .paging import MAX_PAGE_SIZE, PAGE_SIZE, Cursor, Page, page_of_runs

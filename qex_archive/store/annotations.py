@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._jsonvalues import is_text
 from ..errors import InvalidInput
-from . import tables
+from . import annotation_tables
 
 if TYPE_CHECKING:
     from ..archive import Archive
@@ -66,12 +66,12 @@ def tag_runs(
     if not checked and not removed:
         raise InvalidInput("give tags to set (key=value) or to remove")
     with archive.writer.unit("tag runs"):
-        tables.set_tags(
+        annotation_tables.set_tags(
             archive.conn, [(run_id, k, v) for run_id in run_ids for k, v in checked.items()]
         )
         for run_id in run_ids:
             if removed:
-                tables.remove_tags(archive.conn, run_id, removed)
+                annotation_tables.remove_tags(archive.conn, run_id, removed)
 
 
 def add_note(archive: Archive, run_id: str, text: str, *, edit: bool = False) -> None:
@@ -79,18 +79,18 @@ def add_note(archive: Archive, run_id: str, text: str, *, edit: bool = False) ->
     checked = check_note(text)
     with archive.writer.unit("add a note"):
         if edit:
-            if not tables.replace_last_note(archive.conn, run_id, time.time(), checked):
+            if not annotation_tables.replace_last_note(archive.conn, run_id, time.time(), checked):
                 raise InvalidInput(f"run {run_id[:8]} has no note to edit; add one first")
         else:
-            tables.add_notes(archive.conn, [(run_id, time.time(), checked)])
+            annotation_tables.add_notes(archive.conn, [(run_id, time.time(), checked)])
 
 
 def tags_of(archive: Archive, run_id: str) -> dict[str, str]:
-    return tables.tags_by_run(archive.conn, [run_id])[run_id]
+    return annotation_tables.tags_by_run(archive.conn, [run_id])[run_id]
 
 
 def notes_of(archive: Archive, run_id: str) -> list[dict[str, Any]]:
-    return tables.notes_by_run(archive.conn, [run_id])[run_id]
+    return annotation_tables.notes_by_run(archive.conn, [run_id])[run_id]
 
 
 def _printable(text: str) -> bool:

@@ -186,7 +186,7 @@ class RunFilter:
         """A WHERE clause (possibly empty) and its arguments. With ``damaged_json``, rows whose
         params or metadata are not valid JSON (written by other tools) match no condition on
         them instead of making SQLite fail; it costs a second parse per row, so it is the
-        fallback. The tag conditions in ``rare_tags`` (see :func:`.tables.rare_tags`) are
+        fallback. The tag conditions in ``rare_tags`` (see :func:`.annotation_tables.rare_tags`) are
         read from the tags index instead of being asked of each run."""
         clauses: list[str] = []
         args: list[Any] = []
@@ -211,7 +211,7 @@ class RunFilter:
             clauses.append(text)
             args.extend(more)
         for key, value in self.tags:
-            from .tables import HAS_TAG, HAS_TAG_VALUE, TAGGED, TAGGED_VALUE
+            from .annotation_tables import HAS_TAG, HAS_TAG_VALUE, TAGGED, TAGGED_VALUE
 
             if (key, value) in rare_tags:
                 clauses.append(TAGGED if value is None else TAGGED_VALUE)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 
-from . import selecting, tables
+from . import annotation_tables, selecting, tables
 from .migrations import migrate
 from .query import RunFilter
 from .tables import RunRow
@@ -35,7 +35,7 @@ class ScratchSelection:
             self._conn.execute("DELETE FROM qex_tags")
             self._conn.execute("DELETE FROM runs")
             tables.insert_runs(self._conn, runs)
-            tables.set_tags(self._conn, tags)
+            annotation_tables.set_tags(self._conn, tags)
         return set(selecting.run_ids(self._conn, self.selection))
 
     def close(self) -> None:

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import tables
+from . import annotation_tables, tables
 from .query import METADATA_ALIASES, Condition, RunFilter, json_path, order_by, path_sql
 from .tables import RunRow
 
@@ -38,7 +38,7 @@ def select_rows(
         min(offset, MAX_SQL_INTEGER),
     ]
     wanted = None if limit is None else limit + offset
-    rare = tables.rare_tags(conn, selection.tags, wanted)
+    rare = annotation_tables.rare_tags(conn, selection.tags, wanted)
     return _batches(conn, selection, rare, sort, reverse, paging, batch)
 
 
@@ -78,7 +78,7 @@ def filtered(
 ) -> Any:
     """``query(where, args)`` for the selection (``wanted``: how many of the matching runs the
     query reads, ``None`` for all)."""
-    rare = tables.rare_tags(conn, selection.tags, wanted)
+    rare = annotation_tables.rare_tags(conn, selection.tags, wanted)
     where, args = selection.sql(rare_tags=rare)
     try:
         return query(where, args)

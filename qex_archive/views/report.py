@@ -9,8 +9,9 @@ report of many runs stays small enough to mail (sizes measured in benchmarks/REA
 
 Whatever the archive holds, a page is bounded: at most :data:`PARAM_COLUMNS_MAX` param
 columns and :data:`NAMES_MAX` names in a list (a note says how many more), every text cut at
-:data:`.plot.TEXT_MAX` characters, at most :data:`.plot.LEGEND_MAX` legend entries, a few ticks per axis
-(computed by count, never by stepping until a bound is passed), and axes that stay finite
+:data:`TEXT_MAX` characters, at most :data:`LEGEND_MAX` legend entries (both in
+:mod:`.plot`), a few ticks per axis (computed by count, never by stepping until a bound is
+passed), and axes that stay finite
 and non-empty for any finite values (equal ones, neighbours such as 1e16 and 1e16 + 2, or
 +-1.7e308). The time and size grow linearly with the runs and their params, and the links
 to Bloch pages follow the one trust rule (:func:`.html.may_show`): a page imported from

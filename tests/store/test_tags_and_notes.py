@@ -53,7 +53,7 @@ def test_a_tag_read_from_the_index_or_asked_of_each_run_selects_the_same_runs(
     archive: qa.Archive, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, index_max: int
 ) -> None:
     from qex_archive.export import export_runs
-    from qex_archive.store import tables
+    from qex_archive.store import annotation_tables
     from qex_archive.store.annotations import tag_runs
 
     with archive.batch():
@@ -64,8 +64,10 @@ def test_a_tag_read_from_the_index_or_asked_of_each_run_selects_the_same_runs(
     tag_runs(archive, [r.run_id for r in runs[:2]], {"figure": "3"})  # rare
     tag_runs(archive, [r.run_id for r in runs[::2]], {"sweep": "a"})  # common (6 runs)
     tag_runs(archive, [r.run_id for r in runs[1::3]], {"sweep": "b"})
-    monkeypatch.setattr(tables, "TAG_INDEX_MAX", index_max)
-    rare = tables.rare_tags(archive.conn, [("figure", "3"), ("sweep", None), ("sweep", "a")])
+    monkeypatch.setattr(annotation_tables, "TAG_INDEX_MAX", index_max)
+    rare = annotation_tables.rare_tags(
+        archive.conn, [("figure", "3"), ("sweep", None), ("sweep", "a")]
+    )
     assert (
         rare
         == {
