@@ -11,7 +11,8 @@ two bases is drawn under the first)::
     │   │   ├── SchemaTooNew        the archive was written by a newer qex-archive
     │   │   ├── StorageError        the disk or the database failed while writing
     │   │   ├── ReadOnlyArchive     a change was asked of an archive that can only be read
-    │   │   └── ForeignFile         a stored path is not the archive's own (``code``: QEX-C)
+    │   │   ├── ForeignFile         a stored path is not the archive's own (``code``: QEX-C)
+    │   │   └── StoredFileChanged   a stored file changed or went while pack read the runs
     │   ├── RunNotFound             no run matches an ID or prefix (also a LookupError)
     │   ├── AmbiguousRunId          an ID prefix matches several runs (also a LookupError)
     │   ├── InvalidInput            an argument is not acceptable (also a ValueError)
@@ -75,6 +76,16 @@ class ForeignFile(ArchiveError):
     def __init__(self, code: str, message: str) -> None:
         self.code = code
         super().__init__(message)
+
+
+class StoredFileChanged(ArchiveError):
+    """A stored file is missing, or differs from the checksum pack read for it: damage (what
+    ``check`` finds), or a write committed since pack read the rows (``render`` replaces a
+    page under its name), which pack answers by reading the runs again."""
+
+    def __init__(self, message: str, relative: str) -> None:
+        super().__init__(message)
+        self.relative = relative
 
 
 class RunNotFound(QexError, LookupError):

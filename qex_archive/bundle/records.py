@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from ..errors import ArchiveError, InvalidInput, StorageError
+from ..errors import ArchiveError, InvalidInput, StorageError, StoredFileChanged
 from ..recording.names import check_name
 from ..store import annotation_tables, tables
 from ..store.files import failure_reason, sha256_of_stream
@@ -423,16 +423,6 @@ class _Files:
         except ForeignFile as exc:
             raise _unpackable(run_id, str(exc)) from None
         return Payload(name, known[0], known[1], path, relative)
-
-
-class StoredFileChanged(ArchiveError):
-    """A stored file is missing, or differs from the checksum pack read for it: damage (what
-    ``check`` finds), or a write committed since pack read the rows (``render`` replaces a
-    page under its name), which pack answers by reading the runs again."""
-
-    def __init__(self, message: str, relative: str) -> None:
-        super().__init__(message)
-        self.relative = relative
 
 
 def missing(relative: str) -> NoReturn:

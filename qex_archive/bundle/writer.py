@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._jsonvalues import is_text
-from ..errors import ArchiveError, InvalidInput
+from ..errors import ArchiveError, InvalidInput, StoredFileChanged
 from ..store import tables
 from ..store.connection import read_transaction
 from ..store.files import atomic_output
@@ -49,7 +49,6 @@ from .records import (
     Gathered,
     Payload,
     Spool,
-    StoredFileChanged,
     changed,
     gather,
     missing,
