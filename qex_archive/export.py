@@ -29,6 +29,7 @@ from ._columns import (
     annotation_kinds,
     checked_columns,
     flat_record,
+    value_kind,
 )
 from .errors import InvalidInput
 from .selection import require
@@ -103,20 +104,8 @@ def _param_kinds(params: Iterator[Any]) -> dict[str, set[str]]:
         record = flat_record((None, None, None, None, text, None, None, None, None, None))
         for column, value in record.items():
             if column.startswith("params."):
-                kinds.setdefault(column, set()).add(_kind(value))
+                kinds.setdefault(column, set()).add(value_kind(value))
     return kinds
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "real"
-    return "text" if isinstance(value, str) else "json"
 
 
 def _cell(value: Any) -> str:
